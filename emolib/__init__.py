@@ -1,0 +1,16 @@
+"""emolib: facial emotion recognition on FER2013's seven emotions.
+
+Submodules are imported lazily where they pull heavy dependencies, so `import emolib` is cheap.
+"""
+from .labels import EMOJI, EMOTIONS
+
+__version__ = "0.1.0"
+
+__all__ = ["EMOTIONS", "EMOJI", "__version__", "EmotionRecognizer"]
+
+
+def __getattr__(name):
+    if name == "EmotionRecognizer":
+        from .recognizer import EmotionRecognizer
+        return EmotionRecognizer
+    raise AttributeError(f"module 'emolib' has no attribute {name!r}")

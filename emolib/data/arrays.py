@@ -1,0 +1,71 @@
+"""FaceArrays: what every source decodes into, once.
+
+``images`` uint8 N×48×48, ``labels`` int64 canonical indices (FER2013 order, `emolib.labels`),
+``splits`` one of ``train``/``val``/``test`` per row. Synthetic data also carries ``masks``: per
+image, the pixels of the facial regions that carry its class (Grad-CAM ground truth).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..labels import EMOTIONS, remap_table, resolve_classes
+
+SPLITS = ("train", "val", "test")
+IMAGE_SIZE = 48
+
+
+@dataclass
+class FaceArrays:
+    images: np.ndarray                     # uint8 (N, 48, 48)
+    labels: np.ndarray                     # int64 (N,), index into `classes`
+    splits: np.ndarray                     # '<U5' (N,), values in SPLITS
+    classes: tuple[str, ...] = EMOTIONS
+    masks: np.ndarray | None = None        # bool (N, 48, 48) evidence regions, synthetic only
+    source: str = ""                       # e.g. "synthetic(seed=0,n=6000)" or "fer2013:csv:<path>"
+    fingerprint: str = ""                  # hash of the source files/params that produced the arrays
+    notes: list[str] = field(default_factory=list)   # things the loader wants the user to know
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not decoded
+
+    def __post_init__(self):
+        n = len(self.images)
+        if self.images.dtype != np.uint8 or self.images.ndim != 3:
+            raise ValueError(f"images must be uint8 N×H×W, got {self.images.dtype} {self.images.shape}")
+        if len(self.labels) != n or len(self.splits) != n:
+            raise ValueError("images, labels and splits must have the same length")
+        if self.masks is not None and self.masks.shape != self.images.shape:
+            raise ValueError("masks must have the images' shape")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _take(self, idx: np.ndarray) -> "FaceArrays":
+        return replace(self, images=self.images[idx], labels=self.labels[idx], splits=self.splits[idx],
+                       masks=None if self.masks is None else self.masks[idx])
+
+    def split(self, name: str) -> "FaceArrays":
+        """The rows of one split; an empty split is an error, not an empty dataset."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose from {SPLITS}")
+        idx = np.flatnonzero(self.splits == name)
+        if idx.size == 0:
+            raise ValueError(f"split {name!r} of {self.source or 'this dataset'} is empty")
+        return self._take(idx)
+
+    def subset(self, classes) -> "FaceArrays":
+        """Keep only `classes` (names or a subset name such as "five"); labels are re-indexed."""
+        names = resolve_classes(classes)
+        table = remap_table(names)
+        canon = np.array([EMOTIONS.index(c) for c in self.classes])
+        new = table[canon[self.labels]]
+        keep = np.flatnonzero(new >= 0)
+        out = self._take(keep)
+        out.labels = new[keep]
+        out.classes = names
+        return out
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per class per split: {split: {class: n}}."""
+        return {s: {c: int(((self.splits == s) & (self.labels == i)).sum()) for i, c in enumerate(self.classes)}
+                for s in SPLITS}

@@ -1,0 +1,64 @@
+"""A small model registry in the style of timm: a name maps to a builder and its ModelSpec.
+
+Builders take ``num_classes`` and ``pretrained`` (plus their own keywords) and return an
+``nn.Module``; `create` attaches the spec as ``model.spec`` so every caller can derive
+preprocessing from the model itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from .spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    builder: Callable[..., nn.Module]
+    spec: ModelSpec
+    description: str
+    offline_pretrained: bool   # pretrained weights available without a network (registry package)
+    needs_download: bool       # pretrained weights come only from the official download
+
+
+_REGISTRY: dict[str, Entry] = {}
+
+
+def register(name: str, spec: ModelSpec, description: str = "", *,
+             offline_pretrained: bool = False, needs_download: bool = False):
+    """Decorator registering a builder under `name`; a second registration of a name raises."""
+    def wrap(builder: Callable[..., nn.Module]):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = Entry(name, builder, spec, description or (builder.__doc__ or "").strip().split("\n")[0],
+                                offline_pretrained, needs_download)
+        return builder
+    return wrap
+
+
+def entry(name: str) -> Entry:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def get_spec(name: str) -> ModelSpec:
+    return entry(name).spec
+
+
+def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) -> nn.Module:
+    """Build a registered model; the returned module carries ``.spec`` and ``.model_name``."""
+    e = entry(name)
+    model = e.builder(num_classes=num_classes, pretrained=pretrained, **kwargs)
+    # A builder whose input depends on its keywords (e.g. input_size) sets its own spec.
+    if not isinstance(getattr(model, "spec", None), ModelSpec):
+        model.spec = e.spec  # type: ignore[attr-defined]
+    model.model_name = name  # type: ignore[attr-defined]
+    return model
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
