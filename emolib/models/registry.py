@@ -57,6 +57,9 @@ def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) 
     if not isinstance(getattr(model, "spec", None), ModelSpec):
         model.spec = e.spec  # type: ignore[attr-defined]
     model.model_name = name  # type: ignore[attr-defined]
+    # What emolib.checkpoint needs to rebuild the same architecture from a checkpoint.
+    model.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]
+    model.num_classes = num_classes  # type: ignore[attr-defined]
     return model
 
 
