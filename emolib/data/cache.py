@@ -1,0 +1,101 @@
+"""Decoded arrays, saved once as one ``.npz`` per source under `emolib.paths.cache_dir()`.
+
+The file name identifies the source (kind + a hash of its path or generator parameters + the data-format
+version); the file stores the source's fingerprint. A load whose fingerprint differs from the stored one
+rebuilds and overwrites, so an edited CSV or a folder with new files is noticed. Writes are atomic
+(temporary file + ``os.replace``): an interrupted run never leaves a half-written cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import paths
+from .arrays import FaceArrays
+
+# Bump when the decoded arrays would differ for the same source (decoder, resize, split rules).
+FORMAT_VERSION = 1
+
+
+def digest(obj) -> str:
+    """Short stable hash of any JSON-able value."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def files_fingerprint(root: Path) -> str:
+    """Relative paths, sizes and mtimes of every file under `root` (or of `root` itself if a file)."""
+    root = Path(root)
+    if root.is_file():
+        st = root.stat()
+        return digest([root.name, st.st_size, st.st_mtime_ns])
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        for name in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, name))
+            entries.append((rel, name, st.st_size, st.st_mtime_ns))
+    return digest(entries)
+
+
+def cache_path(kind: str, identity) -> Path:
+    """One file per source: `kind` (e.g. "fer2013-csv") and the source's identity (path or params)."""
+    return paths.cache_dir() / f"{kind}-{digest(identity)}.v{FORMAT_VERSION}.npz"
+
+
+def save(path: Path, arrays: FaceArrays) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = dict(images=arrays.images, labels=arrays.labels, splits=arrays.splits.astype("<U5"),
+                  classes=np.array(arrays.classes), source=np.array(arrays.source),
+                  fingerprint=np.array(arrays.fingerprint), notes=np.array(arrays.notes, dtype=str),
+                  skipped=np.array(arrays.skipped, dtype=str).reshape(-1, 2),
+                  format_version=np.array(FORMAT_VERSION))
+    if arrays.masks is not None:
+        fields["masks"] = arrays.masks
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **fields)              # uncompressed: loading FER2013-size arrays stays well under 1 s
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read(path: Path) -> FaceArrays:
+    with np.load(path, allow_pickle=False) as z:
+        return FaceArrays(images=z["images"], labels=z["labels"].astype(np.int64), splits=z["splits"],
+                          classes=tuple(z["classes"].tolist()), masks=z["masks"] if "masks" in z else None,
+                          source=str(z["source"]), fingerprint=str(z["fingerprint"]),
+                          notes=z["notes"].tolist(), skipped=[tuple(r) for r in z["skipped"].tolist()])
+
+
+def stored_fingerprint(path: Path) -> str | None:
+    """The fingerprint inside a cache file (reads only that entry), or None if absent or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["format_version"]) != FORMAT_VERSION:
+                return None
+            return str(z["fingerprint"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def load_or_build(kind: str, identity, fingerprint: str, build: Callable[[], FaceArrays], *,
+                  use_cache: bool = True) -> FaceArrays:
+    """The cached arrays if their fingerprint matches, else `build()` (then saved when `use_cache`)."""
+    path = cache_path(kind, identity)
+    if use_cache and path.exists() and stored_fingerprint(path) == fingerprint:
+        return read(path)
+    arrays = build()
+    arrays.fingerprint = fingerprint
+    if use_cache:
+        save(path, arrays)
+    return arrays

@@ -1,0 +1,104 @@
+"""`load`: the one entry point for every data source, decoded once and cached.
+
+    load("synthetic", n=6000, seed=0)              # offline default, deterministic
+    load("fer2013")                                # data/raw/fer2013, the kagglehub cache, or a download
+    load("fer2013", "path/to/fer2013.csv")         # or icml_face_data.csv, or a folder release root
+    load("folder", "path/to/root")                 # any root/<split>/<class>/*.png|jpg tree
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+from pathlib import Path
+
+from . import cache as array_cache
+from .arrays import FaceArrays
+from .errors import DataFormatError
+from .fer2013 import CSV_NAMES, read_csv
+from .folder import read_folder, split_dirs
+from .kaggle import DEFAULT_HANDLE, resolve_fer2013
+
+SOURCES = ("synthetic", "fer2013", "folder")
+
+
+def load(source: str = "synthetic", path: str | Path | None = None, *, handle: str = DEFAULT_HANDLE,
+         download: bool = True, cache: bool = True, **options) -> FaceArrays:
+    """Decode `source` into FaceArrays (uint8 N×48×48, canonical labels, splits), reusing the cache.
+
+    `options` go to the source: ``synthetic.generate`` parameters (n, seed, …) for "synthetic";
+    ``val_frac``/``seed`` (used only when a folder tree has no val split) for "fer2013" and "folder".
+    `download` lets "fer2013" without a `path` call kagglehub when no local or cached copy exists.
+    """
+    if source == "synthetic":
+        if path is not None:
+            raise ValueError("source 'synthetic' takes no path")
+        arrays = _load_synthetic(options, use_cache=cache)
+    elif source == "fer2013":
+        arrays = _load_local(locate_fer2013(resolve_fer2013(handle, path, download=download)),
+                             "fer2013", options, use_cache=cache)
+    elif source == "folder":
+        if path is None:
+            raise ValueError("source 'folder' needs path=<root of a root/<split>/<class>/ tree>")
+        arrays = _load_local(("folder", Path(path)), "folder", options, use_cache=cache)
+    else:
+        raise ValueError(f"unknown data source {source!r}; choose from {SOURCES}")
+    if len(arrays) == 0:
+        raise DataFormatError(f"source {arrays.source or source!r} yielded no images")
+    return arrays
+
+
+def locate_fer2013(path: Path) -> tuple[str, Path]:
+    """Which FER2013 form lives at `path`: ("csv", file) or ("folder", release root)."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise DataFormatError(f"{path}: a FER2013 file must be a CSV ({' or '.join(CSV_NAMES)})")
+        return "csv", path
+    for depth in range(3):                      # kagglehub and hand-made folders nest a level or two
+        for name in CSV_NAMES:
+            hits = sorted(path.glob("/".join(["*"] * depth + [name])))
+            if hits:
+                return "csv", hits[0]
+        for d in sorted([path] if depth == 0 else path.glob("/".join(["*"] * depth))):
+            if d.is_dir() and split_dirs(d):
+                return "folder", d
+    raise DataFormatError(f"{path}: no FER2013 here; expected {' or '.join(CSV_NAMES)}, or train/ and test/ "
+                          f"folders with one subfolder per class")
+
+
+def _load_local(located: tuple[str, Path], source: str, options: dict, *, use_cache: bool) -> FaceArrays:
+    form, p = located
+    p = p.resolve()
+    if form == "csv":
+        if options:
+            raise TypeError(f"unexpected options for a FER2013 CSV: {sorted(options)}")
+        build = lambda: read_csv(p)
+    else:
+        unknown = set(options) - {"val_frac", "seed", "workers"}
+        if unknown:
+            raise TypeError(f"unexpected options for a folder source: {sorted(unknown)}")
+        build = lambda: read_folder(p, **options)
+    decode_opts = {k: v for k, v in options.items() if k != "workers"}
+    kind = f"{source}-{form}"
+    arrays = array_cache.load_or_build(kind, [str(p), decode_opts], array_cache.files_fingerprint(p), build,
+                                 use_cache=use_cache)
+    arrays.source = f"{kind}:{p}"
+    return arrays
+
+
+def _load_synthetic(options: dict, *, use_cache: bool) -> FaceArrays:
+    from . import synthetic              # written alongside; imported here so a missing extra never breaks import
+    params = {name: par.default for name, par in inspect.signature(synthetic.generate).parameters.items()
+              if par.default is not inspect.Parameter.empty}
+    unknown = set(options) - set(params)
+    if unknown:
+        raise TypeError(f"unexpected options for synthetic.generate: {sorted(unknown)}; accepted: {sorted(params)}")
+    params.update(options)
+    # The generator's own code is part of its version: an edited generator never serves stale arrays.
+    version = [getattr(synthetic, "GENERATOR_VERSION", None),
+               hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()[:16]]
+    fingerprint = array_cache.digest({"params": params, "generator": version})
+    arrays = array_cache.load_or_build("synthetic", params, fingerprint, lambda: synthetic.generate(**params),
+                                 use_cache=use_cache)
+    arrays.source = arrays.source or f"synthetic({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+    return arrays

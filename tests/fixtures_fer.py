@@ -1,0 +1,90 @@
+"""Small FER2013 fixtures written into a test's tmp_path in the real formats (nothing binary in git).
+
+`make_faces()` draws smooth 48×48 faces-ish images (smooth so that JPG round trips stay close), with
+one blank image and one duplicated face (same pixels in train and test under different labels), in a
+shuffled CSV order. The writers lay the same pixels out as each FER2013 release does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emolib.data.arrays import FaceArrays
+from emolib.data.fer2013 import write_csv
+from emolib.labels import EMOTIONS
+
+PREFIX = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+MSAMBARE_CLASSES = dict(zip(EMOTIONS, EMOTIONS))   # angry disgust fear happy sad surprise neutral
+ANANTHU_CLASSES = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy",
+                   "sad": "sad", "surprise": "surprised", "neutral": "neutral"}
+BLANK_ROW, DUP_ROWS = 0, (1, 2)
+
+
+def make_faces(per_class=(10, 2, 2), seed: int = 0) -> FaceArrays:
+    """`per_class` images per class for (train, val, test); rows shuffled; row 0 blank, rows 1 and 2 equal."""
+    rng = np.random.default_rng(seed)
+    labels, splits = [], []
+    for split, k in zip(("train", "val", "test"), per_class):
+        for c in range(len(EMOTIONS)):
+            labels += [c] * k
+            splits += [split] * k
+    order = rng.permutation(len(labels))
+    labels = np.array(labels, dtype=np.int64)[order]
+    splits = np.array(splits, dtype="<U5")[order]
+    yy, xx = np.mgrid[0:48, 0:48] / 47.0
+    images = []
+    for i in range(len(labels)):
+        a, b, c = rng.uniform(-1, 1, 3)
+        base = 128 + 60 * (a * xx + b * yy) + 40 * np.sin(3 * c + 6 * xx * yy)
+        noise = cv2.GaussianBlur(rng.normal(0, 25, (48, 48)), (0, 0), 3)
+        images.append(np.clip(base + noise, 0, 255).astype(np.uint8))
+    images = np.stack(images)
+    images[BLANK_ROW] = 0
+    # The same face twice: once in train, once in test, under another label (leakage + conflict).
+    images[DUP_ROWS[1]] = images[DUP_ROWS[0]]
+    splits[list(DUP_ROWS)] = ["train", "test"]
+    labels[DUP_ROWS[1]] = (labels[DUP_ROWS[0]] + 1) % len(EMOTIONS)
+    return FaceArrays(images=images, labels=labels, splits=splits, source="fixture")
+
+
+def write_fer_csv(path: Path, faces: FaceArrays, style: str = "fer2013") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_csv(path, faces, style=style)
+
+
+def write_msambare(root: Path, faces: FaceArrays) -> Path:
+    """train/ and test/ with JPGs named Training_<row>.jpg, PublicTest_<row>.jpg, PrivateTest_<row>.jpg."""
+    for i, (img, label, split) in enumerate(zip(faces.images, faces.labels, faces.splits)):
+        d = root / ("train" if split == "train" else "test") / MSAMBARE_CLASSES[EMOTIONS[label]]
+        d.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / f"{PREFIX[str(split)]}_{i}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return root
+
+
+def write_ananthu(root: Path, faces: FaceArrays) -> Path:
+    """train/ and test/ (PublicTest and PrivateTest together) with PNGs named im<row>.png."""
+    for i, (img, label, split) in enumerate(zip(faces.images, faces.labels, faces.splits)):
+        d = root / ("train" if split == "train" else "test") / ANANTHU_CLASSES[EMOTIONS[label]]
+        d.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / f"im{i}.png"), img)
+    return root
+
+
+def write_tree(root: Path, faces: FaceArrays, split_names=None, class_names=None, ext=".png") -> Path:
+    """A generic root/<split>/<class>/<row><ext> tree with chosen folder spellings."""
+    split_names = split_names or {"train": "train", "val": "val", "test": "test"}
+    class_names = class_names or MSAMBARE_CLASSES
+    for i, (img, label, split) in enumerate(zip(faces.images, faces.labels, faces.splits)):
+        d = root / split_names[str(split)] / class_names[EMOTIONS[label]]
+        d.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / f"{i}{ext}"), img)
+    return root
+
+
+def canonical_order(arrays: FaceArrays) -> np.ndarray:
+    """Row order by (split, label), stable: rows of both a CSV and a folder tree line up under it,
+    because fixture file names carry the CSV row number and folders are read in natural name order."""
+    split_idx = np.array([("train", "val", "test").index(s) for s in arrays.splits])
+    return np.lexsort((arrays.labels, split_idx))
