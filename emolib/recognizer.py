@@ -1,0 +1,208 @@
+"""`EmotionRecognizer`: image in, one `FaceResult` per face out (detect → align → classify).
+
+All faces of an image go through the classifier in one batch (with flip TTA the mirrored crops
+join that same batch). Preprocessing is the model's own: faces are cropped at
+``spec.input_size`` and fed through `emolib.data.dataset.to_model_input`, the function training
+and evaluation use. Class names come from the checkpoint (or, for the imported FER2013 model,
+FER2013's order). Drawing lives in `emolib.draw`, the video loop in `emolib.video`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .labels import EMOJI, EMOTIONS, canonical
+
+DEFAULT_MODEL = "fer2013-mini-xception"
+# Registered models whose pretrained weights are an emotion classifier (the rest need a checkpoint):
+# name -> (asset file holding the weights, class names in the model's output order).
+PRETRAINED_EMOTION_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fer2013-mini-xception": ("emotion_model.hdf5", EMOTIONS),
+}
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def emoji_for(label: str) -> str:
+    try:
+        return EMOJI[canonical(label)]
+    except ValueError:               # a checkpoint with class names outside the seven emotions
+        return ""
+
+
+@dataclass
+class FaceResult:
+    """One face: where it is, what the classifier thinks, and how sure it is.
+
+    box: (x0, y0, x1, y1) image pixels. detector_score: the detector's confidence (0.0 for a
+    fallback region). probs: class -> probability, in the model's class order. label/confidence:
+    the most probable class and its probability; top3: the three best (label, p). emoji: the
+    label's Unicode emoji. from_fallback: no face was detected and `box` is the fallback region.
+    keypoints: K×2 detector keypoints or None. track_id: set by the video tracker.
+    """
+    box: tuple[float, float, float, float]
+    detector_score: float
+    probs: dict[str, float]
+    label: str
+    confidence: float
+    top3: list[tuple[str, float]]
+    emoji: str
+    from_fallback: bool = False
+    keypoints: np.ndarray | None = None
+    track_id: int | None = None
+
+    @classmethod
+    def from_probs(cls, face, probs: dict[str, float]) -> "FaceResult":
+        """A result for a detected `face` (emolib.faces.Face) and its class probabilities."""
+        return cls(box=tuple(float(v) for v in face.box), detector_score=float(face.score),
+                   from_fallback=face.source == "fallback", keypoints=face.keypoints,
+                   **_decision(probs))
+
+    def with_probs(self, probs: dict[str, float]) -> "FaceResult":
+        """The same face with other probabilities (e.g. smoothed over video frames)."""
+        return replace(self, **_decision(probs))
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data (keypoints as nested lists)."""
+        return {
+            "box": [round(v, 1) for v in self.box], "detector_score": round(self.detector_score, 4),
+            "label": self.label, "confidence": round(self.confidence, 4),
+            "top3": [[c, round(p, 4)] for c, p in self.top3],
+            "probs": {c: round(p, 4) for c, p in self.probs.items()},
+            "emoji": self.emoji, "from_fallback": self.from_fallback,
+            "keypoints": None if self.keypoints is None else np.round(self.keypoints, 1).tolist(),
+            "track_id": self.track_id,
+        }
+
+
+def _decision(probs: dict[str, float]) -> dict:
+    probs = {c: float(p) for c, p in probs.items()}
+    ranked = sorted(probs.items(), key=lambda kv: kv[1], reverse=True)
+    label, confidence = ranked[0]
+    return {"probs": probs, "label": label, "confidence": confidence, "top3": ranked[:3],
+            "emoji": emoji_for(label)}
+
+
+def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device: str = "cpu",
+                    classes=None) -> tuple[nn.Module, tuple[str, ...], str]:
+    """(model in eval mode, class names, a description of where it came from).
+
+    `model`: a checkpoint path; a checkpoint name in `paths.models_dir()` (with or without its
+    suffix); a registered model whose pretrained weights classify emotions ("fer2013-mini-xception");
+    or an nn.Module with ``.spec`` (then `classes` gives its class names, default the seven emotions).
+    """
+    from . import checkpoint, paths
+
+    if isinstance(model, nn.Module):
+        if not hasattr(model, "spec"):
+            raise ValueError("a model passed as a module needs a .spec (build it with emolib.models.create)")
+        names = tuple(classes) if classes is not None else getattr(model, "classes", EMOTIONS)
+        return model.to(device).eval(), tuple(names), getattr(model, "model_name", type(model).__name__)
+
+    name = str(model)
+    candidates = [Path(name)]
+    if not Path(name).is_absolute():
+        candidates += [paths.models_dir() / name] + [paths.models_dir() / (name + s) for s in CHECKPOINT_SUFFIXES]
+    for path in candidates:
+        if path.is_file():
+            net, ckpt = checkpoint.load_model(path, device=device)
+            return net, tuple(ckpt["classes"]), f"checkpoint {path}"
+
+    if name in PRETRAINED_EMOTION_MODELS:
+        from .models import create
+        _, names = PRETRAINED_EMOTION_MODELS[name]
+        net = create(name, num_classes=len(names), pretrained=True)
+        return net.to(device).eval(), names, f"pretrained {name}"
+
+    from .models import list_models
+    if name in list_models():
+        raise ValueError(f"model {name!r} has no emotion-trained weights of its own: pass a checkpoint "
+                         f"trained with it (a path, or a name in {paths.models_dir()}), or use "
+                         f"{', '.join(repr(m) for m in PRETRAINED_EMOTION_MODELS)}")
+    if Path(name).suffix in CHECKPOINT_SUFFIXES or os.sep in name:
+        raise FileNotFoundError(f"checkpoint {name} does not exist (also looked in {paths.models_dir()})")
+    raise ValueError(f"unknown model {name!r}: not a checkpoint file, not a checkpoint in "
+                     f"{paths.models_dir()}, and not a pretrained emotion model "
+                     f"({', '.join(PRETRAINED_EMOTION_MODELS)})")
+
+
+class EmotionRecognizer:
+    """Detect faces, crop and align them, classify their emotion.
+
+    model: "fer2013-mini-xception" (pretrained, offline), a checkpoint path or name, or a module.
+    detector: "blazeface" | "ssd" | "haar" (emolib.faces). fallback: "none" | "whole" | "center":
+    what to classify when no face is found (results then have from_fallback=True).
+    tta_flip: average the softmax of each crop and its mirror image. min_score: detector threshold
+    (None: the detector's default). margin: context added around each box, as a fraction of its side.
+    """
+
+    def __init__(self, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, detector: str = "blazeface", *,
+                 fallback: str = "none", tta_flip: bool = False, device: str = "cpu",
+                 min_score: float | None = None, margin: float = 0.2, classes=None):
+        from .faces.detect import DETECTORS, FALLBACKS
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        if fallback not in FALLBACKS:
+            raise ValueError(f"unknown fallback {fallback!r}; choose one of {', '.join(FALLBACKS)}")
+        self.model, self.classes, self.source = load_classifier(model, device, classes)
+        self.spec = self.model.spec
+        self.detector, self.fallback, self.tta_flip = detector, fallback, tta_flip
+        self.device, self.min_score, self.margin = torch.device(device), min_score, margin
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> "EmotionRecognizer":
+        return cls(model=Path(path), **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"EmotionRecognizer(model={self.source!r}, detector={self.detector!r}, classes={len(self.classes)}, "
+                f"input={self.spec.input_size}px×{self.spec.channels}, fallback={self.fallback!r}, "
+                f"tta_flip={self.tta_flip})")
+
+    # The three steps, public so the video loop can reuse tracked boxes between detections.
+    def detect_faces(self, image_bgr: np.ndarray) -> list:
+        from .faces import detect
+        return detect(image_bgr, self.detector, min_score=self.min_score, fallback=self.fallback)
+
+    @torch.inference_mode()
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) for uint8 gray face crops (N, H, W), in ONE forward pass."""
+        from .data.dataset import to_model_input
+        if len(crops) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        x = to_model_input(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device), self.spec)
+        n = x.shape[0]
+        if self.tta_flip:
+            x = torch.cat([x, x.flip(-1)])
+        probs = torch.softmax(self.model(x).float(), dim=1)
+        if self.tta_flip:
+            probs = (probs[:n] + probs[n:]) / 2
+        return probs.cpu().numpy()
+
+    def classify_faces(self, image_bgr: np.ndarray, faces: list) -> list[FaceResult]:
+        """A FaceResult per face (same order); every face is classified in one batch."""
+        from .faces.align import crop_faces
+        if not faces:
+            return []
+        crops = crop_faces(image_bgr, faces, size=self.spec.input_size, margin=self.margin)
+        probs = self.predict_crops(crops)
+        if probs.shape[1] != len(self.classes):
+            raise RuntimeError(f"the model outputs {probs.shape[1]} classes but has {len(self.classes)} names")
+        return [FaceResult.from_probs(f, dict(zip(self.classes, p.tolist()))) for f, p in zip(faces, probs)]
+
+    def recognize(self, image_bgr: np.ndarray) -> list[FaceResult]:
+        """Every face in a BGR uint8 image (gray H×W accepted), best detector score first."""
+        from .faces.detect import as_bgr
+        image_bgr = as_bgr(image_bgr)
+        return self.classify_faces(image_bgr, self.detect_faces(image_bgr))
+
+    def recognize_path(self, path: str | os.PathLike) -> list[FaceResult]:
+        """recognize() on an image file (EXIF orientation, gray, RGBA, 16-bit, CMYK handled).
+
+        Raises emolib.imageio.ImageReadError naming the file when it is not a readable image.
+        """
+        from .imageio import read_image
+        return self.recognize(read_image(path))

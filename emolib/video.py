@@ -1,0 +1,310 @@
+"""The video and webcam loop: frame sources, an IoU tracker, probability smoothing, an FPS counter.
+
+`process_video` is the one loop (the `emolib video` / `emolib webcam` commands and the webcam
+notebook all call it); `run_webcam` only adds a cv2 window around it. Nothing opens a camera or a
+window at import, and the model code (`EmotionRecognizer`) knows nothing about either.
+
+Per frame: detect faces (or, between detections when ``detect_every > 1``, reuse the boxes of the
+tracks seen on the previous frame), classify every face in one batch, give each face a track id
+by IoU with the previous frame, and smooth each track's probabilities with an exponential moving
+average so the label does not flicker from frame to frame.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+class VideoSourceError(RuntimeError):
+    """A camera or video file that cannot be opened or read; the message says which and why."""
+
+
+# --------------------------------------------------------------------------------------- sources
+@contextmanager
+def _quiet_opencv():
+    """OpenCV logs a page of backend warnings for a missing camera; our own error says it better."""
+    old = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(old)
+
+
+def open_source(src: int | str | os.PathLike | cv2.VideoCapture) -> cv2.VideoCapture:
+    """An opened cv2.VideoCapture for a camera index (int or digit string) or a video file path.
+
+    An already opened cv2.VideoCapture is returned as it is.
+
+    Raises VideoSourceError naming the source when it cannot be opened or yields no frame.
+    """
+    if isinstance(src, cv2.VideoCapture):
+        return src
+    if isinstance(src, str) and src.strip().isdigit():
+        src = int(src)
+    if isinstance(src, int):
+        what = f"camera {src}"
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(src)
+        if not cap.isOpened():
+            raise VideoSourceError(f"{what}: cannot open it (no such camera, or it is busy or not permitted); "
+                                   f"try another index with --camera")
+        return cap
+    path = Path(src)
+    if not path.exists():
+        raise VideoSourceError(f"{path}: no such video file")
+    if path.is_dir():
+        raise VideoSourceError(f"{path}: is a directory, expected a video file")
+    with _quiet_opencv():
+        cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise VideoSourceError(f"{path}: cannot be opened as a video (unsupported or damaged file)")
+    return cap
+
+
+def source_fps(cap: cv2.VideoCapture, default: float = 30.0) -> float:
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return float(fps) if fps and np.isfinite(fps) and 1 <= fps <= 240 else default
+
+
+def open_writer(path: str | os.PathLike, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """An mp4v cv2.VideoWriter for BGR frames of `size` (width, height); raises when it cannot write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise VideoSourceError(f"{path}: cannot write a video there (check the folder and the .mp4 suffix)")
+    return writer
+
+
+# ---------------------------------------------------------------------------------- FPS counter
+class FPSCounter:
+    """Frames per second as a moving average over the last `window` frames."""
+
+    def __init__(self, window: int = 30):
+        self.times: collections.deque[float] = collections.deque(maxlen=window + 1)
+
+    def tick(self) -> float:
+        """Record one frame now; return the current FPS."""
+        self.times.append(time.perf_counter())
+        return self.fps
+
+    @property
+    def fps(self) -> float:
+        if len(self.times) < 2:
+            return 0.0
+        span = self.times[-1] - self.times[0]
+        return (len(self.times) - 1) / span if span > 0 else 0.0
+
+
+# -------------------------------------------------------------------------------------- tracker
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: tuple[float, float, float, float]
+    face: object = None                  # the last Face seen, reused between detections
+    probs: np.ndarray | None = None      # smoothed class probabilities
+    missed: int = 0                      # consecutive frames without a matching box
+    hits: int = 1
+
+
+class IoUTracker:
+    """Track ids by box overlap with the previous frame (Hungarian matching on IoU).
+
+    A box matches a live track when their IoU is at least `iou_threshold`; unmatched boxes start
+    new tracks; a track unmatched for more than `max_missed` consecutive frames is dropped.
+    """
+
+    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 10):
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self.tracks: dict[int, Track] = {}
+        self.next_id = 0
+
+    def update(self, boxes: Sequence[Sequence[float]], faces: Sequence | None = None) -> list[int]:
+        """Assign a track id to each box of this frame (same order); age the unmatched tracks."""
+        boxes = [tuple(float(v) for v in b) for b in boxes]
+        faces = list(faces) if faces is not None else [None] * len(boxes)
+        live = list(self.tracks.values())
+        ids: list[int | None] = [None] * len(boxes)
+        if live and boxes:
+            iou = np.array([[box_iou(b, t.box) for t in live] for b in boxes])
+            rows, cols = linear_sum_assignment(-iou)
+            for r, c in zip(rows, cols):
+                if iou[r, c] >= self.iou_threshold:
+                    t = live[c]
+                    t.box, t.face, t.missed, t.hits = boxes[r], faces[r], 0, t.hits + 1
+                    ids[r] = t.track_id
+        matched = {i for i in ids if i is not None}
+        for t in live:
+            if t.track_id not in matched:
+                t.missed += 1
+                if t.missed > self.max_missed:
+                    del self.tracks[t.track_id]
+        for i, b in enumerate(boxes):
+            if ids[i] is None:
+                ids[i] = self.next_id
+                self.tracks[self.next_id] = Track(self.next_id, b, faces[i])
+                self.next_id += 1
+        return ids  # type: ignore[return-value]
+
+    def seen_last_frame(self) -> list[Track]:
+        """Tracks matched on the most recent update (their boxes stand in between detections)."""
+        return [t for t in self.tracks.values() if t.missed == 0]
+
+    def smooth(self, track_id: int, probs: np.ndarray, smooth: float) -> np.ndarray:
+        """Exponential moving average of a track's probabilities: smooth * previous + (1 - smooth) * new."""
+        t = self.tracks[track_id]
+        probs = np.asarray(probs, dtype=np.float64)
+        if t.probs is None or smooth <= 0 or t.probs.shape != probs.shape:
+            t.probs = probs
+        else:
+            t.probs = smooth * t.probs + (1.0 - smooth) * probs
+        return t.probs
+
+
+# ----------------------------------------------------------------------------------------- loop
+def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = None, recognizer=None, *,
+                  detect_every: int = 1, smooth: float = 0.6,
+                  on_frame: Callable[[int, np.ndarray, list], bool | None] | None = None,
+                  max_frames: int | None = None, show_fps: bool = True,
+                  tracker: IoUTracker | None = None) -> dict:
+    """Recognize emotions on every frame of a video file or camera; optionally write an annotated video.
+
+    src: camera index or video path. out: annotated .mp4 (mp4v), one output frame per input frame.
+    recognizer: an EmotionRecognizer (default: the pretrained FER2013 model with BlazeFace).
+    detect_every: run the detector every N frames, reusing the tracked boxes in between
+    (classification still runs on every frame). smooth: EMA weight of the past probabilities
+    (0 disables smoothing). on_frame(index, annotated_bgr, results): called per frame; returning
+    False stops the loop (the webcam window and notebook use it). max_frames: stop after that many.
+    Returns a dict: frames, seconds, fps, faces_per_frame (list), mean_faces, tracks (ids issued),
+    source_fps, width, height, out.
+    """
+    from .draw import annotate
+    if detect_every < 1:
+        raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+    if not 0 <= smooth < 1:
+        raise ValueError(f"smooth must be in [0, 1), got {smooth}")
+    if recognizer is None:
+        from .recognizer import EmotionRecognizer
+        recognizer = EmotionRecognizer()
+    tracker = tracker or IoUTracker()
+    cap = open_source(src)
+    writer = None
+    fps_counter = FPSCounter()
+    faces_per_frame: list[int] = []
+    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    in_fps = source_fps(cap)
+    t0 = time.perf_counter()
+    try:
+        index = 0
+        while max_frames is None or index < max_frames:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            if index == 0:
+                height, width = frame.shape[:2]
+            if index % detect_every == 0:
+                faces = recognizer.detect_faces(frame)
+            else:
+                faces = [t.face for t in tracker.seen_last_frame() if t.face is not None]
+            results = recognizer.classify_faces(frame, faces)
+            ids = tracker.update([r.box for r in results], faces)
+            results = [_smoothed(r, tid, tracker, smooth) for r, tid in zip(results, ids)]
+            fps = fps_counter.tick()
+            faces_per_frame.append(len(results))
+            annotated = None
+            if out is not None or on_frame is not None:
+                annotated = annotate(frame, results, fps if show_fps else None)
+            if out is not None:
+                if writer is None:
+                    writer = open_writer(out, in_fps, (frame.shape[1], frame.shape[0]))
+                writer.write(annotated)
+            index += 1
+            if on_frame is not None and on_frame(index - 1, annotated, results) is False:
+                break
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    seconds = time.perf_counter() - t0
+    n = len(faces_per_frame)
+    if n == 0 and max_frames != 0:
+        raise VideoSourceError(f"{_describe(src)}: no frame could be read (empty or damaged video, "
+                               "or a camera that delivers nothing)")
+    return {
+        "frames": n, "seconds": seconds, "fps": n / seconds if seconds > 0 else 0.0,
+        "faces_per_frame": faces_per_frame, "mean_faces": float(np.mean(faces_per_frame)) if n else 0.0,
+        "tracks": tracker.next_id, "source_fps": in_fps, "width": width, "height": height,
+        "out": str(out) if out is not None else None,
+    }
+
+
+def _describe(src) -> str:
+    if isinstance(src, cv2.VideoCapture):
+        return "video source"
+    return f"camera {src}" if isinstance(src, int) or str(src).isdigit() else str(src)
+
+
+def _smoothed(result, track_id: int, tracker: IoUTracker, smooth: float):
+    classes = list(result.probs)
+    probs = tracker.smooth(track_id, np.array([result.probs[c] for c in classes]), smooth)
+    return dataclasses.replace(result.with_probs(dict(zip(classes, probs.tolist()))), track_id=track_id)
+
+
+# --------------------------------------------------------------------------------------- webcam
+def _check_display() -> None:
+    """Qt aborts the whole process when there is no display; say so before trying."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise VideoSourceError("no display to open a window on (DISPLAY is not set); use `emolib video` "
+                               "on a recorded file, or the webcam notebook")
+
+
+def run_webcam(camera: int = 0, recognizer=None, *, detect_every: int = 1, smooth: float = 0.6,
+               window: str = "emolib - q or Esc quits", max_frames: int | None = None) -> dict:
+    """Live window on camera `camera` with boxes, labels, confidence, emoji and FPS; q or Esc quits."""
+    # The camera first: "no camera" is the common failure and needs no display to report.
+    cap = open_source(camera)
+    try:
+        _check_display()
+    except VideoSourceError:
+        cap.release()
+        raise
+    if recognizer is None:
+        from .recognizer import EmotionRecognizer
+        recognizer = EmotionRecognizer()
+
+    def show(index, annotated, results):
+        cv2.imshow(window, annotated)
+        key = cv2.waitKey(1) & 0xFF
+        closed = cv2.getWindowProperty(window, cv2.WND_PROP_VISIBLE) < 1
+        return not (key in (ord("q"), ord("Q"), 27) or closed)
+
+    try:
+        return process_video(cap, None, recognizer, detect_every=detect_every, smooth=smooth,
+                             on_frame=show, max_frames=max_frames)
+    finally:
+        try:
+            cv2.destroyWindow(window)
+        except cv2.error:            # never shown (failed before the first frame)
+            pass
