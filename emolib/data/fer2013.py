@@ -30,16 +30,18 @@ def read_csv(path: str | Path) -> FaceArrays:
     path = Path(path)
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 20))   # a pixels field is ~9 KB
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
+        header = next(csv.reader([f.readline()]), None)
+        if not header:
             raise DataFormatError(f"{path}: empty file, expected a header with columns {REQUIRED_COLUMNS}")
         cols = _column_index(path, header)
         emotions, usages, pixels = [], [], []
-        for line, row in enumerate(reader, start=2):          # line 1 is the header
-            if not row:
+        for line, text in enumerate(f, start=2):               # line 1 is the header
+            text = text.rstrip("\r\n")
+            if not text:
                 continue
-            if len(row) < len(header):
+            # FER2013 rows carry no quotes; a plain split is ~10x faster than csv.reader on 300 MB.
+            row = next(csv.reader([text])) if '"' in text else text.split(",")
+            if len(row) != len(header):
                 raise DataFormatError(f"{path}: line {line}: expected {len(header)} fields, found {len(row)}")
             emotions.append((line, row[cols["emotion"]]))
             usages.append((line, row[cols["usage"]]))
@@ -97,15 +99,14 @@ def _parse_pixels(path: Path, pixels: list[tuple[int, str]]) -> np.ndarray:
 
 
 def _fast_parse(chunk: list[tuple[int, str]]) -> np.ndarray | None:
-    """All rows of a chunk at once, or None when counts or values are not what a valid chunk gives."""
+    """All rows of a chunk in one numpy call, or None when anything is off (the caller then finds the row)."""
     texts = [t for _, t in chunk]
-    # Each valid row has exactly PIXELS numbers separated by single spaces.
-    if any(t.strip().count(" ") != PIXELS - 1 for t in texts):
+    if any(t.strip().count(" ") != PIXELS - 1 for t in texts):      # PIXELS numbers, single spaces
         return None
     with warnings.catch_warnings():
-        warnings.simplefilter("error")          # numpy warns (not raises) when it stops at a bad token
+        warnings.simplefilter("error")          # older numpy warns (not raises) when it stops at a bad token
         try:
-            values = np.fromstring(" ".join(texts), dtype=np.int64, sep=" ")
+            values = np.fromstring(" ".join(texts), dtype=np.int32, sep=" ")
         except (DeprecationWarning, ValueError):
             return None
     if values.size != len(texts) * PIXELS or values.min() < 0 or values.max() > 255:
