@@ -84,15 +84,17 @@ class BlazeFace:
         self.size = ANCHOR_OPTIONS["input_size"]
         self.anchors = ssd_anchors(**ANCHOR_OPTIONS)
 
-    def __call__(self, image_bgr: np.ndarray, min_score: float = 0.5, nms_iou: float = 0.3) -> list[Face]:
-        # Letterbox: pad to a centred square so the aspect ratio survives the resize to 128×128.
+    def __call__(self, image_bgr: np.ndarray, min_score: float, nms_iou: float) -> list[Face]:
+        # Letterbox: shrink so the longer side is 128, then pad to a centred 128×128 square, so the aspect
+        # ratio survives (resizing first keeps the padded copy small even for multi-megapixel photos).
         h, w = image_bgr.shape[:2]
-        side = max(h, w)
-        top, left = (side - h) // 2, (side - w) // 2
-        square = cv2.copyMakeBorder(image_bgr, top, side - h - top, left, side - w - left,
-                                    cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        n = self.size
+        nw, nh = max(1, round(w * n / max(h, w))), max(1, round(h * n / max(h, w)))
+        small = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR)
+        top, left = (n - nh) // 2, (n - nw) // 2
+        square = cv2.copyMakeBorder(small, top, n - nh - top, left, n - nw - left, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         # RGB in [-1, 1]; OpenCV's TFLite importer takes NCHW.
-        blob = cv2.dnn.blobFromImage(square, 1 / 127.5, (self.size, self.size), (127.5, 127.5, 127.5), swapRB=True)
+        blob = cv2.dnn.blobFromImage(square, 1 / 127.5, (n, n), (127.5, 127.5, 127.5), swapRB=True)
         self.net.setInput(blob)
         out = dict(zip(self.outputs, self.net.forward(self.outputs)))
         logits = np.clip(out["classificators"].reshape(-1), -SCORE_CLIP, SCORE_CLIP)
@@ -102,10 +104,11 @@ class BlazeFace:
             return []
         boxes, keypoints = decode(out["regressors"].reshape(-1, 16)[ok], self.anchors[ok], float(self.size))
         boxes, scores, keypoints = weighted_nms(boxes, scores[ok], nms_iou, keypoints.reshape(len(boxes), -1))
-        # Back to image pixels: undo the resize (× side) and the padding.
+        # Back to image pixels: normalised -> 128-px input, minus the padding, times the shrink factor.
         offset = np.array([left, top], np.float32)
-        boxes = (boxes.reshape(-1, 2, 2) * side - offset).reshape(-1, 4)
+        gain = np.array([w / nw, h / nh], np.float32)
+        boxes = ((boxes.reshape(-1, 2, 2) * n - offset) * gain).reshape(-1, 4)
         boxes = np.clip(boxes, 0, [w, h, w, h])
-        keypoints = keypoints.reshape(-1, NUM_KEYPOINTS, 2) * side - offset
+        keypoints = (keypoints.reshape(-1, NUM_KEYPOINTS, 2) * n - offset) * gain
         return [Face(box=tuple(map(float, b)), score=float(s), keypoints=k.astype(np.float32), detector=self.name)
                 for b, s, k in zip(boxes, scores, keypoints)]

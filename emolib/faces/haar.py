@@ -22,7 +22,7 @@ class HaarFace:
             raise RuntimeError(f"could not load the Haar cascade {path}")
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
 
-    def __call__(self, image_bgr: np.ndarray, min_score: float = 0.0, nms_iou: float = 0.3) -> list[Face]:
+    def __call__(self, image_bgr: np.ndarray, min_score: float, nms_iou: float) -> list[Face]:
         # Histogram equalisation makes the cascade far less sensitive to exposure.
         gray = cv2.equalizeHist(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY))
         rects, _levels, weights = self.cascade.detectMultiScale3(

@@ -18,7 +18,7 @@ class SSDFace:
                  weights: str = "res10_300x300_ssd_iter_140000.caffemodel"):
         self.net = cv2.dnn.readNetFromCaffe(str(assets.resolve(prototxt)), str(assets.resolve(weights)))
 
-    def __call__(self, image_bgr: np.ndarray, min_score: float = 0.5, nms_iou: float = 0.3) -> list[Face]:
+    def __call__(self, image_bgr: np.ndarray, min_score: float, nms_iou: float) -> list[Face]:
         h, w = image_bgr.shape[:2]
         s = self.input_size
         blob = cv2.dnn.blobFromImage(cv2.resize(image_bgr, (s, s)), 1.0, (s, s), self.mean)
