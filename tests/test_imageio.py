@@ -63,6 +63,15 @@ def test_16bit_png_scaled_to_8bit(tmp_path):
     np.testing.assert_allclose(img[:, :, 0].astype(float), a / 257.0, atol=1)
 
 
+def test_16bit_color_png(tmp_path):
+    import cv2
+    bgr16 = np.linspace(0, 65535, 16 * 32 * 3).astype(np.uint16).reshape(16, 32, 3)
+    cv2.imwrite(str(tmp_path / "c16.png"), bgr16)
+    img = read_image(tmp_path / "c16.png")
+    _check_bgr(img, (16, 32))
+    assert np.abs(img.astype(int) - (bgr16 >> 8)).max() <= 1
+
+
 def test_cmyk_jpeg(tmp_path):
     Image.fromarray(_gradient()).convert("CMYK").save(tmp_path / "c.jpg", quality=95)
     assert Image.open(tmp_path / "c.jpg").mode == "CMYK"
