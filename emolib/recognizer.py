@@ -74,7 +74,7 @@ class FaceResult:
             "top3": [[c, round(p, 4)] for c, p in self.top3],
             "probs": {c: round(p, 4) for c, p in self.probs.items()},
             "emoji": self.emoji, "from_fallback": self.from_fallback,
-            "keypoints": None if self.keypoints is None else np.round(self.keypoints, 1).tolist(),
+            "keypoints": None if self.keypoints is None else np.round(np.asarray(self.keypoints, np.float64), 1).tolist(),
             "track_id": self.track_id,
         }
 
@@ -161,6 +161,13 @@ class EmotionRecognizer:
         return (f"EmotionRecognizer(model={self.source!r}, detector={self.detector!r}, classes={len(self.classes)}, "
                 f"input={self.spec.input_size}px×{self.spec.channels}, fallback={self.fallback!r}, "
                 f"tta_flip={self.tta_flip})")
+
+    def warmup(self) -> "EmotionRecognizer":
+        """Build the detector and run the classifier once, so the first real frame is not slow."""
+        from .faces.detect import get_detector
+        get_detector(self.detector)
+        self.predict_crops(np.zeros((1, self.spec.input_size, self.spec.input_size), np.uint8))
+        return self
 
     # The three steps, public so the video loop can reuse tracked boxes between detections.
     def detect_faces(self, image_bgr: np.ndarray) -> list:

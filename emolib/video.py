@@ -88,6 +88,42 @@ def open_writer(path: str | os.PathLike, fps: float, size: tuple[int, int]) -> c
     return writer
 
 
+def pan_zoom_frames(image: np.ndarray, n: int = 30, size: tuple[int, int] = (640, 480),
+                    zoom: tuple[float, float] = (1.0, 1.3)) -> list[np.ndarray]:
+    """A clip from a still photo: `n` frames of `size` (width, height) slowly panning and zooming.
+
+    For tests, benchmarks and demos without a camera; the face moves smoothly from frame to frame.
+    """
+    h, w = image.shape[:2]
+    out_w, out_h = size
+    frames = []
+    for i in range(n):
+        t = i / max(n - 1, 1)
+        z = zoom[0] + (zoom[1] - zoom[0]) * t
+        # The viewport keeps the output's aspect ratio, shrinks with the zoom and drifts left to right.
+        vw = min(w, h * out_w / out_h) / z
+        vh = vw * out_h / out_w
+        x0 = (w - vw) * (0.3 + 0.4 * t)
+        y0 = (h - vh) * 0.3
+        m = np.array([[out_w / vw, 0, -x0 * out_w / vw], [0, out_h / vh, -y0 * out_h / vh]])
+        frames.append(cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE))
+    return frames
+
+
+def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float = 30.0) -> Path:
+    """Write BGR frames (all the same size) to an mp4v video."""
+    if not frames:
+        raise ValueError("no frames to write")
+    writer = open_writer(path, fps, (frames[0].shape[1], frames[0].shape[0]))
+    try:
+        for f in frames:
+            writer.write(f)
+    finally:
+        writer.release()
+    return Path(path)
+
+
 # ---------------------------------------------------------------------------------- FPS counter
 class FPSCounter:
     """Frames per second as a moving average over the last `window` frames."""
