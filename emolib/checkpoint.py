@@ -92,8 +92,8 @@ def save_checkpoint(path, model: nn.Module, *, classes, config: dict, metrics: d
         "spec": to_plain(spec.to_dict(), "spec"),
         "classes": classes,
         "num_classes": len(classes),
-        "config": to_plain(dict(config), "config"),
-        "metrics": to_plain(dict(metrics), "metrics"),
+        "config": _plain_dict(config, "config"),
+        "metrics": _plain_dict(metrics, "metrics"),
         "emolib_version": __version__,
         "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -109,6 +109,14 @@ def save_checkpoint(path, model: nn.Module, *, classes, config: dict, metrics: d
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _plain_dict(obj, where: str) -> dict:
+    """A dict (or dataclass, e.g. a TrainConfig) as plain types."""
+    out = to_plain(obj, where)
+    if not isinstance(out, dict):
+        raise TypeError(f"{where} must be a dict or a dataclass, got {type(obj).__name__}")
+    return out
 
 
 def _num_outputs(model: nn.Module) -> int | None:

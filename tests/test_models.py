@@ -1,0 +1,264 @@
+"""Models: every registered one forwards and round-trips through a checkpoint; architectures match their
+descriptions; the freeze policy; offline ImageNet weights; the imported FER2013 mini-Xception on real faces."""
+from __future__ import annotations
+
+import math
+import urllib.error
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from emolib import assets
+from emolib.checkpoint import load_model, save_checkpoint
+from emolib.data.dataset import to_model_input
+from emolib.labels import EMOTIONS
+from emolib.models import create, entry, get_spec, list_models
+from emolib.models import mini_xception as mx
+from emolib.models.transfer import freeze_backbone, param_groups, unfreeze_last
+
+EXPECTED = {"cnn_fer", "vgg_fer", "mini_xception", "fer2013-mini-xception", "resnet18", "resnet50",
+            "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "vgg16", "vit_small_48", "vit_b_16"}
+# Small inputs keep the ImageNet-sized nets fast on a CPU; the architecture is the same.
+SMALL_KW = {"resnet18": {"input_size": 64}, "resnet50": {"input_size": 64}, "mobilenet_v2": {"input_size": 64},
+            "mobilenet_v3_large": {"input_size": 64}, "efficientnet_b0": {"input_size": 64},
+            "vgg16": {"input_size": 32}, "vit_b_16": {"input_size": 32}}
+
+
+def test_registry_holds_every_model():
+    assert EXPECTED <= set(list_models())
+    assert entry("fer2013-mini-xception").offline_pretrained and entry("mobilenet_v2").offline_pretrained
+    assert entry("vit_b_16").needs_download and entry("resnet50").needs_download
+    assert not entry("cnn_fer").offline_pretrained and not entry("cnn_fer").needs_download
+
+
+def _target_activation(model, x):
+    seen = {}
+    handle = model.get_submodule(model.spec.target_layer).register_forward_hook(
+        lambda m, i, o: seen.setdefault("out", o))
+    with torch.no_grad():
+        y = model(x)
+    handle.remove()
+    return y, seen["out"]
+
+
+# The three largest (86M-134M parameters) spend seconds in init and in writing the checkpoint.
+BIG = {"vgg16", "vit_b_16", "resnet50"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n
+                                  for n in sorted(EXPECTED)])
+def test_forward_target_layer_and_checkpoint_roundtrip(name, tmp_path):
+    torch.manual_seed(0)
+    model = create(name, num_classes=5, **SMALL_KW.get(name, {})).eval()
+    spec = model.spec
+    assert spec.channels == (1 if spec.mean == (0.5,) else 3)
+    assert spec.target_layer == get_spec(name).target_layer      # the registry's spec names the same layer
+    s = spec.input_size
+    x = torch.randn(2, spec.channels, s, s)
+    y, act = _target_activation(model, x)
+    assert y.shape == (2, 5) and torch.isfinite(y).all()
+    if spec.is_vit:     # tokens: class token + the patch grid, which Grad-CAM reshapes
+        grid = s // spec.extra["patch_size"]
+        assert act.ndim == 3 and act.shape[1] == 1 + grid * grid
+    else:               # a spatial map Grad-CAM can weight
+        assert act.ndim == 4 and act.shape[0] == 2 and min(act.shape[-2:]) >= 1
+
+    path = save_checkpoint(tmp_path / f"{name}.pt", model, classes=EMOTIONS[:5], config={"name": name},
+                           metrics={"acc": 0.0})
+    loaded, ckpt = load_model(path)
+    assert ckpt["model_name"] == name and not loaded.training
+    assert loaded.spec == spec
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), y, rtol=0, atol=0)
+
+
+def test_default_specs_match_registry():
+    # Builders that set their own spec (input_size keyword) agree with the registry at the defaults.
+    for name in ["mobilenet_v2", "vit_small_48", "cnn_fer", "fer2013-mini-xception"]:
+        assert create(name).spec == get_spec(name)
+
+
+def test_cnn_fer_matches_its_description():
+    model = create("cnn_fer")
+    convs = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (1, 32, (3, 3)), (32, 64, (3, 3)), (64, 128, (3, 3)), (128, 256, (3, 3))]
+    for block in model.features:
+        kinds = [type(m) for m in block]
+        assert kinds == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]
+    sizes = []
+    hooks = [b.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1])) for b in model.features]
+    model.eval()(torch.zeros(1, 1, 48, 48))
+    [h.remove() for h in hooks]
+    assert sizes == [24, 12, 6, 3]
+    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [
+        (2304, 512), (512, 256), (256, 128), (128, 64), (64, 7)]
+    assert [m.p for m in model.classifier if isinstance(m, nn.Dropout)] == [0.4, 0.2, 0.1, 0.5]
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in model.classifier) == 4
+    conv_params = sum(9 * a * b + 2 * b for a, b in [(1, 32), (32, 64), (64, 128), (128, 256)])
+    fc_params = sum(a * b + 2 * b for a, b in [(2304, 512), (512, 256), (256, 128), (128, 64)]) + 64 * 7 + 7
+    assert sum(p.numel() for p in model.parameters()) == conv_params + fc_params
+
+
+def test_vgg_fer_layout():
+    model = create("vgg_fer")
+    convs = [m.out_channels for m in model.features.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [64, 64, 128, 128, 256, 256, 512, 512]
+    linears = [(m.in_features, m.out_features) for m in model.classifier if isinstance(m, nn.Linear)]
+    assert linears == [(512 * 3 * 3, 4096), (4096, 4096), (4096, 7)]
+
+
+def test_mini_xception_size_matches_keras():
+    model = create("mini_xception")
+    trainable = sum(p.numel() for p in model.parameters())
+    stats = sum(b.numel() for n, b in model.named_buffers() if not n.endswith("num_batches_tracked"))
+    assert 55_000 < trainable < 60_000
+    assert trainable + stats == 58_423     # Keras' model.summary() total for the `fer` model (it counts BN stats)
+
+
+def test_tf_same_pooling_pads_bottom_right():
+    pool = mx.TFSameMaxPool2d(3, 2)
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    y = pool(x)
+    # windows start at 0 and 2 (not at -1 as PyTorch's symmetric padding would): rows {0,1,2}, {2,3}
+    assert y.shape[-2:] == (2, 2) and y[0, 0].tolist() == [[10.0, 11.0], [14.0, 15.0]]
+    assert pool(torch.zeros(1, 1, 15, 15)).shape[-1] == 8
+
+
+def test_keras_import_consumes_every_weight():
+    model = mx.MiniXception(7)
+    counts = mx.load_keras_weights(model, assets.resolve("emotion_model.hdf5", allow_network=False))
+    with h5py.File(assets.resolve("emotion_model.hdf5", allow_network=False)) as f:
+        n_file = sum(len(f["model_weights"][k].attrs["weight_names"]) for k in f["model_weights"])
+    n_model = sum(1 for k in model.state_dict() if not k.endswith("num_batches_tracked"))
+    assert counts == {"tensors": n_model, "keras_weights": n_file}
+
+
+def test_keras_import_rejects_another_layout(tmp_path):
+    bad = tmp_path / "other.hdf5"
+    with h5py.File(bad, "w") as f:
+        f.attrs["model_config"] = '{"config": {"layers": [{"class_name": "Conv2D", "config": {"name": "c"}}]}}'
+        f.create_group("model_weights")
+    with pytest.raises(ValueError, match="not the mini-Xception layout"):
+        mx.load_keras_weights(mx.MiniXception(7), bad)
+
+
+# --------------------------------------------------------------------------- freeze policy
+
+def _trainable(model):
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("name, head, last_stage", [
+    ("resnet18", ("fc.",), ("layer4.",)),
+    ("mobilenet_v2", ("classifier.",), ("features.18.",)),
+    ("vgg16", ("classifier.",), tuple(f"features.{i}." for i in range(24, 31))),
+    ("vit_small_48", ("heads.",), ("encoder.layers.encoder_layer_5.", "encoder.ln.")),
+    ("cnn_fer", ("classifier.",), ("features.3.",)),
+])
+def test_freeze_backbone_and_unfreeze_last(name, head, last_stage):
+    model = create(name, **SMALL_KW.get(name, {}))
+    names = {n for n, _ in model.named_parameters()}
+    freeze_backbone(model)
+    assert _trainable(model) == {n for n in names if n.startswith(head)}
+    unfreeze_last(model, 1)
+    assert _trainable(model) == {n for n in names if n.startswith(head + last_stage)}
+    groups = param_groups(model, lr=1e-3, backbone_lr_mult=0.1)
+    assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-4)]
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    assert {by_id[id(p)] for p in groups[0]["params"]} == {n for n in names if n.startswith(head)}
+    assert {by_id[id(p)] for p in groups[1]["params"]} == {n for n in names if n.startswith(last_stage)}
+    with pytest.raises(ValueError, match="stages"):
+        unfreeze_last(model, 1000)
+
+
+def test_unfreeze_last_two_resnet_stages():
+    model = freeze_backbone(create("resnet18", input_size=64))
+    unfreeze_last(model, 2)
+    assert {n.split(".")[0] for n in _trainable(model)} == {"fc", "layer3", "layer4"}
+
+
+# --------------------------------------------------------------------------- pretrained weights
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*a, **k):
+        raise urllib.error.URLError("network disabled in this test")
+    monkeypatch.setattr(assets, "download_url", refuse)
+    monkeypatch.setattr(assets, "_from_package", refuse)
+
+
+def test_mobilenet_v2_imagenet_weights_load_offline(no_network):
+    torch.manual_seed(0)
+    random_init = create("mobilenet_v2", input_size=96).eval()
+    pretrained = create("mobilenet_v2", pretrained=True, input_size=96).eval()
+    state = torch.load(assets.resolve("mobilenet_v2-b0353104.pth", allow_network=False), weights_only=True)
+    torch.testing.assert_close(pretrained.features[0][0].weight, state["features.0.0.weight"])
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert not torch.allclose(pretrained.features(x), random_init.features(x), atol=1e-3)
+
+
+def test_missing_imagenet_weights_offline_give_a_clear_error(no_network, monkeypatch, tmp_path):
+    monkeypatch.setenv("EMOLIB_ASSETS", str(tmp_path))
+    with pytest.raises(assets.AssetError) as err:
+        create("resnet18", pretrained=True)
+    msg = str(err.value)
+    assert "resnet18-f37072fd.pth" in msg and "https://download.pytorch.org/models/" in msg
+    assert str(tmp_path) in msg and "pretrained=False" in msg
+
+
+def test_from_scratch_models_refuse_pretrained():
+    with pytest.raises(ValueError, match="from scratch"):
+        create("cnn_fer", pretrained=True)
+
+
+# --------------------------------------------------------------------------- FER2013 mini-Xception on real faces
+
+@pytest.fixture(scope="module")
+def fer_model():
+    return create("fer2013-mini-xception").eval()
+
+
+def _probabilities(model, gray_faces: list[np.ndarray]) -> torch.Tensor:
+    # Faces come in at different sizes: preprocess one at a time (THE preprocessing), then batch.
+    x = torch.cat([to_model_input(torch.from_numpy(f)[None], model.spec) for f in gray_faces])
+    with torch.no_grad():
+        return model(x).softmax(1)
+
+
+def test_fer2013_mini_xception_finds_the_astronaut_happy(fer_model):
+    from skimage import data
+    gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    faces = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
+    assert len(faces) == 1
+    x, y, w, h = faces[0]
+    m = 10                                           # the `fer` package's crop offsets
+    crop = gray[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
+    probs = _probabilities(fer_model, [crop])[0]
+    assert EMOTIONS[int(probs.argmax())] == "happy", dict(zip(EMOTIONS, probs.tolist()))
+    assert probs.max() > 0.5
+
+
+def test_fer2013_mini_xception_on_lfw_faces(fer_model):
+    from skimage import data
+    faces = [(f * 255).round().astype(np.uint8) for f in data.lfw_subset()[:12]]   # 25×25 face crops
+    probs = _probabilities(fer_model, faces)
+    assert probs.shape == (12, 7) and torch.isfinite(probs).all()
+    torch.testing.assert_close(probs.sum(1), torch.ones(12))
+    # a broken import tends to give one constant answer; real weights respond to the face
+    assert probs.std(0).max() > 0.02
+    assert not math.isclose(float(probs.max()), float(probs.min()))
+
+
+def test_fer2013_mini_xception_subset_head():
+    model = create("fer2013-mini-xception", num_classes=5)
+    full = create("fer2013-mini-xception")
+    assert model.head[0].out_channels == 5
+    torch.testing.assert_close(model.blocks[3].shortcut[0].weight, full.blocks[3].shortcut[0].weight)
