@@ -29,19 +29,27 @@ def digest(obj) -> str:
 
 
 def files_fingerprint(root: Path) -> str:
-    """Relative paths, sizes and mtimes of every file under `root` (or of `root` itself if a file)."""
+    """Relative paths, sizes and mtimes of every file under `root` (or of `root` itself if a file).
+
+    Stat-only (no file is read), so a cache hit at FER2013 size (35,887 JPGs) stays well under a second.
+    """
     root = Path(root)
     if root.is_file():
         st = root.stat()
         return digest([root.name, st.st_size, st.st_mtime_ns])
-    entries = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, root)
-        for name in sorted(filenames):
-            st = os.stat(os.path.join(dirpath, name))
-            entries.append((rel, name, st.st_size, st.st_mtime_ns))
-    return digest(entries)
+    h = hashlib.sha256()
+    stack = [(str(root), "")]
+    while stack:
+        folder, rel = stack.pop()
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in reversed(entries):            # depth first, in name order
+            if e.is_dir(follow_symlinks=True):
+                stack.append((e.path, f"{rel}{e.name}/"))
+            else:
+                st = e.stat()
+                h.update(f"{rel}{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:16]
 
 
 def cache_path(kind: str, identity) -> Path:
