@@ -62,6 +62,7 @@ GOOD_ROW = "3," + " ".join(["7"] * 2304) + ",Training"
     (["emotion,pixels,Usage", GOOD_ROW, "7," + " ".join(["7"] * 2304) + ",Training"], "emotion 7 out of range"),
     (["emotion,pixels,Usage", GOOD_ROW, "happy," + " ".join(["7"] * 2304) + ",Training"], "not an integer"),
     (["emotion,pixels,Usage", GOOD_ROW, "3," + " ".join(["7"] * 2304) + ",Validation"], "unknown Usage"),
+    (["emotion,pixels,Usage", GOOD_ROW, "3," + " ".join(["7"] * 2304)], "expected 3 fields, found 2"),
 ])
 def test_malformed_csv_names_file_row_and_problem(tmp_path, lines, problem):
     path = tmp_path / "bad.csv"
@@ -213,7 +214,8 @@ def kaggle_env(tmp_path, monkeypatch):
 
 
 def test_kagglehub_download_is_used_when_nothing_is_local(kaggle_env, tmp_path, faces, monkeypatch):
-    dl = write_msambare(tmp_path / "download", faces)
+    write_msambare(tmp_path / "download" / "archive", faces)     # the release may sit one level down
+    dl = tmp_path / "download"
     seen = []
     monkeypatch.setattr(kaggle_env, "dataset_download", lambda handle, *a, **k: seen.append(handle) or str(dl))
     got = load("fer2013", cache=False)
@@ -262,3 +264,10 @@ def test_quality_finds_blank_and_duplicates_across_splits_and_labels(tmp_path, f
     issues = find_quality_issues(faces)
     assert issues["blank"] == [BLANK_ROW] and issues["duplicate_groups"] == [list(DUP_ROWS)]
     assert len(faces) == 7 * 14                                      # reported, nothing dropped
+
+
+def test_data_io_bench_quick():
+    from emolib.bench import data_io
+    got = data_io.run(quick=True)
+    assert set(got) == {"csv_parse_s_fer2013_tenth", "cache_load_s_fer2013_tenth", "csv_parse_vs_cache_load_ratio"}
+    assert got["cache_load_s_fer2013_tenth"] < got["csv_parse_s_fer2013_tenth"]
