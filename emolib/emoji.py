@@ -151,12 +151,15 @@ _EXPRESSIONS = {
 assert set(_EXPRESSIONS) == set(EMOTIONS)
 
 
-@functools.lru_cache(maxsize=128)
 def emoji_sprite(emotion: str, size: int = 48) -> np.ndarray:
-    """BGRA uint8 size×size drawing of `emotion` (any alias); cached and read-only."""
-    emotion = canonical(emotion)
+    """BGRA uint8 size×size drawing of `emotion` (any alias); cached per (emotion, size), read-only."""
     if size < 8:
         raise ValueError(f"emoji size must be at least 8 pixels, got {size}")
+    return _render(canonical(emotion), int(size))
+
+
+@functools.lru_cache(maxsize=256)
+def _render(emotion: str, size: int) -> np.ndarray:
     c = _Canvas(size)
     # Paint the outline colour everywhere so the anti-aliased rim blends towards it, not black.
     c.img[:] = _OUTLINE
