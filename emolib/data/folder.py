@@ -84,9 +84,11 @@ def read_folder(root: str | Path, *, val_frac: float = 0.1, seed: int = 0,
     order = np.argsort(np.array([SPLITS.index(s) for s in splits_a]), kind="stable")
     arrays = FaceArrays(images=images[keep][order], labels=labels_a[order], splits=splits_a[order],
                         source=f"folder:{root.name}", skipped=skipped)
-    n_bad = sum(1 for _, r in skipped if not r.startswith("not an image"))
-    if n_bad:
+    n_other = sum(1 for _, r in skipped if r.startswith("not an image"))
+    if n_bad := len(skipped) - n_other:
         arrays.notes.append(f"{n_bad} image file(s) could not be decoded and were skipped (see .skipped)")
+    if n_other:
+        arrays.notes.append(f"{n_other} file(s) without an image suffix were ignored (see .skipped)")
     if "val" not in set(arrays.splits.tolist()):
         arrays = _carve_val(arrays, dirs, val_frac=val_frac, seed=seed)
     return arrays

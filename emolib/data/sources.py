@@ -77,6 +77,7 @@ def _load_local(located: tuple[str, Path], source: str, options: dict, *, use_ca
         unknown = set(options) - {"val_frac", "seed", "workers"}
         if unknown:
             raise TypeError(f"unexpected options for a folder source: {sorted(unknown)}")
+        options = {"val_frac": 0.1, "seed": 0, **options}     # explicit defaults: one cache file either way
         build = lambda: read_folder(p, **options)
     decode_opts = {k: v for k, v in options.items() if k != "workers"}
     kind = f"{source}-{form}"
