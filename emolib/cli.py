@@ -373,8 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= getattr(args, "smooth", 0.0) < 1:
         parser.error(f"--smooth must be in [0, 1), got {args.smooth}")
+    previous_threads = None
     if getattr(args, "threads", None):
         import torch
+        previous_threads = torch.get_num_threads()
         torch.set_num_threads(args.threads)
     try:
         return args.func(args)
@@ -392,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:                  # `emolib predict ... | head`
         sys.stderr.close()
         return 0
+    finally:
+        if previous_threads is not None:     # main() called in-process (tests, notebooks) leaves no trace
+            torch.set_num_threads(previous_threads)
 
 
 if __name__ == "__main__":
