@@ -128,6 +128,13 @@ def test_tf_same_pooling_pads_bottom_right():
     # windows start at 0 and 2 (not at -1 as PyTorch's symmetric padding would): rows {0,1,2}, {2,3}
     assert y.shape[-2:] == (2, 2) and y[0, 0].tolist() == [[10.0, 11.0], [14.0, 15.0]]
     assert pool(torch.zeros(1, 1, 15, 15)).shape[-1] == 8
+    # the ceil_mode fast path equals explicit -inf padding at every size (and non-square falls back)
+    import torch.nn.functional as F
+    for h, w in [(n, n) for n in range(3, 40)] + [(15, 16), (60, 33)]:
+        x = torch.randn(2, 3, h, w)
+        (t, b), (l, r) = pool._pad(h), pool._pad(w)
+        ref = F.max_pool2d(F.pad(x, (l, r, t, b), value=float("-inf")), 3, 2)
+        assert torch.equal(pool(x), ref), (h, w)
 
 
 def test_keras_import_consumes_every_weight():
@@ -262,3 +269,27 @@ def test_fer2013_mini_xception_subset_head():
     full = create("fer2013-mini-xception")
     assert model.head[0].out_channels == 5
     torch.testing.assert_close(model.blocks[3].shortcut[0].weight, full.blocks[3].shortcut[0].weight)
+
+
+# --------------------------------------------------------------------------- inference preparation
+
+@pytest.mark.parametrize("name, kw", [("fer2013-mini-xception", {}), ("cnn_fer", {}),
+                                      ("mobilenet_v2", {"input_size": 64})])
+def test_prepare_for_inference_folds_batchnorm_and_keeps_outputs(name, kw):
+    from emolib.models.inference import prepare_for_inference, to_channels_last
+    torch.manual_seed(0)
+    model = create(name, **kw).eval()
+    # Non-trivial BN statistics, so that a wrong fold shows.
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    fast = prepare_for_inference(model)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in fast.modules())
+    assert fast.spec == model.spec and fast.model_name == name
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())   # the original is untouched
+    s = model.spec.input_size
+    x = torch.randn(3, model.spec.channels, s, s)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(to_channels_last(x)), model(x), rtol=1e-4, atol=1e-4)

@@ -40,6 +40,9 @@ class TFSameMaxPool2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top, bottom = self._pad(x.shape[-2])
         left, right = self._pad(x.shape[-1])
+        if (top, bottom) == (left, right) and bottom - top in (0, 1):
+            # Same result without the padded copy: ceil_mode adds the one-sided window TF pads for.
+            return F.max_pool2d(x, self.kernel_size, self.stride, padding=top, ceil_mode=bottom > top)
         x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
         return F.max_pool2d(x, self.kernel_size, self.stride)
 
