@@ -173,3 +173,24 @@ def test_annotate_draws_a_copy(recognizer, four_faces):
     assert (np.abs(edge.astype(int) - emotion_color("happy")).sum(axis=1) < 60).mean() > 0.8
     assert not np.array_equal(out[-25:, :100], four_faces[-25:, :100])     # the FPS tag
     assert np.array_equal(annotate(four_faces, []), four_faces)
+
+
+@pytest.mark.parametrize("name", ["fer2013-mini-xception", "cnn_fer", "vgg_fer"])
+def test_inference_preparation_keeps_outputs_and_leaves_a_given_module_alone(name):
+    import torch
+    from torch import nn
+    from emolib import EmotionRecognizer, models
+    net = models.create(name, pretrained=name.startswith("fer2013")).eval()
+    if not name.startswith("fer2013"):                         # non-trivial running statistics
+        for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    rec = EmotionRecognizer(model=net)
+    assert rec.model is not net and sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == n_bn
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in rec.model.modules()) < n_bn   # some were folded
+    crops = np.random.default_rng(0).integers(0, 256, (3, rec.spec.input_size, rec.spec.input_size), np.uint8)
+    from emolib.data.dataset import to_model_input
+    with torch.inference_mode():
+        expected = torch.softmax(net(to_model_input(torch.from_numpy(crops), rec.spec)), 1).numpy()
+    np.testing.assert_allclose(rec.predict_crops(crops), expected, atol=1e-5)
