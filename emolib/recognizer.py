@@ -8,7 +8,6 @@ FER2013's order). Drawing lives in `emolib.draw`, the video loop in `emolib.vide
 """
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -131,43 +130,6 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
                      f"({', '.join(PRETRAINED_EMOTION_MODELS)})")
 
 
-def _last_conv(module: nn.Module) -> nn.Conv2d | None:
-    while isinstance(module, nn.Sequential) and len(module):
-        module = module[-1]
-    return module if isinstance(module, nn.Conv2d) else None
-
-
-@torch.no_grad()
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every BatchNorm2d that directly follows a Conv2d inside an nn.Sequential into that conv.
-
-    Inference only (running statistics are baked in); the BN becomes nn.Identity. Works in place
-    and returns `model`. Outputs are unchanged up to float rounding.
-    """
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(1, len(seq)):
-            bn, conv = seq[i], _last_conv(seq[i - 1])
-            if not (isinstance(bn, nn.BatchNorm2d) and conv is not None and bn.running_var is not None):
-                continue
-            scale = bn.running_var.add(bn.eps).rsqrt()
-            if bn.affine:
-                scale = scale * bn.weight
-            shift = -bn.running_mean * scale + (bn.bias if bn.affine else 0.0)
-            conv.weight.mul_(scale.view(-1, 1, 1, 1))
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
-            conv.bias = nn.Parameter(bias * scale + shift)
-            seq[i] = nn.Identity()
-    return model
-
-
-def prepare_for_inference(model: nn.Module) -> nn.Module:
-    """Eval mode, BatchNorm folded into the convs, channels-last weights: ~1.7x faster for one face and
-    ~3x for four on CPU (measured on the mini-Xception). In place; returns `model`."""
-    model.eval()
-    fold_batchnorm(model)
-    return model.to(memory_format=torch.channels_last)
-
-
 class EmotionRecognizer:
     """Detect faces, crop and align them, classify their emotion.
 
@@ -176,8 +138,8 @@ class EmotionRecognizer:
     what to classify when no face is found (results then have from_fallback=True).
     tta_flip: average the softmax of each crop and its mirror image. min_score: detector threshold
     (None: the detector's default). margin: context added around each box, as a fraction of its side.
-    optimize: fold BatchNorm into the convs and use channels-last memory (same outputs, faster);
-    a module passed in is copied first, never changed.
+    optimize: classify with `emolib.models.inference.prepare_for_inference`'s copy of the model
+    (BatchNorm folded, channels-last: same outputs, ~1.7x faster for one face, ~3x for four).
     """
 
     def __init__(self, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, detector: str = "blazeface", *,
@@ -188,15 +150,10 @@ class EmotionRecognizer:
             raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if fallback not in FALLBACKS:
             raise ValueError(f"unknown fallback {fallback!r}; choose one of {', '.join(FALLBACKS)}")
-        if optimize and isinstance(model, nn.Module):
-            spec, name = model.spec, getattr(model, "model_name", None)
-            model = copy.deepcopy(model)
-            model.spec = spec
-            if name is not None:
-                model.model_name = name
         self.model, self.classes, self.source = load_classifier(model, device, classes)
-        if optimize:
-            prepare_for_inference(self.model)
+        if optimize:                 # a copy: a module passed in stays as it was
+            from .models.inference import prepare_for_inference
+            self.model = prepare_for_inference(self.model)
         self.spec = self.model.spec
         self.detector, self.fallback, self.tta_flip = detector, fallback, tta_flip
         self.device, self.min_score, self.margin = torch.device(device), min_score, margin
@@ -229,7 +186,7 @@ class EmotionRecognizer:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         x = to_model_input(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device), self.spec)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)     # the prepared model's fast layout
         n = x.shape[0]
         if self.tta_flip:
             x = torch.cat([x, x.flip(-1)])
