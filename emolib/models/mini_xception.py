@@ -38,8 +38,8 @@ class TFSameMaxPool2d(nn.Module):
         return total // 2, total - total // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = self._pad(x.shape[-2])
-        left, right = self._pad(x.shape[-1])
+        top, bottom = self._pad(int(x.shape[-2]))   # int(): plain numbers under tracing too
+        left, right = self._pad(int(x.shape[-1]))
         if (top, bottom) == (left, right) and bottom - top in (0, 1):
             # Same result without the padded copy: ceil_mode adds the one-sided window TF pads for.
             return F.max_pool2d(x, self.kernel_size, self.stride, padding=top, ceil_mode=bottom > top)
