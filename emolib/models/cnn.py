@@ -57,15 +57,17 @@ class VGGFer(nn.Module):
     Performance on FER2013", ~73% single-model test accuracy trained from scratch).
 
     Four stages of two conv3×3 + BatchNorm + ReLU (64/128/256/512), each followed by max-pool 2
-    (48→3 px), then FC 4608→4096→4096→classes with dropout. The paper's recipe lives in params,
-    not here: SGD with Nesterov momentum 0.9, lr 0.01, weight decay 1e-4, batch 64,
-    ReduceLROnPlateau on validation accuracy, ten-crop averaging at test time.
+    (48→3 px), then FC 4608→4096→4096→classes with dropout (0.2, the default of the authors' code,
+    usef-kh/fer). Their code feeds 40 px random crops (2×2 after the pools); here the net takes the
+    full 48 px face so it shares the FER2013 preprocessing of the other models. The paper's recipe
+    lives in params, not here: SGD with Nesterov momentum 0.9, lr 0.01, weight decay 1e-4,
+    batch 64, ReduceLROnPlateau on validation accuracy, ten-crop averaging at test time.
     """
     channels = (64, 128, 256, 512)
     head_names = ("classifier",)
     stage_names = ("features.0", "features.1", "features.2", "features.3")
 
-    def __init__(self, num_classes: int = 7, in_channels: int = 1, dropout: float = 0.5):
+    def __init__(self, num_classes: int = 7, in_channels: int = 1, dropout: float = 0.2):
         super().__init__()
         stages, cin = [], in_channels
         for cout in self.channels:
@@ -98,6 +100,6 @@ def cnn_fer(num_classes: int = 7, pretrained: bool = False) -> nn.Module:
 
 @register("vgg_fer", grayscale_spec(48, "features.3.5"),
           "VGG-style 4×2 conv net of Khaireddin & Chen 2021 (~73% on FER2013), 48 px gray, from scratch")
-def vgg_fer(num_classes: int = 7, pretrained: bool = False, dropout: float = 0.5) -> nn.Module:
+def vgg_fer(num_classes: int = 7, pretrained: bool = False, dropout: float = 0.2) -> nn.Module:
     _no_pretrained("vgg_fer", pretrained)
     return VGGFer(num_classes, dropout=dropout)
