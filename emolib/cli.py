@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  emolib video clip.mp4 --out clip_emotions.mp4\n"
                               "  emolib video clip.mp4 --out out.mp4 --detect-every 3 --detector ssd\n"
                               "  emolib video clip.mp4            # statistics only, no video written")
-    p.add_argument("input", metavar="IN", help="video file")
+    p.add_argument("input", metavar="IN", help="video file (a bare number opens that camera instead)")
     p.add_argument("--out", "-o", metavar="OUT.mp4", help="annotated video to write (default: none, only statistics)")
     _add_model_args(p)
     _add_video_args(p)

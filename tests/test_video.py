@@ -155,3 +155,21 @@ def test_cli_video_writes_every_frame_and_webcam_without_camera_fails_cleanly(cl
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "camera 97" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_webcam_loop_shows_frames_and_quits_on_q(clip, recognizer, monkeypatch):
+    import emolib.video as video
+    real_open = video.open_source
+    monkeypatch.setattr(video, "open_source", lambda src: real_open(clip) if src == 0 else real_open(src))
+    monkeypatch.setenv("DISPLAY", ":99")
+    shown, keys = [], iter([-1, -1, -1, ord("q")])
+    monkeypatch.setattr(video.cv2, "imshow", lambda name, frame: shown.append(frame.shape))
+    monkeypatch.setattr(video.cv2, "waitKey", lambda delay: next(keys))
+    monkeypatch.setattr(video.cv2, "getWindowProperty", lambda name, prop: 1.0)
+    monkeypatch.setattr(video.cv2, "destroyWindow", lambda name: None)
+    stats = video.run_webcam(0, recognizer)
+    assert stats["frames"] == 4 and shown == [(240, 320, 3)] * 4
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(VideoSourceError, match="no display"):
+        video.run_webcam(0, recognizer)
