@@ -1,0 +1,280 @@
+"""Run profiles: ``params/<profile>.yaml``, one section per notebook plus ``common``, validated.
+
+A profile file looks like::
+
+    common:                      # merged into every notebook's section (a section may override it)
+      source: synthetic
+      seed: 0
+    02_cnn_baseline:
+      model: cnn_fer
+      train: {epochs: 6, lr: 0.001}
+
+Every notebook has a schema below (a dataclass: the common fields plus its own). Unknown keys and
+wrong types are errors that name the file, the section and the key; nested ``train`` and
+``augment`` sections are checked by `emolib.train.TrainConfig` and
+`emolib.data.dataset.AugmentConfig` themselves. The runner validates a profile's section before it
+starts a notebook (`load_section`); the notebook validates its parameters again (`validate`), so a
+value edited by hand in JupyterLab gets the same checks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from . import paths
+
+__all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
+           "schema", "validate"]
+
+NOTEBOOKS = ("01_data_exploration", "02_cnn_baseline", "03_transfer_learning", "04_vit_finetune",
+             "05_error_analysis", "06_webcam_demo")
+
+
+class ConfigError(ValueError):
+    """A profile or a notebook's parameters that do not fit the schema; the message says where."""
+
+
+# --------------------------------------------------------------------------------------------- schemas
+
+@dataclass
+class Common:
+    profile: str                      # the params/<profile>.yaml this run comes from (set by the runner)
+    source: str                       # data source for emolib.data.load: synthetic | fer2013 | folder
+    data_path: str | None             # a local file/folder for fer2013 or folder; None = default lookup
+    data_options: dict                # keyword options for emolib.data.load (synthetic: n, seed, ...)
+    classes: str | list               # "all", "five" or a list of class names
+    seed: int                         # seeds training, sampling and augmentation
+    device: Literal["auto", "cpu", "cuda"]
+
+
+@dataclass
+class DataExploration(Common):
+    samples_per_class: int            # faces shown per class in the sample grid
+    hist_bins: int                    # bins of the intensity histograms
+    max_issue_examples: int           # blank/duplicate images shown at most
+
+
+@dataclass
+class CNNBaseline(Common):
+    model: str                        # a registry name (emolib.models.list_models())
+    train: dict                       # emolib.train.TrainConfig fields
+    augment: dict                     # emolib.data.dataset.AugmentConfig fields
+    balanced: bool                    # class-balanced sampling of the training rows
+    max_train: int | None             # cap on training rows (quick profiles); None = all
+    tta: str | None                   # test-time augmentation for the test metrics: None | flip | tencrop
+
+
+@dataclass
+class TransferLearning(Common):
+    models: list                      # registry names of ImageNet backbones to compare
+    input_size: int                   # side the faces are resized to for the backbones
+    pretrained: bool                  # ImageNet weights (offline asset for mobilenet_v2)
+    head_train: dict                  # stage 1 (backbone frozen, head only): TrainConfig fields
+    finetune_train: dict              # stage 2 (deeper stages unfrozen, param groups): TrainConfig fields
+    unfreeze_stages: int              # how many of the deepest feature stages stage 2 trains
+    augment: dict                     # AugmentConfig fields
+    max_train: int | None             # cap on training rows; None = all
+
+
+@dataclass
+class ViTFinetune(Common):
+    model: str                        # vit_small_48 (CPU) or vit_b_16 (GPU)
+    pretrained: bool                  # ImageNet weights (vit_b_16; needs the download or a local file)
+    unfreeze_blocks: int              # the last k encoder blocks train (plus the head)
+    train: dict                       # TrainConfig fields (lower lr, a scheduler)
+    augment: dict                     # AugmentConfig fields (stronger than the CNNs')
+    max_train: int | None             # cap on training rows; None = all
+
+
+@dataclass
+class ErrorAnalysis(Common):
+    runs: list                        # "<notebook>/<model>" runs whose best checkpoints are compared
+    pretrained_models: list           # registry models used as they come (e.g. fer2013-mini-xception)
+    tta_modes: list                   # test-time augmentations compared: flip, tencrop
+    cam_method: Literal["gradcam", "gradcam++", "eigencam"]
+    cam_samples: int                  # test faces per model for the Grad-CAM-in-mask score
+    deletion_steps: int               # points on the deletion curve
+    gallery_size: int                 # misclassified faces shown
+    max_test: int | None              # cap on test rows; None = all
+
+
+@dataclass
+class WebcamDemo(Common):
+    live: bool                        # True: camera loop in JupyterLab; False: process a video (headless)
+    camera: int                       # camera index for the live loop
+    max_seconds: float                # the live loop stops after this long (or the stop button / interrupt)
+    model: str                        # registry name or a checkpoint path (.pt) for the recognizer
+    detector: str                     # face detector: blazeface | ssd | haar
+    video: str | None                 # video file for headless mode; None = a clip made from real photos
+    clip_frames: int                  # frames of the generated clip
+    frames_shown: int                 # annotated frames embedded in the report
+
+
+SCHEMAS: dict[str, type] = dict(zip(NOTEBOOKS, (DataExploration, CNNBaseline, TransferLearning,
+                                                ViTFinetune, ErrorAnalysis, WebcamDemo)))
+# Nested sections checked by their own dataclass (imported lazily: torch-heavy modules).
+NESTED = {"train": "emolib.train:TrainConfig", "head_train": "emolib.train:TrainConfig",
+          "finetune_train": "emolib.train:TrainConfig", "augment": "emolib.data.dataset:AugmentConfig"}
+
+
+def notebook_name(name: str) -> str:
+    """"03", "03_transfer_learning" or "03_transfer_learning.ipynb" -> the notebook's full name."""
+    stem = Path(name).stem
+    hits = [nb for nb in NOTEBOOKS if nb == stem or nb.split("_", 1)[0] == stem]
+    if len(hits) != 1:
+        raise ConfigError(f"unknown notebook {name!r}; choose from {', '.join(NOTEBOOKS)}")
+    return hits[0]
+
+
+def schema(notebook: str) -> type:
+    return SCHEMAS[notebook_name(notebook)]
+
+
+def field_names(notebook: str) -> list[str]:
+    return [f.name for f in fields(schema(notebook))]
+
+
+# --------------------------------------------------------------------------------------------- checks
+
+def _type_ok(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(hint))
+    if origin is not None:                       # list[...] / dict[...]: the container is checked
+        hint = origin
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:                            # an int is a float; a bool is not
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is list:                             # YAML has no tuples; Python callers may pass one
+        return isinstance(value, (list, tuple))
+    return isinstance(value, hint)
+
+
+def _describe(hint) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "").replace("NoneType", "None")
+
+
+def _nested_class(dotted: str):
+    import importlib
+    module, name = dotted.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def check(notebook: str, values: Mapping[str, Any], *, where: str = "", partial: bool = False) -> dict:
+    """Check `values` against the notebook's schema and return them as a plain dict.
+
+    Unknown keys and wrong types raise ConfigError naming `where` (a file and section) and the key;
+    so do missing keys unless `partial` (a profile section may leave a value at the notebook's default).
+    """
+    nb = notebook_name(notebook)
+    cls = SCHEMAS[nb]
+    hints = typing.get_type_hints(cls)
+    where = where or f"parameters of {nb}"
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; {nb} accepts: {', '.join(hints)}")
+    missing = [k for k in hints if k not in values]
+    if missing and not partial:
+        raise ConfigError(f"{where}: missing key(s) {missing}")
+    for key, value in values.items():
+        if not _type_ok(value, hints[key]):
+            tip = (" (YAML reads 1e-3 as a string: write 1.0e-3)"
+                   if isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value) else "")
+            raise ConfigError(f"{where}: {key} must be {_describe(hints[key])}, got {value!r} "
+                              f"({type(value).__name__}){tip}")
+        if key in NESTED:
+            try:
+                _nested_class(NESTED[key]).from_dict(value)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{where}: {key}: {e}") from None
+    return dict(values)
+
+
+# --------------------------------------------------------------------------------------------- API
+
+def validate(notebook: str, namespace: Mapping[str, Any]):
+    """A notebook's parameters -> its schema's dataclass, every field checked.
+
+    `namespace` is either a dict of exactly the schema's fields (extra keys are errors), or a
+    notebook's ``globals()`` (it has ``__name__``): then the schema's fields are taken from it,
+    where papermill has injected the profile's values.
+    """
+    nb = notebook_name(notebook)
+    if "__name__" in namespace:
+        names = field_names(nb)
+        missing = [k for k in names if k not in namespace]
+        if missing:
+            raise ConfigError(f"{nb}: the parameters cell does not define {missing}")
+        namespace = {k: namespace[k] for k in names}
+    return SCHEMAS[nb](**check(nb, namespace))
+
+
+def profile_path(profile: str) -> Path:
+    """params/<profile>.yaml (a path to a .yaml file is taken as it is)."""
+    p = Path(profile)
+    if p.suffix in (".yaml", ".yml"):
+        return p
+    return paths.params_dir() / f"{profile}.yaml"
+
+
+def load_profile(profile: str) -> dict:
+    """The whole profile file as a dict of sections; a missing file or a non-mapping is an error."""
+    path = profile_path(profile)
+    if not path.exists():
+        known = sorted(p.stem for p in paths.params_dir().glob("*.yaml"))
+        raise ConfigError(f"no profile {path}; profiles in {paths.params_dir()}: {', '.join(known) or 'none'}")
+    with open(path) as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(NOTEBOOKS) - {"common"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; sections: common, {', '.join(NOTEBOOKS)}")
+    for name, section in data.items():
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError(f"{path}: section {name!r} must be a mapping, got {type(section).__name__}")
+    return data
+
+
+def load_section(profile: str, notebook: str) -> dict:
+    """`common` merged with the notebook's section (the section wins), plus ``profile``; checked.
+
+    Keys the profile leaves out keep the notebook's own defaults (its parameters cell).
+    """
+    nb = notebook_name(notebook)
+    path = profile_path(profile)
+    data = load_profile(profile)
+    common_keys = {f.name for f in fields(Common)}
+    common = dict(data.get("common") or {})
+    stray = sorted(set(common) - common_keys)
+    if stray:
+        raise ConfigError(f"{path} [common]: unknown key(s) {stray}; common accepts: {', '.join(sorted(common_keys))}")
+    merged = {**common, **(data.get(nb) or {})}
+    name = path.stem
+    if merged.setdefault("profile", name) != name:
+        raise ConfigError(f"{path} [{nb}]: profile is {merged['profile']!r} but the file is {name}.yaml")
+    return check(nb, merged, where=f"{path} [{nb}]", partial=True)
+
+
+def to_dict(cfg) -> dict:
+    """A validated config as a plain dict (for metrics JSON and checkpoints)."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,271 @@
+"""What a report writes besides its notebook: a header, metrics JSON, figures, and the index page.
+
+A notebook opens a `Run` right after loading its data::
+
+    run = reporting.start(cfg, data)   # displays: profile, data + fingerprint, code version, date
+    run.save_figure(fig, "confusion")  # -> reports/figures/<notebook>/confusion.png
+    run.write_metrics(metrics, headline={"test_accuracy": acc})   # -> reports/metrics/<notebook>.json
+
+The metrics JSON is deterministic: timing figures (seconds, ms per face, FPS, ...), the date and the
+code version go to ``<notebook>.run.json`` beside it, so two runs of the same profile write
+identical metrics files. Paths under the data, models or reports roots are stored relative to them.
+
+When `emolib.reproduce` runs a notebook it sets ``EMOLIB_REPORT_STAGING``: figures and metrics go
+there first and are moved into ``reports/`` only when the whole notebook succeeded.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import math
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths
+from .config import NOTEBOOKS, SCHEMAS, to_dict
+
+__all__ = ["Run", "start", "output_root", "read_metrics", "format_number", "split_timing", "build_index",
+           "notebook_of", "is_timing_key"]
+
+STAGING_ENV = "EMOLIB_REPORT_STAGING"
+# Keys whose values depend on the machine's speed, not on the experiment.
+_TIMING = re.compile(r"(^|_)(seconds|time|times|fps|elapsed|wall|ms)(_|$)|_s$|^ms_per")
+
+
+def output_root() -> Path:
+    """Where this run's figures and metrics go: the runner's staging folder, else the reports root."""
+    env = os.environ.get(STAGING_ENV)
+    return Path(env) if env else paths.reports_dir()
+
+
+def notebook_of(cfg) -> str:
+    for nb, cls in SCHEMAS.items():
+        if type(cfg) is cls:
+            return nb
+    raise TypeError(f"not a notebook config: {type(cfg).__name__} (build it with emolib.config.validate)")
+
+
+def format_number(v) -> str:
+    """How headline numbers appear in reports and the index (the tests look for this exact text)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if math.isnan(v):
+        return "nan"
+    return f"{v:.4f}"
+
+
+def is_timing_key(key: str) -> bool:
+    return bool(_TIMING.search(str(key).lower()))
+
+
+def split_timing(obj):
+    """(obj without timing keys, the timing keys' values) for nested dicts/lists."""
+    if isinstance(obj, dict):
+        kept, timing = {}, {}
+        for k, v in obj.items():
+            if is_timing_key(k):
+                timing[k] = v
+                continue
+            kept[k], t = split_timing(v)
+            if t:
+                timing[k] = t
+        return kept, timing
+    if isinstance(obj, (list, tuple)):
+        pairs = [split_timing(v) for v in obj]
+        timing = {str(i): t for i, (_, t) in enumerate(pairs) if t}
+        return [p[0] for p in pairs], timing
+    return obj, {}
+
+
+def _portable(obj):
+    """JSON-ready: numpy scalars/arrays to Python, NaN to None, absolute paths under a root relative."""
+    import numpy as np
+    roots = [(f"<{name}>", str(fn())) for name, fn in
+             [("models", paths.models_dir), ("reports", paths.reports_dir), ("cache", paths.cache_dir),
+              ("data", paths.data_dir), ("home", paths.home)]]
+    if isinstance(obj, dict):
+        return {str(k): _portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_portable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _portable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _portable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        obj = str(obj)
+    if isinstance(obj, str) and os.path.isabs(obj):
+        for tag, root in roots:
+            if obj == root or obj.startswith(root.rstrip("/") + "/"):
+                return tag + obj[len(root.rstrip("/")):]
+    return obj
+
+
+def _write_json(path: Path, obj) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class Run:
+    notebook: str
+    profile: str
+    config: dict
+    data: dict                                   # source, fingerprint, n, classes, notes
+    code_version: str
+    date: str
+    figures: list[str] = field(default_factory=list)
+
+    # -- header --------------------------------------------------------------------------------
+    def header_lines(self) -> list[str]:
+        return [f"Profile: {self.profile} (params/{self.profile}.yaml)",
+                f"Data: {self.data.get('source') or 'n/a'} | fingerprint {self.data.get('fingerprint') or 'n/a'}"
+                f" | {self.data.get('n', 'n/a')} images",
+                f"Code: emolib {self.code_version}",
+                f"Date: {self.date}"]
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"- **{line.split(':', 1)[0]}**:{line.split(':', 1)[1]}" for line in self.header_lines())
+
+    def __repr__(self) -> str:
+        return "\n".join(self.header_lines())
+
+    # -- outputs --------------------------------------------------------------------------------
+    @property
+    def figures_dir(self) -> Path:
+        return output_root() / "figures" / self.notebook
+
+    def save_figure(self, fig, name: str, dpi: int = 100):
+        """Save a matplotlib figure as figures/<notebook>/<name>.png and return it (it still displays)."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ValueError(f"figure name {name!r}: use letters, digits, '_', '-', '.' only")
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        path = self.figures_dir / f"{name}.png"
+        # A fixed metadata set keeps the PNG bytes free of the matplotlib version and date.
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        if name not in self.figures:
+            self.figures.append(name)
+        return fig
+
+    def checkpoint_dir(self, name: str) -> Path:
+        """models/<profile>/<notebook>/<name>: where this run's training writes best.pt and last.pt."""
+        return paths.models_dir() / self.profile / self.notebook / name
+
+    def write_metrics(self, metrics: dict, headline: dict):
+        """Write metrics/<notebook>.json (deterministic) and <notebook>.run.json (timing, date, code).
+
+        `headline`: the few numbers the index shows (name -> number). Returns a Markdown table of
+        them for the notebook to display, formatted as the index formats them.
+        """
+        if not headline:
+            raise ValueError("headline must name at least one number for the index")
+        kept, timing = split_timing(_portable(metrics))
+        head = {k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in _portable(headline).items()}
+        for k, v in head.items():
+            if is_timing_key(k):
+                raise ValueError(f"headline {k!r} is a timing figure: it would make the metrics file "
+                                 "differ between identical runs; put it in metrics (it goes to .run.json)")
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise ValueError(f"headline {k!r} must be a number, got {v!r}")
+        root = output_root() / "metrics"
+        _write_json(root / f"{self.notebook}.json", {
+            "notebook": self.notebook, "profile": self.profile, "data": _portable(self.data),
+            "config": _portable(self.config), "headline": head, "metrics": kept,
+            "figures": sorted(self.figures)})
+        _write_json(root / f"{self.notebook}.run.json", {
+            "notebook": self.notebook, "date": self.date, "code_version": self.code_version, "timing": timing})
+        from IPython.display import Markdown
+        rows = "\n".join(f"| {k} | {format_number(v)} |" for k, v in head.items())
+        return Markdown(f"**Headline numbers** (reports/metrics/{self.notebook}.json)\n\n| metric | value |\n|---|---|\n{rows}")
+
+
+def _code_version() -> str:
+    from . import __version__
+    from .checkpoint import git_commit
+    return f"{__version__} (git {git_commit() or 'unknown: not a git checkout'})"
+
+
+def start(cfg, data=None) -> Run:
+    """Open a report for a validated notebook config and (optionally) its FaceArrays."""
+    info = {}
+    if data is not None:
+        info = {"source": data.source, "fingerprint": data.fingerprint, "n": int(len(data)),
+                "classes": list(data.classes), "counts": data.counts(), "notes": list(data.notes)}
+    date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return Run(notebook_of(cfg), cfg.profile, to_dict(cfg), info, _code_version(), date)
+
+
+def read_metrics(notebook: str) -> dict:
+    """Another notebook's metrics JSON (from the reports root, never from a staging folder)."""
+    path = paths.reports_dir() / "metrics" / f"{notebook}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run {notebook} first (make report NB={notebook[:2]})")
+    return json.loads(path.read_text())
+
+
+# ------------------------------------------------------------------------------------------- index
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}
+section{border-top:1px solid #ccc;padding:.5rem 0 1rem}table{border-collapse:collapse;margin:.5rem 0}
+td,th{border:1px solid #ddd;padding:.2rem .6rem;text-align:left}.meta{color:#666;font-size:.9em}
+.figs img{height:160px;margin:.2rem;border:1px solid #eee}.missing{color:#a00}"""
+
+
+def build_index(root: Path | None = None) -> Path:
+    """reports/index.html: every notebook's report with its headline numbers, a link, its figures."""
+    root = Path(root) if root is not None else paths.reports_dir()
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>emolib reports</title>"
+             f"<style>{_STYLE}</style></head><body><h1>emolib reports</h1>"]
+    for nb in NOTEBOOKS:
+        esc = html.escape
+        metrics_path = root / "metrics" / f"{nb}.json"
+        report = root / "html" / f"{nb}.html"
+        parts.append(f"<section id='{nb}'><h2>{esc(nb)}</h2>")
+        if not metrics_path.exists() or not report.exists():
+            parts.append(f"<p class='missing'>not run yet: <code>make report NB={nb[:2]}</code></p></section>")
+            continue
+        m = json.loads(metrics_path.read_text())
+        run_path = root / "metrics" / f"{nb}.run.json"
+        run = json.loads(run_path.read_text()) if run_path.exists() else {}
+        data = m.get("data") or {}
+        parts.append(f"<p><a href='html/{nb}.html'>full report</a></p>"
+                     f"<p class='meta'>profile <b>{esc(str(m.get('profile')))}</b> · data {esc(str(data.get('source')))}"
+                     f" (fingerprint {esc(str(data.get('fingerprint')))}) · {esc(str(run.get('code_version', '')))}"
+                     f" · {esc(str(run.get('date', '')))}</p>")
+        rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(format_number(v))}</td></tr>"
+                       for k, v in (m.get("headline") or {}).items())
+        parts.append(f"<table><tr><th>metric</th><th>value</th></tr>{rows}</table>")
+        figs = sorted((root / "figures" / nb).glob("*.png")) if (root / "figures" / nb).is_dir() else []
+        parts.append("<div class='figs'>" + "".join(
+            f"<a href='figures/{nb}/{esc(p.name)}'><img src='figures/{nb}/{esc(p.name)}' alt='{esc(p.stem)}' "
+            f"title='{esc(p.stem)}'></a>" for p in figs) + "</div></section>")
+    parts.append("</body></html>")
+    out = root / "index.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".html.tmp")
+    tmp.write_text("\n".join(parts))
+    os.replace(tmp, out)
+    return out
+
+
+def replace_tree(src: Path, dst: Path) -> None:
+    """Put folder `src` at `dst`, the old `dst` removed only after the new one is in place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = dst.with_name(dst.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old.exists():
+        shutil.rmtree(old)

@@ -1,0 +1,162 @@
+"""Run the notebooks headless and publish their reports (what `make reproduce` calls).
+
+    python -m emolib.reproduce run 03 --profile quick     # papermill -> HTML -> reports/
+    python -m emolib.reproduce params 03 --profile quick --out reports/.params/03_transfer_learning.yaml
+    python -m emolib.reproduce index                      # reports/index.html
+
+`run` validates the profile's section for the notebook (unknown keys and wrong types stop it before
+a kernel starts), executes the notebook with papermill (kernel ``emolib``, working directory
+``notebooks/``, the section as parameters), converts it to HTML with nbconvert (images embedded),
+and only then moves the HTML, figures and metrics into ``reports/``: the notebook writes them to a
+staging folder (``reports/.staging/<notebook>/``), so a failed run leaves the previous report in
+place. On failure it prints the notebook's name and the failing cell and exits non-zero; the
+executed notebook, error included, stays in the staging folder.
+
+`params` writes the profile's section for one notebook to a file, touching it only when the
+content changed: make uses these files as prerequisites, so a notebook reruns when its own
+section (or the profile) changed, and not when another notebook's section did.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from . import paths
+from .config import ConfigError, load_section, notebook_name
+from .reporting import STAGING_ENV, build_index, replace_tree
+
+KERNEL = "emolib"
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised in one of its cells; the message names the notebook and the cell."""
+
+
+def staging_dir(nb: str) -> Path:
+    return paths.reports_dir() / ".staging" / nb
+
+
+def _failure_message(nb: str, err, executed: Path) -> str:
+    source = "\n".join("    " + line for line in str(err.source).strip().splitlines()[-12:])
+    return (f"{nb}.ipynb FAILED in cell {err.cell_index} (execution count {err.exec_count}):\n{source}\n"
+            f"{err.ename}: {err.evalue}\n"
+            f"The previous report stays in place; the executed notebook with the full traceback is {executed}")
+
+
+def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None = None, log_output: bool = False) -> Path:
+    """Execute one notebook for `profile` and publish its report; returns reports/html/<nb>.html."""
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = notebook_name(notebook)
+    parameters = load_section(profile, nb)
+    source = paths.notebooks_dir() / f"{nb}.ipynb"
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist")
+    stage = staging_dir(nb)
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    executed = stage / f"{nb}.ipynb"
+
+    old_env = os.environ.get(STAGING_ENV)
+    os.environ[STAGING_ENV] = str(stage)      # the kernel inherits it: figures and metrics go to staging
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name=KERNEL,
+                                   cwd=str(paths.notebooks_dir()), progress_bar=False, log_output=log_output,
+                                   execution_timeout=timeout)
+    except PapermillExecutionError as err:
+        raise NotebookFailed(_failure_message(nb, err, executed)) from None
+    finally:
+        if old_env is None:
+            os.environ.pop(STAGING_ENV, None)
+        else:
+            os.environ[STAGING_ENV] = old_env
+    seconds = time.perf_counter() - t0
+
+    exporter = HTMLExporter()                # outputs' images are embedded as data: URIs
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4),
+                                          resources={"metadata": {"name": nb}})
+    staged_html = stage / "html" / f"{nb}.html"
+    staged_html.parent.mkdir(parents=True)
+    staged_html.write_text(body, encoding="utf-8")
+
+    _publish(nb, stage)
+    print(f"{nb}: ran in {seconds:.1f} s (profile {parameters['profile']}) -> "
+          f"{paths.reports_dir() / 'html' / f'{nb}.html'}")
+    return paths.reports_dir() / "html" / f"{nb}.html"
+
+
+def _publish(nb: str, stage: Path) -> None:
+    """Move the staged outputs into reports/: figures and metrics first, the HTML last."""
+    root = paths.reports_dir()
+    figures = stage / "figures" / nb
+    if figures.is_dir():
+        replace_tree(figures, root / "figures" / nb)
+    elif (root / "figures" / nb).exists():
+        shutil.rmtree(root / "figures" / nb)        # this run drew none: stale figures must not stay
+    (root / "metrics").mkdir(parents=True, exist_ok=True)
+    for suffix in (".json", ".run.json"):
+        src = stage / "metrics" / f"{nb}{suffix}"
+        if src.exists():
+            os.replace(src, root / "metrics" / f"{nb}{suffix}")
+    (root / "html").mkdir(parents=True, exist_ok=True)
+    os.replace(stage / "html" / f"{nb}.html", root / "html" / f"{nb}.html")
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_params(notebook: str, profile: str, out: Path) -> bool:
+    """Write the notebook's validated section to `out` if it differs from what is there; True if written."""
+    nb = notebook_name(notebook)
+    text = yaml.safe_dump({nb: load_section(profile, nb)}, sort_keys=True)
+    out = Path(out)
+    if out.exists() and out.read_text() == text:
+        return False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emolib.reproduce", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="execute one notebook and publish its report")
+    p_run.add_argument("notebook", help="e.g. 03 or 03_transfer_learning")
+    p_run.add_argument("--profile", default="quick", help="params/<profile>.yaml (default: quick)")
+    p_run.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    p_run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
+    p_params = sub.add_parser("params", help="write a notebook's profile section to a file if it changed")
+    p_params.add_argument("notebook")
+    p_params.add_argument("--profile", default="quick")
+    p_params.add_argument("--out", required=True, type=Path)
+    sub.add_parser("index", help="rebuild reports/index.html")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            run_notebook(args.notebook, args.profile, timeout=args.timeout, log_output=args.log_output)
+        elif args.command == "params":
+            write_params(args.notebook, args.profile, args.out)
+        else:
+            print(build_index())
+    except ConfigError as e:
+        print(f"reproduce: invalid parameters: {e}", file=sys.stderr)
+        return 2
+    except NotebookFailed as e:
+        print(f"reproduce: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Grad-CAM machinery: hooks released, shapes and ranges per model family, the two measures."""
+import numpy as np
+import pytest
+import torch
+
+from emolib import cam, models
+from emolib.data.dataset import to_model_input
+from emolib.models.spec import grayscale_spec
+
+MODELS = ["cnn_fer", "mini_xception", "vit_small_48"]
+
+
+def _hooks(model: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
+
+
+def _faces(n=3, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+
+
+class BlobNet(torch.nn.Module):
+    """A small conv net with a global-average-pooled head (where Grad-CAM is exact CAM)."""
+    head_names = ("head",)
+    stage_names = ("features",)
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 8, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU())
+        self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 2))
+        self.spec = grayscale_spec(48, "features.4")
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+@pytest.fixture(scope="module")
+def blob_model():
+    """A net trained for a few seconds to tell a bright square (class 0) from a dark one (1), anywhere."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    n = 128
+    labels = rng.integers(0, 2, n)
+    images = rng.integers(40, 90, (n, 48, 48)).astype(np.uint8)
+    masks = np.zeros((n, 48, 48), bool)
+    for i, y in enumerate(labels):
+        r, c = rng.integers(0, 36, 2)
+        images[i, r:r + 12, c:c + 12] = 230 if y == 0 else 0
+        masks[i, r:r + 12, c:c + 12] = True
+    model = BlobNet()
+    x = to_model_input(torch.from_numpy(images), model.spec)
+    y = torch.from_numpy(labels)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(20):
+        idx = torch.from_numpy(np.random.default_rng(step).integers(0, n, 32))
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        assert (model(x).argmax(1) == y).float().mean() > 0.95, "the blob task should be learnt"
+    return model, images, masks, labels
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shapes_ranges_and_hooks_released(name):
+    torch.manual_seed(0)
+    model = models.create(name)
+    model.train()
+    faces = _faces()
+    for method in cam.METHODS:
+        maps = cam.compute_cam(model, faces, method=method)
+        assert maps.shape == (3, 48, 48) and maps.dtype == np.float32
+        assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+        assert _hooks(model) == 0, f"{method} left hooks on {name}"
+    assert model.training, "compute_cam must give the model its training mode back"
+    # A preprocessed float input gives maps at the model's input size.
+    x = to_model_input(torch.from_numpy(faces), model.spec)
+    assert cam.compute_cam(model, x, targets=[0, 1, 2]).shape == (3, model.spec.input_size, model.spec.input_size)
+
+
+def test_hooks_released_when_cam_raises():
+    model = models.create("cnn_fer")
+    with pytest.raises(ValueError, match="targets"):
+        cam.compute_cam(model, _faces(), targets=[0, 1])
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        cam.compute_cam(model, _faces(), method="nope")
+    assert _hooks(model) == 0
+
+
+def test_frozen_backbone_still_gets_a_map(blob_model):
+    model, images, _, _ = blob_model
+    from emolib.models.transfer import freeze_backbone
+    freeze_backbone(model)
+    try:
+        maps = cam.compute_cam(model, images[:4])
+        assert maps.max() > 0, "a frozen backbone must not leave the hooked layer without gradients"
+    finally:
+        model.requires_grad_(True)
+
+
+def test_vit_reshape_transform():
+    tokens = torch.arange(2 * 17 * 3, dtype=torch.float32).view(2, 17, 3)   # class token + 4×4 grid
+    grid = cam.vit_reshape_transform(tokens)
+    assert grid.shape == (2, 3, 4, 4)
+    assert torch.equal(grid[1, :, 0, 1], tokens[1, 2])      # token 1 of the grid (after the class token)
+    with pytest.raises(ValueError, match="square"):
+        cam.vit_reshape_transform(tokens[:, :16])
+
+
+def test_gradcam_finds_the_evidence(blob_model):
+    model, images, masks, labels = blob_model
+    chance = cam.mask_area_share(masks[:32]).mean()
+    for method in cam.METHODS:
+        maps = cam.compute_cam(model, images[:32], targets=labels[:32], method=method)
+        share = np.nanmean(cam.mask_energy_share(maps, masks[:32]))
+        assert share > 3 * chance, f"{method}: share in the blob {share:.3f} vs area share {chance:.3f}"
+
+
+def test_mask_energy_share_by_hand():
+    c = np.zeros((10, 10))
+    c[0:2, 0:5] = 1.0            # mass 10 inside the mask
+    c[5:10, 5:10] = 1.2          # mass 30 outside
+    mask = np.zeros((10, 10), bool)
+    mask[0:2, :] = True
+    assert cam.mask_energy_share(c, mask) == pytest.approx(0.25)
+    uniform = np.full((2, 10, 10), 0.3)
+    masks = np.stack([mask, ~mask])
+    np.testing.assert_allclose(cam.mask_energy_share(uniform, masks), cam.mask_area_share(masks))
+    np.testing.assert_allclose(cam.mask_area_share(masks), [0.2, 0.8])
+    assert np.isnan(cam.mask_energy_share(np.zeros((10, 10)), mask))
+    with pytest.raises(ValueError, match="shape"):
+        cam.mask_energy_share(c, mask[:5])
+
+
+def test_deletion_curve_starts_at_the_original_confidence(blob_model):
+    model, images, masks, labels = blob_model
+    faces = images[:8]
+    maps = cam.compute_cam(model, faces)
+    fractions, conf = cam.deletion_curve(model, faces, maps, steps=4)
+    np.testing.assert_allclose(fractions, [0, 0.25, 0.5, 0.75, 1.0])
+    assert conf.shape == (8, 5)
+    with torch.no_grad():
+        x = to_model_input(torch.from_numpy(faces), model.spec)
+        probs = model(x).softmax(1)
+        start = probs.max(1).values.numpy()
+        end = model(cam._blurred(x)).softmax(1).gather(1, probs.argmax(1, keepdim=True))[:, 0].numpy()
+    np.testing.assert_allclose(conf[:, 0], start, rtol=1e-5)
+    np.testing.assert_allclose(conf[:, -1], end, rtol=1e-5)   # everything removed = the baseline
+    auc = cam.deletion_auc(fractions, conf)
+    assert auc.shape == (8,) and ((auc >= 0) & (auc <= 1)).all()
+    # The blob model's maps point at the blob: deleting along them hurts more than along a random map.
+    rand = np.random.default_rng(0).random(maps.shape).astype(np.float32)
+    _, conf_rand = cam.deletion_curve(model, faces, rand, steps=4)
+    assert cam.deletion_auc(fractions, conf).mean() < cam.deletion_auc(fractions, conf_rand).mean()
+
+
+def test_deletion_auc_by_hand():
+    assert cam.deletion_auc(np.array([0, 0.5, 1.0]), np.array([1.0, 0.5, 0.0])) == pytest.approx(0.5)
+
+
+def test_overlay():
+    face = _faces(1)[0]
+    out = cam.overlay(face, np.linspace(0, 1, 36, dtype=np.float32).reshape(6, 6))
+    assert out.shape == (48, 48, 3) and out.dtype == np.uint8
+    with pytest.raises(ValueError, match="gray uint8"):
+        cam.overlay(face.astype(np.float32), np.zeros((48, 48)))
