@@ -140,11 +140,14 @@ class EmotionRecognizer:
     (None: the detector's default). margin: context added around each box, as a fraction of its side.
     optimize: classify with `emolib.models.inference.prepare_for_inference`'s copy of the model
     (BatchNorm folded, channels-last: same outputs, ~1.7x faster for one face, ~3x for four).
+    crop_size: side of the face crop before `to_model_input` resizes it to the model's input
+    (default: the model's input size; 48 reproduces the look of 48 px training data exactly).
     """
 
     def __init__(self, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, detector: str = "blazeface", *,
                  fallback: str = "none", tta_flip: bool = False, device: str = "cpu",
-                 min_score: float | None = None, margin: float = 0.2, classes=None, optimize: bool = True):
+                 min_score: float | None = None, margin: float = 0.2, classes=None, optimize: bool = True,
+                 crop_size: int | None = None):
         from .faces.detect import DETECTORS, FALLBACKS
         if detector not in DETECTORS:
             raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
@@ -157,6 +160,7 @@ class EmotionRecognizer:
         self.spec = self.model.spec
         self.detector, self.fallback, self.tta_flip = detector, fallback, tta_flip
         self.device, self.min_score, self.margin = torch.device(device), min_score, margin
+        self.crop_size = int(crop_size or self.spec.input_size)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> "EmotionRecognizer":
@@ -171,7 +175,7 @@ class EmotionRecognizer:
         """Build the detector and run the classifier once, so the first real frame is not slow."""
         from .faces.detect import get_detector
         get_detector(self.detector)
-        self.predict_crops(np.zeros((1, self.spec.input_size, self.spec.input_size), np.uint8))
+        self.predict_crops(np.zeros((1, self.crop_size, self.crop_size), np.uint8))
         return self
 
     # The three steps, public so the video loop can reuse tracked boxes between detections.
@@ -200,7 +204,7 @@ class EmotionRecognizer:
         from .faces.align import crop_faces
         if not faces:
             return []
-        crops = crop_faces(image_bgr, faces, size=self.spec.input_size, margin=self.margin)
+        crops = crop_faces(image_bgr, faces, size=self.crop_size, margin=self.margin)
         probs = self.predict_crops(crops)
         if probs.shape[1] != len(self.classes):
             raise RuntimeError(f"the model outputs {probs.shape[1]} classes but has {len(self.classes)} names")

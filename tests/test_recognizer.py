@@ -88,6 +88,18 @@ def test_blank_image_has_no_face_and_fallback_marks_its_result(recognizer):
     assert results[0].box == (0.0, 0.0, 320.0, 240.0) and results[0].detector_score == 0.0
 
 
+def test_crop_size_feeds_smaller_crops_through_the_same_preprocessing(astronaut):
+    from emolib import EmotionRecognizer
+    rec = EmotionRecognizer(crop_size=48)
+    seen = []
+    handle = rec.model.register_forward_hook(lambda m, inputs, out: seen.append(tuple(inputs[0].shape)))
+    try:
+        results = rec.recognize(astronaut)
+    finally:
+        handle.remove()
+    assert seen == [(1, 1, 64, 64)] and [r.label for r in results] == ["happy"]
+
+
 def test_recognize_path_reads_files_and_names_bad_ones(recognizer, astronaut, tmp_path):
     from emolib.imageio import ImageReadError
     cv2.imwrite(str(tmp_path / "a.jpg"), astronaut)
