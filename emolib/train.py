@@ -186,7 +186,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, param_groups: list[dict]
         raise ValueError("the model has no trainable parameters (everything has requires_grad=False)")
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+    return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov and cfg.momentum > 0,
                            weight_decay=cfg.weight_decay)
 
 
