@@ -27,7 +27,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from .data.dataset import to_model_input
 
-__all__ = ["METHODS", "compute_cam", "deletion_auc", "deletion_curve", "mask_area_share",
+__all__ = ["METHODS", "compute_cam", "deletion_auc", "deletion_curve", "evidence_score", "mask_area_share",
            "mask_energy_share", "overlay", "target_layer", "vit_reshape_transform"]
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM}
@@ -151,6 +151,16 @@ def mask_energy_share(cam: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def mask_area_share(mask: np.ndarray) -> np.ndarray:
     """Per mask, the share of pixels inside it: what a uniform map scores in `mask_energy_share`."""
     return np.asarray(mask, dtype=bool).mean(axis=(-2, -1))
+
+
+def evidence_score(cams: np.ndarray, masks: np.ndarray) -> dict:
+    """Mean `mask_energy_share` over the maps that have mass, the chance level (mean mask area
+    share) and how many maps had no mass at all (excluded from the mean; NaN when none has mass)."""
+    share = mask_energy_share(cams, masks)
+    valid = ~np.isnan(share)
+    return {"mask_energy_share": float(share[valid].mean()) if valid.any() else float("nan"),
+            "mask_area_share": float(mask_area_share(masks).mean()),
+            "maps_without_mass": int((~valid).sum()), "maps": int(share.size)}
 
 
 def _blurred(x: torch.Tensor) -> torch.Tensor:

@@ -67,7 +67,6 @@ class CNNBaseline(Common):
     train: dict                       # emolib.train.TrainConfig fields
     augment: dict                     # emolib.data.dataset.AugmentConfig fields
     balanced: bool                    # class-balanced sampling of the training rows
-    max_train: int | None             # cap on training rows (quick profiles); None = all
     tta: str | None                   # test-time augmentation for the test metrics: None | flip | tencrop
 
 
@@ -80,17 +79,15 @@ class TransferLearning(Common):
     finetune_train: dict              # stage 2 (deeper stages unfrozen, param groups): TrainConfig fields
     unfreeze_stages: int              # how many of the deepest feature stages stage 2 trains
     augment: dict                     # AugmentConfig fields
-    max_train: int | None             # cap on training rows; None = all
 
 
 @dataclass
 class ViTFinetune(Common):
     model: str                        # vit_small_48 (CPU) or vit_b_16 (GPU)
     pretrained: bool                  # ImageNet weights (vit_b_16; needs the download or a local file)
-    unfreeze_blocks: int              # the last k encoder blocks train (plus the head)
+    unfreeze_blocks: int | None       # the last k encoder blocks train (plus the head); None = all of it
     train: dict                       # TrainConfig fields (lower lr, a scheduler)
     augment: dict                     # AugmentConfig fields (stronger than the CNNs')
-    max_train: int | None             # cap on training rows; None = all
 
 
 @dataclass
@@ -102,7 +99,6 @@ class ErrorAnalysis(Common):
     cam_samples: int                  # test faces per model for the Grad-CAM-in-mask score
     deletion_steps: int               # points on the deletion curve
     gallery_size: int                 # misclassified faces shown
-    max_test: int | None              # cap on test rows; None = all
 
 
 @dataclass
@@ -112,7 +108,7 @@ class WebcamDemo(Common):
     max_seconds: float                # the live loop stops after this long (or the stop button / interrupt)
     model: str                        # registry name or a checkpoint path (.pt) for the recognizer
     detector: str                     # face detector: blazeface | ssd | haar
-    video: str | None                 # video file for headless mode; None = a clip made from real photos
+    video_path: str | None            # video file for headless mode; None = a clip made from a real photo
     clip_frames: int                  # frames of the generated clip
     frames_shown: int                 # annotated frames embedded in the report
 

@@ -51,6 +51,8 @@ def notebook_of(cfg) -> str:
 
 def format_number(v) -> str:
     """How headline numbers appear in reports and the index (the tests look for this exact text)."""
+    if v is None:
+        return "n/a"
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
     if isinstance(v, int):
@@ -161,6 +163,17 @@ class Run:
         """models/<profile>/<notebook>/<name>: where this run's training writes best.pt and last.pt."""
         return paths.models_dir() / self.profile / self.notebook / name
 
+    def trained_checkpoint(self, run: str) -> Path:
+        """The best checkpoint another notebook of this profile trained: models/<profile>/<run>/best.pt.
+
+        `run` is "<notebook>/<model>", e.g. "02_cnn_baseline/cnn_fer"."""
+        path = paths.models_dir() / self.profile / run / "best.pt"
+        if not path.exists():
+            nb = run.split("/", 1)[0]
+            raise FileNotFoundError(f"{path} does not exist: run {nb} with profile {self.profile} first "
+                                    f"(make report NB={nb[:2]} PROFILE={self.profile})")
+        return path
+
     def write_metrics(self, metrics: dict, headline: dict):
         """Write metrics/<notebook>.json (deterministic) and <notebook>.run.json (timing, date, code).
 
@@ -175,8 +188,8 @@ class Run:
             if is_timing_key(k):
                 raise ValueError(f"headline {k!r} is a timing figure: it would make the metrics file "
                                  "differ between identical runs; put it in metrics (it goes to .run.json)")
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise ValueError(f"headline {k!r} must be a number, got {v!r}")
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+                raise ValueError(f"headline {k!r} must be a number (or NaN/None: not defined), got {v!r}")
         root = output_root() / "metrics"
         _write_json(root / f"{self.notebook}.json", {
             "notebook": self.notebook, "profile": self.profile, "data": _portable(self.data),
@@ -196,9 +209,15 @@ def _code_version() -> str:
 
 
 def start(cfg, data=None) -> Run:
-    """Open a report for a validated notebook config and (optionally) its FaceArrays."""
+    """Open a report for a validated notebook config and its data: FaceArrays, or a dict with at
+    least ``source`` and ``fingerprint`` (e.g. a video clip)."""
     info = {}
-    if data is not None:
+    if isinstance(data, dict):
+        missing = {"source", "fingerprint"} - set(data)
+        if missing:
+            raise ValueError(f"data info needs {sorted(missing)}")
+        info = dict(data)
+    elif data is not None:
         info = {"source": data.source, "fingerprint": data.fingerprint, "n": int(len(data)),
                 "classes": list(data.classes), "counts": data.counts(), "notes": list(data.notes)}
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
