@@ -13,6 +13,7 @@ bit-identical to an uninterrupted run (the loaders' batches are a pure function 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import random
@@ -101,6 +102,7 @@ def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
 
+@functools.cache
 def _hints() -> dict:
     return typing.get_type_hints(TrainConfig)
 
@@ -302,7 +304,9 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     channels_last = cfg.channels_last and device.type == "cuda"
-    model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+    model.to(device)
+    if channels_last:   # NHWC is faster for convolutions on tensor cores; a no-op request on CPU runs
+        model.to(memory_format=torch.channels_last)
 
     optimizer = build_optimizer(model, cfg, param_groups)
     scheduler = build_scheduler(optimizer, cfg, len(train_loader))
