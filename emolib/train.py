@@ -305,7 +305,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
         torch.use_deterministic_algorithms(True, warn_only=True)
     channels_last = cfg.channels_last and device.type == "cuda"
     model.to(device)
-    if channels_last:   # NHWC is faster for convolutions on tensor cores; a no-op request on CPU runs
+    if channels_last:   # NHWC convolutions are faster on tensor cores (CUDA only, see above)
         model.to(memory_format=torch.channels_last)
 
     optimizer = build_optimizer(model, cfg, param_groups)
