@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
@@ -30,18 +30,24 @@ from .data.dataset import to_model_input
 __all__ = ["METHODS", "compute_cam", "deletion_auc", "deletion_curve", "evidence_score", "mask_area_share",
            "mask_energy_share", "overlay", "target_layer", "vit_reshape_transform"]
 
-METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM}
+# Grad-CAM averages each channel's gradient over the map, which loses where the evidence is when a
+# flatten + fully-connected head follows (cnn_fer, vgg_fer); HiResCAM multiplies gradients and
+# activations elementwise and is faithful for such heads (Draelos & Carin 2020); LayerCAM keeps the
+# positive gradients elementwise and suits shallower, higher-resolution layers.
+METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM, "hirescam": HiResCAM,
+           "layercam": LayerCAM}
 
 
-def target_layer(model: nn.Module) -> nn.Module:
-    """The module Grad-CAM hooks: ``model.spec.target_layer`` (a dotted path)."""
+def target_layer(model: nn.Module, layer: str | None = None) -> nn.Module:
+    """The module Grad-CAM hooks: `layer` (a dotted path) or else ``model.spec.target_layer``."""
     spec = getattr(model, "spec", None)
     if spec is None:
         raise ValueError("model has no .spec: build it with emolib.models.create or load a checkpoint")
+    path = layer or spec.target_layer
     try:
-        return model.get_submodule(spec.target_layer)
+        return model.get_submodule(path)
     except AttributeError as e:
-        raise ValueError(f"spec.target_layer {spec.target_layer!r} is not a submodule of "
+        raise ValueError(f"target layer {path!r} is not a submodule of "
                          f"{getattr(model, 'model_name', type(model).__name__)}: {e}") from None
 
 
@@ -82,12 +88,13 @@ def _eval_mode(model: nn.Module):
 
 
 def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
-                batch_size: int = 64) -> np.ndarray:
+                batch_size: int = 64, layer: str | None = None) -> np.ndarray:
     """Class activation maps (N,H,W) float32 in [0,1], one per input.
 
     `inputs`: uint8 gray faces (N,H,W) (preprocessed from the model's spec; maps come back at the
     faces' size) or a float (N,C,H,W) model input (maps at the input size). `targets`: class index
-    per input, or None for the predicted class. `method`: "gradcam", "gradcam++" or "eigencam".
+    per input, or None for the predicted class. `method`: a key of `METHODS`. `layer`: a dotted
+    module path to hook instead of ``model.spec.target_layer`` (e.g. a shallower, finer layer).
     """
     if method not in METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose from {sorted(METHODS)}")
@@ -103,7 +110,7 @@ def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
         reshape = lambda t: vit_reshape_transform(t, prefix)  # noqa: E731
     device = next(model.parameters()).device
     out = []
-    with _eval_mode(model), METHODS[method](model=model, target_layers=[target_layer(model)],
+    with _eval_mode(model), METHODS[method](model=model, target_layers=[target_layer(model, layer)],
                                             reshape_transform=reshape) as cam:
         for start in range(0, len(x), batch_size):
             # Input gradients keep the graph alive through a frozen backbone, so the hooked layer
