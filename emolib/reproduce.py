@@ -38,6 +38,11 @@ class NotebookFailed(RuntimeError):
     """A notebook raised in one of its cells; the message names the notebook and the cell."""
 
 
+def params_stamp(nb: str) -> Path:
+    """reports/.params/<nb>.yaml: the profile section the current report was (or is about to be) made from."""
+    return paths.reports_dir() / ".params" / f"{nb}.yaml"
+
+
 def staging_dir(nb: str) -> Path:
     return paths.reports_dir() / ".staging" / nb
 
@@ -90,6 +95,9 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     staged_html.parent.mkdir(parents=True)
     staged_html.write_text(body, encoding="utf-8")
 
+    # Record what this report is made from (make's prerequisite), before the HTML lands so the HTML is
+    # newer: `make report NB=.. PROFILE=..` then `make reproduce` with another profile reruns the notebook.
+    write_params(nb, profile, params_stamp(nb))
     _publish(nb, stage)
     print(f"{nb}: ran in {seconds:.1f} s (profile {parameters['profile']}) -> "
           f"{paths.reports_dir() / 'html' / f'{nb}.html'}")
