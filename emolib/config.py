@@ -19,6 +19,7 @@ value edited by hand in JupyterLab gets the same checks.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -140,13 +141,18 @@ def field_names(notebook: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- checks
 
-def _type_ok(value, hint) -> bool:
+def type_ok(value, hint) -> bool:
+    """Does `value` fit the annotation `hint`? The one type check for profiles and TrainConfig.
+
+    A bool is not an int; an int is a float; a path is a str; YAML has no tuples, so a list is
+    accepted where a tuple or list is annotated; a container is checked as a container only.
+    """
     origin = typing.get_origin(hint)
     if origin is Literal:
         return value in typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(hint))
-    if origin is not None:                       # list[...] / dict[...]: the container is checked
+        return any(type_ok(value, a) for a in typing.get_args(hint))
+    if origin is not None:                       # list[...] / tuple[...] / dict[...]
         hint = origin
     if hint is type(None):
         return value is None
@@ -154,14 +160,17 @@ def _type_ok(value, hint) -> bool:
         return isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:                            # an int is a float; a bool is not
+    if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is list:                             # YAML has no tuples; Python callers may pass one
+    if hint is str:
+        return isinstance(value, (str, os.PathLike))
+    if hint in (list, tuple):
         return isinstance(value, (list, tuple))
     return isinstance(value, hint)
 
 
-def _describe(hint) -> str:
+def describe(hint) -> str:
+    """A type annotation as a reader writes it (for error messages)."""
     if typing.get_origin(hint) is Literal:
         return " | ".join(repr(a) for a in typing.get_args(hint))
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "").replace("NoneType", "None")
@@ -190,10 +199,10 @@ def check(notebook: str, values: Mapping[str, Any], *, where: str = "", partial:
     if missing and not partial:
         raise ConfigError(f"{where}: missing key(s) {missing}")
     for key, value in values.items():
-        if not _type_ok(value, hints[key]):
+        if not type_ok(value, hints[key]):
             tip = (" (YAML reads 1e-3 as a string: write 1.0e-3)"
                    if isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value) else "")
-            raise ConfigError(f"{where}: {key} must be {_describe(hints[key])}, got {value!r} "
+            raise ConfigError(f"{where}: {key} must be {describe(hints[key])}, got {value!r} "
                               f"({type(value).__name__}){tip}")
         if key in NESTED:
             try:

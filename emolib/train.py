@@ -18,7 +18,6 @@ import math
 import os
 import random
 import time
-import types
 import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import describe, type_ok
 
 Monitor = Literal["val_acc", "val_loss", "val_macro_f1"]
 
@@ -108,27 +108,8 @@ def _hints() -> dict:
 
 
 def _check_type(name: str, value, hint) -> None:
-    """Accept `value` for a field annotated `hint` (bool is not an int; an int is a float; os.PathLike is a str)."""
-    def ok(v, h) -> bool:
-        origin = typing.get_origin(h)
-        if origin is Literal:
-            return v in typing.get_args(h)
-        if origin in (typing.Union, types.UnionType):
-            return any(ok(v, a) for a in typing.get_args(h))
-        if h is type(None):
-            return v is None
-        if h is bool:
-            return isinstance(v, bool)
-        if h is int:
-            return isinstance(v, int) and not isinstance(v, bool)
-        if h is float:
-            return isinstance(v, (int, float)) and not isinstance(v, bool)
-        if h is str:
-            return isinstance(v, (str, os.PathLike))
-        return isinstance(v, h)
-    if not ok(value, hint):
-        expected = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-        raise TypeError(f"training option {name!r}: expected {expected}, got {value!r} ({type(value).__name__})")
+    if not type_ok(value, hint):
+        raise TypeError(f"training option {name!r}: expected {describe(hint)}, got {value!r} ({type(value).__name__})")
 
 
 # --------------------------------------------------------------------------- building blocks

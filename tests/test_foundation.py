@@ -4,7 +4,6 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from emolib import assets, labels, paths

@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from emolib.checkpoint import load_checkpoint, load_model
-from emolib.data.arrays import FaceArrays
 from emolib.data.dataset import AugmentConfig, FaceLoader
 from emolib.data.synthetic import generate
 from emolib.evaluate import predict

@@ -1,6 +1,6 @@
 """End-to-end latency of the live pipeline on 640×480 frames: decode JPEG → detect → align → classify → draw.
 
-Frames come from a real photo (skimage's astronaut, scikit-image is the dev extra): a short clip
+Frames come from a real photo (skimage's astronaut, scikit-image): a short clip
 panning and zooming over her, JPEG-encoded in memory so every frame is decoded as a camera or a
 file would deliver it. "1face" frames show her alone; "4faces" frames tile four copies (two
 mirrored) on one frame, all classified in one batch. Median milliseconds per frame over the clip.

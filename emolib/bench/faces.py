@@ -9,7 +9,7 @@ import numpy as np
 
 
 def astronaut_frame() -> np.ndarray:
-    """A 640×480 BGR frame: skimage's astronaut photo (scikit-image, the dev extra) scaled to 480×480,
+    """A 640×480 BGR frame: skimage's astronaut photo (scikit-image) scaled to 480×480,
     edges replicated to 640 wide; one ~85 px face, the webcam case."""
     from skimage import data
     face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480), interpolation=cv2.INTER_AREA)
