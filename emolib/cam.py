@@ -88,13 +88,15 @@ def _eval_mode(model: nn.Module):
 
 
 def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
-                batch_size: int = 64, layer: str | None = None) -> np.ndarray:
+                batch_size: int = 64, layer: str | None = None, eigen_smooth: bool = False) -> np.ndarray:
     """Class activation maps (N,H,W) float32 in [0,1], one per input.
 
     `inputs`: uint8 gray faces (N,H,W) (preprocessed from the model's spec; maps come back at the
     faces' size) or a float (N,C,H,W) model input (maps at the input size). `targets`: class index
     per input, or None for the predicted class. `method`: a key of `METHODS`. `layer`: a dotted
     module path to hook instead of ``model.spec.target_layer`` (e.g. a shallower, finer layer).
+    `eigen_smooth`: keep only the first principal component of the weighted activations
+    (pytorch-grad-cam's option), which removes much of the diffuse noise of shallow layers.
     """
     if method not in METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose from {sorted(METHODS)}")
@@ -117,7 +119,7 @@ def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
             # has a gradient even when none of its parameters train.
             xb = x[start:start + batch_size].to(device).requires_grad_(True)
             tb = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets[start:start + batch_size]]
-            out.append(cam(input_tensor=xb, targets=tb))
+            out.append(cam(input_tensor=xb, targets=tb, eigen_smooth=eigen_smooth))
     maps = np.concatenate(out) if out else np.zeros((0, *x.shape[-2:]), np.float32)
     if face_size is not None and maps.shape[-2:] != face_size:
         maps = F.interpolate(torch.from_numpy(maps)[:, None], size=face_size, mode="bilinear",

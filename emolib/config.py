@@ -97,7 +97,7 @@ class ErrorAnalysis(Common):
     pretrained_models: list           # registry models used as they come (e.g. fer2013-mini-xception)
     tta_modes: list                   # test-time augmentations compared: flip, tencrop
     cam_method: Literal["gradcam", "gradcam++", "eigencam", "hirescam", "layercam"]
-    cam_variants: list                # extra [model, method, layer or None] rows of the evidence table
+    cam_variants: list                # extra [model, method, layer or None(, eigen_smooth)] rows of the evidence table
     cam_samples: int                  # test faces per model for the Grad-CAM-in-mask score
     deletion_steps: int               # points on the deletion curve
     gallery_size: int                 # misclassified faces shown

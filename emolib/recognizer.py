@@ -148,7 +148,7 @@ class EmotionRecognizer:
                  fallback: str = "none", tta_flip: bool = False, device: str = "cpu",
                  min_score: float | None = None, margin: float = 0.2, classes=None, optimize: bool = True,
                  crop_size: int | None = None):
-        from .faces.detect import DETECTORS, FALLBACKS
+        from .faces.detection import DETECTORS, FALLBACKS
         if detector not in DETECTORS:
             raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if fallback not in FALLBACKS:
@@ -173,7 +173,7 @@ class EmotionRecognizer:
 
     def warmup(self) -> "EmotionRecognizer":
         """Build the detector and run the classifier once, so the first real frame is not slow."""
-        from .faces.detect import get_detector
+        from .faces.detection import get_detector
         get_detector(self.detector)
         self.predict_crops(np.zeros((1, self.crop_size, self.crop_size), np.uint8))
         return self
@@ -212,7 +212,7 @@ class EmotionRecognizer:
 
     def recognize(self, image_bgr: np.ndarray) -> list[FaceResult]:
         """Every face in a BGR uint8 image (gray H×W accepted), best detector score first."""
-        from .faces.detect import as_bgr
+        from .faces.detection import as_bgr
         image_bgr = as_bgr(image_bgr)
         return self.classify_faces(image_bgr, self.detect_faces(image_bgr))
 

@@ -114,9 +114,10 @@ def test_gradcam_finds_the_evidence(blob_model):
     model, images, masks, labels = blob_model
     chance = cam.mask_area_share(masks[:32]).mean()
     for method in cam.METHODS:
-        maps = cam.compute_cam(model, images[:32], targets=labels[:32], method=method)
-        share = np.nanmean(cam.mask_energy_share(maps, masks[:32]))
-        assert share > 3 * chance, f"{method}: share in the blob {share:.3f} vs area share {chance:.3f}"
+        for smooth in (False, True):
+            maps = cam.compute_cam(model, images[:32], targets=labels[:32], method=method, eigen_smooth=smooth)
+            share = np.nanmean(cam.mask_energy_share(maps, masks[:32]))
+            assert share > 3 * chance, f"{method} (eigen_smooth={smooth}): share in the blob {share:.3f} vs {chance:.3f}"
 
 
 def test_mask_energy_share_by_hand():

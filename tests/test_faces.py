@@ -10,7 +10,7 @@ from emolib import faces
 from emolib.faces import Face, detect, iou
 from emolib.faces.align import crop_face, crop_faces, crop_transform, eye_angle
 from emolib.faces.blazeface import ANCHOR_OPTIONS, decode, ssd_anchors
-from emolib.faces.detect import nms, weighted_nms
+from emolib.faces.detection import nms, weighted_nms
 
 DETECTORS = ["haar", "ssd", "blazeface"]
 
@@ -143,7 +143,7 @@ def test_errors():
 
 
 def test_detectors_are_cached():
-    from emolib.faces.detect import get_detector
+    from emolib.faces.detection import get_detector
     assert get_detector("ssd") is get_detector("ssd")
     assert faces.list_detectors() == ["blazeface", "ssd", "haar"]
 
@@ -155,7 +155,7 @@ def test_nothing_loads_at_import():
             "print(emolib.faces.detect.__module__, 'emolib.faces.blazeface' in sys.modules, "
             "emolib.faces.get_detector.cache_info().currsize)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["emolib.faces.detect", "False", "0"]
+    assert out.split() == ["emolib.faces.detection", "False", "0"]
 
 
 # ------------------------------------------------------------------ anchors, decoding, NMS

@@ -1,5 +1,5 @@
 """Face detection (haar, ssd, blazeface) and alignment; nothing loads until the first call."""
-from .detect import DETECTORS, detect, get_detector, iou, list_detectors
+from .detection import DETECTORS, detect, get_detector, iou, list_detectors
 from .types import Face
 
 __all__ = ["DETECTORS", "Face", "detect", "get_detector", "iou", "list_detectors"]

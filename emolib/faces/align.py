@@ -6,7 +6,7 @@ import math
 import cv2
 import numpy as np
 
-from .detect import as_bgr
+from .detection import as_bgr
 from .types import Face
 
 

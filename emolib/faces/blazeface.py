@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .. import assets
-from .detect import weighted_nms
+from .detection import weighted_nms
 from .types import Face
 
 # SsdAnchorsCalculatorOptions of the short-range model.

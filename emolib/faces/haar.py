@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .detect import nms
+from .detection import nms
 from .types import Face
 
 

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from .. import assets
-from .detect import nms
+from .detection import nms
 from .types import Face
 
 
