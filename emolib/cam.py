@@ -2,33 +2,45 @@
 
 `compute_cam` hooks the layer named by the model's ModelSpec (``spec.target_layer``), reshapes ViT
 tokens to a grid (``spec.is_vit``) and releases every hook when it returns (the CAM objects are used
-as context managers). `overlay` draws a map on a face. The measures:
+as context managers); ``guided=True`` sharpens the map to pixels with guided backpropagation
+(Guided Grad-CAM). `overlay` draws a map on a face. The measures:
 
 - `mask_energy_share`: the share of a map's mass inside an evidence mask (the synthetic source
   draws, per image, the facial regions that carry its class). Chance level is the mask's area
-  share (`mask_area_share`): a map spread uniformly scores exactly that.
+  share (`mask_area_share`); `mask_share_ceiling` is the most that any map computed on a layer's
+  grid (`map_grid`) can score once resized to the image, however right it is.
 - `deletion_curve` / `deletion_auc`: the model's confidence as the most-highlighted pixels are
   replaced by a blurred copy (Petsiuk et al. 2018, RISE). A faithful map makes confidence drop
   fast, so a lower area under the curve is better.
+- `evidence_row`: both measures for one `CamVariant` (a model's maps made one way), with the
+  ceiling and the model-randomization check of Adebayo et al. (2018): the same maps from an
+  untrained copy of the model, which show what the image alone (its edges) scores.
 """
 from __future__ import annotations
 
+import copy
 import math
+import typing
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, GuidedBackpropReLUModel, HiResCAM, LayerCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
+from .config import describe, type_ok
 from .data.dataset import to_model_input
+from .models import create_like
 
-__all__ = ["METHODS", "compute_cam", "deletion_auc", "deletion_curve", "evidence_score", "mask_area_share",
-           "mask_energy_share", "overlay", "target_layer", "vit_reshape_transform"]
+__all__ = ["METHODS", "CamVariant", "compute_cam", "deletion_auc", "deletion_curve", "evidence_row", "evidence_score",
+           "guided_saliency", "map_grid", "mask_area_share", "mask_energy_share", "mask_share_ceiling", "overlay",
+           "target_layer", "vit_reshape_transform"]
 
 # Grad-CAM averages each channel's gradient over the map, which loses where the evidence is when a
 # flatten + fully-connected head follows (cnn_fer, vgg_fer); HiResCAM multiplies gradients and
@@ -88,7 +100,8 @@ def _eval_mode(model: nn.Module):
 
 
 def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
-                batch_size: int = 64, layer: str | None = None, eigen_smooth: bool = False) -> np.ndarray:
+                batch_size: int = 64, layer: str | None = None, eigen_smooth: bool = False,
+                guided: bool = False) -> np.ndarray:
     """Class activation maps (N,H,W) float32 in [0,1], one per input.
 
     `inputs`: uint8 gray faces (N,H,W) (preprocessed from the model's spec; maps come back at the
@@ -97,6 +110,9 @@ def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
     module path to hook instead of ``model.spec.target_layer`` (e.g. a shallower, finer layer).
     `eigen_smooth`: keep only the first principal component of the weighted activations
     (pytorch-grad-cam's option), which removes much of the diffuse noise of shallow layers.
+    `guided`: Guided Grad-CAM (Selvaraju et al. 2017): the map times the pixel-level saliency of
+    guided backpropagation (`guided_saliency`), rescaled to a peak of 1; the layer's map says
+    which region, the saliency which pixels in it.
     """
     if method not in METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose from {sorted(METHODS)}")
@@ -121,10 +137,47 @@ def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
             tb = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets[start:start + batch_size]]
             out.append(cam(input_tensor=xb, targets=tb, eigen_smooth=eigen_smooth))
     maps = np.concatenate(out) if out else np.zeros((0, *x.shape[-2:]), np.float32)
+    if guided:
+        maps = _peak_one(maps * guided_saliency(model, x, targets, batch_size))
     if face_size is not None and maps.shape[-2:] != face_size:
         maps = F.interpolate(torch.from_numpy(maps)[:, None], size=face_size, mode="bilinear",
                              align_corners=False)[:, 0].numpy()
     return np.clip(maps, 0.0, 1.0).astype(np.float32)
+
+
+def _peak_one(maps: np.ndarray) -> np.ndarray:
+    """Each map divided by its maximum; a map without mass stays zero."""
+    peak = maps.max(axis=(-2, -1), keepdims=True) if maps.size else maps
+    return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
+    device = next(model.parameters()).device
+    with _eval_mode(model):
+        return np.concatenate([model(x[s:s + batch_size].to(device)).argmax(1).cpu().numpy()
+                               for s in range(0, len(x), batch_size)]) if len(x) else np.zeros(0, np.int64)
+
+
+def guided_saliency(model: nn.Module, x: torch.Tensor, targets=None, batch_size: int = 64) -> np.ndarray:
+    """Guided backpropagation (Springenberg et al. 2015) of each input's target class score:
+    |d score / d pixel|, the maximum over channels (Simonyan et al. 2014), (N,H,W) float32.
+
+    `x` is a preprocessed (N,C,H,W) model input; `targets` None means the predicted classes.
+    Guided backpropagation changes how gradients pass the ``nn.ReLU`` modules, so a model without
+    any is refused. pytorch-grad-cam's implementation swaps every ReLU for a guided one and back,
+    leaving one shared ``nn.ReLU`` in all their places, so it runs on a copy: the caller's model
+    keeps its own modules (which Grad-CAM hooks by name).
+    """
+    if not any(isinstance(m, nn.ReLU) for m in model.modules()):
+        raise ValueError(f"guided backpropagation needs nn.ReLU activations; "
+                         f"{getattr(model, 'model_name', type(model).__name__)} has none")
+    targets = _predict(model, x, batch_size) if targets is None else np.asarray(targets, dtype=np.int64)
+    twin = copy.deepcopy(model).eval()
+    guided = GuidedBackpropReLUModel(twin, device=next(twin.parameters()).device)
+    # The library backpropagates the first image's score only: one image per call.
+    grads = [guided(x[i:i + 1].clone(), target_category=int(t)) for i, t in enumerate(targets)]
+    return np.abs(np.stack(grads)).max(axis=-1).astype(np.float32) if grads else np.zeros((0, *x.shape[-2:]), np.float32)
 
 
 def overlay(image_gray_uint8: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
@@ -170,6 +223,43 @@ def evidence_score(cams: np.ndarray, masks: np.ndarray) -> dict:
     return {"mask_energy_share": float(share[valid].mean()) if valid.any() else float("nan"),
             "mask_area_share": float(mask_area_share(masks).mean()),
             "maps_without_mass": int((~valid).sum()), "maps": int(share.size)}
+
+
+def map_grid(model: nn.Module, layer: str | None = None) -> tuple[int, int]:
+    """The (h, w) grid a map of `model` is computed on at `layer` (default: the spec's), before it
+    is resized to the image: the finest detail a map from that layer can show."""
+    spec = model.spec
+    seen = []
+    handle = target_layer(model, layer).register_forward_hook(lambda module, args, out: seen.append(out))
+    try:
+        with torch.no_grad(), _eval_mode(model):
+            model(torch.zeros(1, spec.channels, spec.input_size, spec.input_size,
+                              device=next(model.parameters()).device))
+    finally:
+        handle.remove()
+    out = seen[0]
+    if spec.is_vit:
+        out = vit_reshape_transform(out, int(spec.extra.get("prefix_tokens", 1)))
+    return tuple(out.shape[-2:])
+
+
+def mask_share_ceiling(masks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Per mask, the highest `mask_energy_share` that any map computed on a `grid` (h, w) and
+    resized bilinearly to the mask's size (as pytorch-grad-cam does, with cv2) can reach.
+
+    Such a map is a nonnegative sum of resized one-cell bumps, and a ratio of sums is at most the
+    best of its terms, so the ceiling is the share of the best single bump. Resizing is separable:
+    the bump of cell (i, j) is ``ry[:, i] * rx[:, j]``, the resized columns of an identity.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim not in (2, 3):
+        raise ValueError(f"expected masks (H,W) or (N,H,W), got shape {masks.shape}")
+    (h, w), (gh, gw) = masks.shape[-2:], grid
+    ry = cv2.resize(np.eye(gh, dtype=np.float32), (gh, h), interpolation=cv2.INTER_LINEAR).astype(np.float64)
+    rx = cv2.resize(np.eye(gw, dtype=np.float32), (gw, w), interpolation=cv2.INTER_LINEAR).astype(np.float64)
+    inside = ry.T @ masks.astype(np.float64) @ rx                        # (..., gh, gw)
+    total = np.outer(ry.sum(axis=0), rx.sum(axis=0))
+    return (inside / total).max(axis=(-2, -1))
 
 
 def _blurred(x: torch.Tensor) -> torch.Tensor:
@@ -234,3 +324,71 @@ def deletion_auc(fractions: np.ndarray, confidences: np.ndarray) -> np.ndarray:
     f = np.asarray(fractions, dtype=np.float64)
     c = np.asarray(confidences, dtype=np.float64)
     return ((c[..., 1:] + c[..., :-1]) / 2 * np.diff(f)).sum(axis=-1)
+
+
+@dataclass(frozen=True)
+class CamVariant:
+    """One way of making a model's maps: a row of notebook 05's evidence table (profiles write it
+    as a mapping: ``{model: cnn_fer, method: hirescam, layer: features.1.2, guided: true}``)."""
+    model: str                        # a model of the comparison (its run or registry name)
+    method: str = "gradcam"           # a key of METHODS
+    layer: str | None = None          # dotted module path; None = the model's spec.target_layer
+    eigen_smooth: bool = False        # first principal component only
+    guided: bool = False              # Guided Grad-CAM: times the guided-backpropagation saliency
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(CamVariant)
+        for f in fields(self):
+            if not type_ok(getattr(self, f.name), hints[f.name]):
+                raise TypeError(f"CAM variant {f.name}: expected {describe(hints[f.name])}, "
+                                f"got {getattr(self, f.name)!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown CAM method {self.method!r}; choose from {sorted(METHODS)}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CamVariant":
+        """Build from a profile's mapping; unknown keys are an error (a typo must not pass silently)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a CAM variant is a mapping like {{model: cnn_fer, method: hirescam}}, got {d!r}")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown CAM variant option(s) {unknown}; known: {[f.name for f in fields(cls)]}")
+        if "model" not in d:
+            raise ValueError(f"a CAM variant needs a model: {d!r}")
+        return cls(**d)
+
+    @property
+    def options(self) -> dict:
+        """The keyword arguments of `compute_cam` this variant stands for."""
+        return {"method": self.method, "layer": self.layer, "eigen_smooth": self.eigen_smooth, "guided": self.guided}
+
+    def label(self, model: nn.Module) -> str:
+        """E.g. ``cnn_fer/guided hirescam/features.3.2``: model, method (with its options), layer."""
+        method = ("guided " if self.guided else "") + self.method + ("+eigen-smooth" if self.eigen_smooth else "")
+        return f"{self.model}/{method}/{self.layer or model.spec.target_layer}"
+
+
+def evidence_row(model: nn.Module, faces: np.ndarray, targets, variant: CamVariant, masks: np.ndarray | None = None,
+                 steps: int = 10, seed: int = 0) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
+    """Both measures for the maps `variant` makes of `model` on uint8 `faces` for `targets`.
+
+    Returns ``(row, deletion curve)``. The row holds ``deletion_auc`` and, with evidence `masks`,
+    `evidence_score`'s figures plus ``map_grid`` (the grid the map is computed on; the input size
+    for guided maps), ``ceiling`` (mean `mask_share_ceiling` on that grid) and
+    ``untrained_mask_share``: the same maps from an untrained copy of the model (seeded by
+    `seed`), the model-randomization check of Adebayo et al. (2018). A share far above the
+    untrained one comes from what the model learnt, not from the image's edges alone.
+    """
+    maps = compute_cam(model, faces, targets=targets, **variant.options)
+    curve = deletion_curve(model, faces, maps, steps=steps)
+    row = {"deletion_auc": float(deletion_auc(*curve).mean())}
+    if masks is not None:
+        grid = tuple(np.shape(faces)[-2:]) if variant.guided else map_grid(model, variant.layer)
+        with torch.random.fork_rng(devices=[]):      # seeded, without moving the caller's RNG
+            torch.manual_seed(seed)
+            untrained = create_like(model).to(next(model.parameters()).device)
+        untrained_maps = compute_cam(untrained, faces, targets=targets, **variant.options)
+        row.update(evidence_score(maps, masks), map_grid="×".join(map(str, grid)),
+                   ceiling=float(mask_share_ceiling(masks, grid).mean()),
+                   untrained_mask_share=evidence_score(untrained_maps, masks)["mask_energy_share"])
+    return row, curve

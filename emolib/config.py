@@ -12,7 +12,8 @@ A profile file looks like::
 Every notebook has a schema below (a dataclass: the common fields plus its own). Unknown keys and
 wrong types are errors that name the file, the section and the key; nested ``train`` and
 ``augment`` sections are checked by `emolib.train.TrainConfig` and
-`emolib.data.dataset.AugmentConfig` themselves. The runner validates a profile's section before it
+`emolib.data.dataset.AugmentConfig` themselves, and each row of ``cam_variants`` by
+`emolib.cam.CamVariant`. The runner validates a profile's section before it
 starts a notebook (`load_section`); the notebook validates its parameters again (`validate`), so a
 value edited by hand in JupyterLab gets the same checks.
 """
@@ -97,7 +98,7 @@ class ErrorAnalysis(Common):
     pretrained_models: list           # registry models used as they come (e.g. fer2013-mini-xception)
     tta_modes: list                   # test-time augmentations compared: flip, tencrop
     cam_method: Literal["gradcam", "gradcam++", "eigencam", "hirescam", "layercam"]
-    cam_variants: list                # extra [model, method, layer or None(, eigen_smooth)] rows of the evidence table
+    cam_variants: list                # extra rows of the evidence table: {model, method, layer, eigen_smooth, guided}
     cam_samples: int                  # test faces per model for the Grad-CAM-in-mask score
     deletion_steps: int               # points on the deletion curve
     gallery_size: int                 # misclassified faces shown
@@ -120,6 +121,8 @@ SCHEMAS: dict[str, type] = dict(zip(NOTEBOOKS, (DataExploration, CNNBaseline, Tr
 # Nested sections checked by their own dataclass (imported lazily: torch-heavy modules).
 NESTED = {"train": "emolib.train:TrainConfig", "head_train": "emolib.train:TrainConfig",
           "finetune_train": "emolib.train:TrainConfig", "augment": "emolib.data.dataset:AugmentConfig"}
+# Lists whose every item is such a section.
+NESTED_LISTS = {"cam_variants": "emolib.cam:CamVariant"}
 
 
 def notebook_name(name: str) -> str:
@@ -182,6 +185,13 @@ def _nested_class(dotted: str):
     return getattr(importlib.import_module(module), name)
 
 
+def _check_nested(dotted: str, value, where: str) -> None:
+    try:
+        _nested_class(dotted).from_dict(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
 def check(notebook: str, values: Mapping[str, Any], *, where: str = "", partial: bool = False) -> dict:
     """Check `values` against the notebook's schema and return them as a plain dict.
 
@@ -205,10 +215,9 @@ def check(notebook: str, values: Mapping[str, Any], *, where: str = "", partial:
             raise ConfigError(f"{where}: {key} must be {describe(hints[key])}, got {value!r} "
                               f"({type(value).__name__}){tip}")
         if key in NESTED:
-            try:
-                _nested_class(NESTED[key]).from_dict(value)
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"{where}: {key}: {e}") from None
+            _check_nested(NESTED[key], value, f"{where}: {key}")
+        for i, item in enumerate(value if key in NESTED_LISTS else ()):
+            _check_nested(NESTED_LISTS[key], item, f"{where}: {key}[{i}]")
     return dict(values)
 
 

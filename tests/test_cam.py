@@ -168,3 +168,89 @@ def test_overlay():
     assert out.shape == (48, 48, 3) and out.dtype == np.uint8
     with pytest.raises(ValueError, match="gray uint8"):
         cam.overlay(face.astype(np.float32), np.zeros((48, 48)))
+
+
+def test_guided_maps_find_the_evidence_and_leave_the_model_as_it_was(blob_model):
+    model, images, masks, labels = blob_model
+    modules = [(name, id(m)) for name, m in model.named_modules()]
+    plain = cam.compute_cam(model, images[:16], targets=labels[:16])
+    guided = cam.compute_cam(model, images[:16], targets=labels[:16], guided=True)
+    assert guided.shape == (16, 48, 48) and guided.min() >= 0 and guided.max() <= 1
+    np.testing.assert_allclose(guided.max(axis=(1, 2)), 1.0)        # every map peaks at 1
+    chance = cam.mask_area_share(masks[:16]).mean()
+    assert np.nanmean(cam.mask_energy_share(guided, masks[:16])) > 3 * chance
+    # pytorch-grad-cam swaps the ReLUs and puts back one shared module: that must not happen to
+    # the caller's model, or a later Grad-CAM would hook every ReLU at once.
+    assert [(name, id(m)) for name, m in model.named_modules()] == modules
+    np.testing.assert_array_equal(cam.compute_cam(model, images[:16], targets=labels[:16]), plain)
+    assert _hooks(model) == 0
+    # No targets: the predicted classes, as for the plain maps.
+    np.testing.assert_allclose(cam.compute_cam(model, images[:4], guided=True), guided[:4], atol=1e-6)
+
+
+def test_guided_saliency_needs_relus():
+    model = models.create("mobilenet_v2", input_size=32)      # ReLU6 only
+    x = to_model_input(torch.from_numpy(_faces(2)), model.spec)
+    with pytest.raises(ValueError, match="needs nn.ReLU"):
+        cam.guided_saliency(model, x)
+
+
+def test_map_grid():
+    net = models.create("cnn_fer")
+    assert cam.map_grid(net) == (6, 6)
+    assert cam.map_grid(net, "features.1.2") == (24, 24)
+    assert cam.map_grid(models.create("vit_small_48")) == (8, 8)        # 48 px in 6 px patches
+
+
+def test_mask_share_ceiling_is_the_best_single_bump_and_bounds_every_map():
+    import cv2
+    rng = np.random.default_rng(0)
+    masks = rng.random((4, 30, 40)) < 0.15
+    grid = (5, 7)
+    ceiling = cam.mask_share_ceiling(masks, grid)
+    bumps = []
+    for i in range(grid[0]):
+        for j in range(grid[1]):
+            cell = np.zeros(grid, np.float32)
+            cell[i, j] = 1.0
+            bumps.append(cv2.resize(cell, (40, 30)))
+    best = np.max([(masks * b).sum(axis=(1, 2)) / b.sum() for b in bumps], axis=0)
+    np.testing.assert_allclose(ceiling, best, rtol=1e-6)
+    for _ in range(20):      # any map on that grid, resized like pytorch-grad-cam does, stays below
+        maps = np.stack([cv2.resize(rng.random(grid).astype(np.float32) ** 4, (40, 30)) for _ in masks])
+        assert (cam.mask_energy_share(maps, masks) <= ceiling + 1e-9).all()
+    assert cam.mask_share_ceiling(masks[0], (30, 40)) == 1.0 or masks[0].sum() == 0   # pixel grid: a pixel inside
+    with pytest.raises(ValueError, match="masks"):
+        cam.mask_share_ceiling(masks[None], grid)
+
+
+def test_cam_variant_from_a_profile_mapping():
+    v = cam.CamVariant.from_dict({"model": "cnn_fer", "method": "hirescam", "guided": True})
+    assert v.options == {"method": "hirescam", "layer": None, "eigen_smooth": False, "guided": True}
+    net = models.create("cnn_fer")
+    assert v.label(net) == "cnn_fer/guided hirescam/features.3.2"
+    assert cam.CamVariant("cnn_fer", "gradcam", "features.1.2", True).label(net) == \
+        "cnn_fer/gradcam+eigen-smooth/features.1.2"
+    with pytest.raises(ValueError, match="unknown CAM variant option"):
+        cam.CamVariant.from_dict({"model": "cnn_fer", "smooth": True})
+    with pytest.raises(TypeError, match="layer"):
+        cam.CamVariant("cnn_fer", layer=3)
+
+
+def test_evidence_row_references():
+    from emolib.data import synthetic
+    faces = synthetic.generate(40, seed=1)
+    images, labels, masks = faces.images[:12], faces.labels[:12], faces.masks[:12]
+    torch.manual_seed(5)
+    model = models.create("cnn_fer")          # untrained, seeded like evidence_row's twin below
+    state = torch.random.get_rng_state()
+    row, (fractions, conf) = cam.evidence_row(model, images, labels, cam.CamVariant("cnn_fer", "hirescam"), masks,
+                                              steps=3, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state), "the untrained twin must not move the caller's RNG"
+    assert conf.shape == (12, 4) and row["map_grid"] == "6×6" and row["maps"] == 12
+    assert row["mask_energy_share"] <= row["ceiling"] + 1e-9
+    assert row["untrained_mask_share"] == pytest.approx(row["mask_energy_share"])   # same seed: the same weights
+    guided, _ = cam.evidence_row(model, images, labels, cam.CamVariant("cnn_fer", "hirescam", guided=True), masks, steps=3)
+    assert guided["map_grid"] == "48×48" and guided["ceiling"] == pytest.approx(1.0)
+    no_masks, _ = cam.evidence_row(model, images, labels, cam.CamVariant("cnn_fer"), None, steps=3)
+    assert set(no_masks) == {"deletion_auc"}

@@ -55,6 +55,12 @@ def test_wrong_types_are_errors_that_name_the_key(tmp_path):
         "02_cnn_baseline: {train: {epochs: 2, warp: 9}}": r"train: unknown training option\(s\) \['warp'\]",
         "02_cnn_baseline: {augment: {hflip: 2.0}}": r"augment: hflip is a probability",
         "03_transfer_learning: {models: mobilenet_v2}": r"models must be list",
+        "05_error_analysis: {cam_variants: [{model: cnn_fer}, {model: cnn_fer, guide: true}]}":
+            r"cam_variants\[1\]: unknown CAM variant option\(s\) \['guide'\]",
+        "05_error_analysis: {cam_variants: [[cnn_fer, hirescam]]}": r"cam_variants\[0\]: a CAM variant is a mapping",
+        "05_error_analysis: {cam_variants: [{model: cnn_fer, method: gradcan}]}": r"unknown CAM method 'gradcan'",
+        "05_error_analysis: {cam_variants: [{model: cnn_fer, guided: 1}]}": r"CAM variant guided: expected bool",
+        "05_error_analysis: {cam_variants: [{method: hirescam}]}": r"cam_variants\[0\]: a CAM variant needs a model",
     }
     for text, message in cases.items():
         with pytest.raises(config.ConfigError, match=message):

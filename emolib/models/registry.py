@@ -63,5 +63,14 @@ def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) 
     return model
 
 
+def create_like(model: nn.Module) -> nn.Module:
+    """A freshly initialized (untrained, no pretrained weights) model of the same architecture as
+    `model`, built from what `create` recorded on it; seed torch's RNG first for a repeatable one."""
+    for attr in ("model_name", "num_classes", "model_kwargs"):
+        if not hasattr(model, attr):
+            raise ValueError(f"model has no .{attr}: build it with emolib.models.create or load a checkpoint")
+    return create(model.model_name, num_classes=model.num_classes, pretrained=False, **model.model_kwargs)
+
+
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
