@@ -36,7 +36,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from .config import describe, type_ok
 from .data.dataset import to_model_input
-from .models import create_like
+from .models import untrained_like
 
 __all__ = ["METHODS", "CamVariant", "compute_cam", "deletion_auc", "deletion_curve", "evidence_row", "evidence_score",
            "guided_saliency", "map_grid", "mask_area_share", "mask_energy_share", "mask_share_ceiling", "overlay",
@@ -73,6 +73,14 @@ def vit_reshape_transform(tokens: torch.Tensor, prefix_tokens: int = 1) -> torch
         raise ValueError(f"{grid.shape[1]} patch tokens do not form a square grid "
                          f"(after dropping {prefix_tokens} prefix token(s))")
     return grid.reshape(grid.shape[0], side, side, grid.shape[2]).permute(0, 3, 1, 2)
+
+
+def _reshape_transform(spec):
+    """What turns the hooked layer's output into a (B,C,H,W) grid: None for CNNs, tokens to grid for ViTs."""
+    if not spec.is_vit:
+        return None
+    prefix = int(spec.extra.get("prefix_tokens", 1))
+    return lambda tokens: vit_reshape_transform(tokens, prefix)
 
 
 def _as_model_input(model: nn.Module, inputs) -> tuple[torch.Tensor, tuple[int, int] | None]:
@@ -121,15 +129,10 @@ def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
         targets = np.asarray(targets, dtype=np.int64).reshape(-1)
         if len(targets) != len(x):
             raise ValueError(f"{len(targets)} targets for {len(x)} inputs")
-    spec = model.spec
-    reshape = None
-    if spec.is_vit:
-        prefix = int(spec.extra.get("prefix_tokens", 1))
-        reshape = lambda t: vit_reshape_transform(t, prefix)  # noqa: E731
     device = next(model.parameters()).device
     out = []
     with _eval_mode(model), METHODS[method](model=model, target_layers=[target_layer(model, layer)],
-                                            reshape_transform=reshape) as cam:
+                                            reshape_transform=_reshape_transform(model.spec)) as cam:
         for start in range(0, len(x), batch_size):
             # Input gradients keep the graph alive through a frozen backbone, so the hooked layer
             # has a gradient even when none of its parameters train.
@@ -147,7 +150,7 @@ def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
 
 def _peak_one(maps: np.ndarray) -> np.ndarray:
     """Each map divided by its maximum; a map without mass stays zero."""
-    peak = maps.max(axis=(-2, -1), keepdims=True) if maps.size else maps
+    peak = maps.max(axis=(-2, -1), keepdims=True)
     return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
 
 
@@ -155,8 +158,8 @@ def _peak_one(maps: np.ndarray) -> np.ndarray:
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
     device = next(model.parameters()).device
     with _eval_mode(model):
-        return np.concatenate([model(x[s:s + batch_size].to(device)).argmax(1).cpu().numpy()
-                               for s in range(0, len(x), batch_size)]) if len(x) else np.zeros(0, np.int64)
+        preds = [model(x[s:s + batch_size].to(device)).argmax(1).cpu() for s in range(0, len(x), batch_size)]
+    return torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
 
 
 def guided_saliency(model: nn.Module, x: torch.Tensor, targets=None, batch_size: int = 64) -> np.ndarray:
@@ -173,7 +176,7 @@ def guided_saliency(model: nn.Module, x: torch.Tensor, targets=None, batch_size:
         raise ValueError(f"guided backpropagation needs nn.ReLU activations; "
                          f"{getattr(model, 'model_name', type(model).__name__)} has none")
     targets = _predict(model, x, batch_size) if targets is None else np.asarray(targets, dtype=np.int64)
-    twin = copy.deepcopy(model).eval()
+    twin = copy.deepcopy(model).eval().requires_grad_(False)    # input gradients only: no weight gradients
     guided = GuidedBackpropReLUModel(twin, device=next(twin.parameters()).device)
     # The library backpropagates the first image's score only: one image per call.
     grads = [guided(x[i:i + 1].clone(), target_category=int(t)) for i, t in enumerate(targets)]
@@ -237,10 +240,8 @@ def map_grid(model: nn.Module, layer: str | None = None) -> tuple[int, int]:
                               device=next(model.parameters()).device))
     finally:
         handle.remove()
-    out = seen[0]
-    if spec.is_vit:
-        out = vit_reshape_transform(out, int(spec.extra.get("prefix_tokens", 1)))
-    return tuple(out.shape[-2:])
+    reshape = _reshape_transform(spec)
+    return tuple((reshape(seen[0]) if reshape else seen[0]).shape[-2:])
 
 
 def mask_share_ceiling(masks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -386,7 +387,7 @@ def evidence_row(model: nn.Module, faces: np.ndarray, targets, variant: CamVaria
         grid = tuple(np.shape(faces)[-2:]) if variant.guided else map_grid(model, variant.layer)
         with torch.random.fork_rng(devices=[]):      # seeded, without moving the caller's RNG
             torch.manual_seed(seed)
-            untrained = create_like(model).to(next(model.parameters()).device)
+            untrained = untrained_like(model).to(next(model.parameters()).device)
         untrained_maps = compute_cam(untrained, faces, targets=targets, **variant.options)
         row.update(evidence_score(maps, masks), map_grid="×".join(map(str, grid)),
                    ceiling=float(mask_share_ceiling(masks, grid).mean()),

@@ -241,8 +241,9 @@ def test_evidence_row_references():
     from emolib.data import synthetic
     faces = synthetic.generate(40, seed=1)
     images, labels, masks = faces.images[:12], faces.labels[:12], faces.masks[:12]
+    base = models.create("cnn_fer")
     torch.manual_seed(5)
-    model = models.create("cnn_fer")          # untrained, seeded like evidence_row's twin below
+    model = models.untrained_like(base)       # seeded like evidence_row's untrained twin below
     state = torch.random.get_rng_state()
     row, (fractions, conf) = cam.evidence_row(model, images, labels, cam.CamVariant("cnn_fer", "hirescam"), masks,
                                               steps=3, seed=5)

@@ -16,7 +16,7 @@ from emolib import assets
 from emolib.checkpoint import load_model, save_checkpoint
 from emolib.data.dataset import to_model_input
 from emolib.labels import EMOTIONS
-from emolib.models import create, create_like, entry, get_spec, list_models
+from emolib.models import create, entry, get_spec, list_models, untrained_like
 from emolib.models import mini_xception as mx
 from emolib.models.transfer import freeze_backbone, param_groups, unfreeze_last
 
@@ -216,18 +216,21 @@ def test_missing_imagenet_weights_offline_give_a_clear_error(no_network, monkeyp
     assert str(tmp_path) in msg and "pretrained=False" in msg
 
 
-def test_create_like_is_the_same_architecture_untrained(no_network):
+def test_untrained_like_is_the_same_architecture_untrained(no_network):
     pretrained = create("mobilenet_v2", num_classes=5, pretrained=True, input_size=64)
     torch.manual_seed(1)
-    twin = create_like(pretrained)
+    twin = untrained_like(pretrained)
     assert (twin.model_name, twin.num_classes, twin.model_kwargs, twin.spec) == \
         ("mobilenet_v2", 5, {"input_size": 64}, pretrained.spec)
     assert twin.state_dict().keys() == pretrained.state_dict().keys()
     assert not torch.equal(twin.features[0][0].weight, pretrained.features[0][0].weight), "no ImageNet weights"
     torch.manual_seed(1)
-    torch.testing.assert_close(create_like(pretrained).state_dict(), twin.state_dict())   # seeded: repeatable
+    torch.testing.assert_close(untrained_like(pretrained).state_dict(), twin.state_dict())   # seeded: repeatable
     with pytest.raises(ValueError, match="model_name"):
-        create_like(torch.nn.Linear(2, 2))
+        untrained_like(torch.nn.Linear(2, 2))
+    fer = create("fer2013-mini-xception")       # its builder always loads the FER2013 weights
+    for (name, p), q in zip(fer.named_parameters(), untrained_like(fer).parameters()):
+        assert not torch.equal(p, q), f"{name} kept its FER2013 weights"
 
 
 def test_from_scratch_models_refuse_pretrained():

@@ -1,9 +1,9 @@
-"""Model registry: `create`, `create_like`, `list_models`, `get_spec`, `register`.
+"""Model registry: `create`, `list_models`, `get_spec`, `register`, `untrained_like`.
 
 Importing this package registers every model family (each module registers its builders).
 """
-from .registry import create, create_like, entry, get_spec, list_models, register
+from .registry import create, entry, get_spec, list_models, register, untrained_like
 from .spec import ModelSpec
 from . import cnn, mini_xception, transfer, vit  # noqa: F401,E402  (registration side effect)
 
-__all__ = ["ModelSpec", "create", "create_like", "entry", "get_spec", "list_models", "register"]
+__all__ = ["ModelSpec", "create", "entry", "get_spec", "list_models", "register", "untrained_like"]

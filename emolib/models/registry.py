@@ -63,13 +63,19 @@ def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) 
     return model
 
 
-def create_like(model: nn.Module) -> nn.Module:
-    """A freshly initialized (untrained, no pretrained weights) model of the same architecture as
-    `model`, built from what `create` recorded on it; seed torch's RNG first for a repeatable one."""
+def untrained_like(model: nn.Module) -> nn.Module:
+    """A model of the same architecture as `model` (built by `create` from what it recorded on the
+    model) with no training and no pretrained weights: every module that can re-initializes itself
+    (``reset_parameters``), so even a builder that always loads its weights (fer2013-mini-xception)
+    gives an untrained one. Seed torch's RNG first for a repeatable one."""
     for attr in ("model_name", "num_classes", "model_kwargs"):
         if not hasattr(model, attr):
             raise ValueError(f"model has no .{attr}: build it with emolib.models.create or load a checkpoint")
-    return create(model.model_name, num_classes=model.num_classes, pretrained=False, **model.model_kwargs)
+    twin = create(model.model_name, num_classes=model.num_classes, pretrained=False, **model.model_kwargs)
+    for module in twin.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return twin
 
 
 def list_models() -> list[str]:
