@@ -34,7 +34,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from .config import describe, type_ok
+from .config import describe, from_mapping, type_ok
 from .data.dataset import to_model_input
 from .models import untrained_like
 
@@ -351,12 +351,9 @@ class CamVariant:
         """Build from a profile's mapping; unknown keys are an error (a typo must not pass silently)."""
         if not isinstance(d, dict):
             raise TypeError(f"a CAM variant is a mapping like {{model: cnn_fer, method: hirescam}}, got {d!r}")
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown CAM variant option(s) {unknown}; known: {[f.name for f in fields(cls)]}")
         if "model" not in d:
             raise ValueError(f"a CAM variant needs a model: {d!r}")
-        return cls(**d)
+        return from_mapping(cls, d, "CAM variant option")
 
     @property
     def options(self) -> dict:

@@ -172,6 +172,16 @@ def type_ok(value, hint) -> bool:
     return isinstance(value, hint)
 
 
+def from_mapping(cls, d: Mapping[str, Any], what: str):
+    """``cls(**d)`` for a settings dataclass; unknown keys are an error naming them and the known
+    ones (a typo in a profile must not pass silently). `what` names one key, e.g. "training option"."""
+    known = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; known: {known}")
+    return cls(**d)
+
+
 def describe(hint) -> str:
     """A type annotation as a reader writes it (for error messages)."""
     if typing.get_origin(hint) is Literal:

@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import describe, type_ok
+from .config import describe, from_mapping, type_ok
 
 Monitor = Literal["val_acc", "val_loss", "val_macro_f1"]
 
@@ -88,11 +88,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """Build from a params section: unknown keys and wrong types are errors that name the key."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return from_mapping(cls, d, "training option")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,12 +10,13 @@ and a resumed run sees exactly the batches it would have seen.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import from_mapping
 from ..models.spec import ModelSpec
 from .arrays import FaceArrays
 
@@ -92,12 +93,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> "AugmentConfig":
         """Build from a params section; unknown keys are an error (a typo must not pass silently)."""
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown augmentation option(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return from_mapping(cls, d or {}, "augmentation option")
 
     def to_dict(self) -> dict:
         d = asdict(self)
