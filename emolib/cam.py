@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import copy
 import math
-import typing
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -34,7 +33,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from .config import describe, from_mapping, type_ok
+from .config import check_field_types, from_mapping
 from .data.dataset import to_model_input
 from .models import untrained_like
 
@@ -338,11 +337,7 @@ class CamVariant:
     guided: bool = False              # Guided Grad-CAM: times the guided-backpropagation saliency
 
     def __post_init__(self):
-        hints = typing.get_type_hints(CamVariant)
-        for f in fields(self):
-            if not type_ok(getattr(self, f.name), hints[f.name]):
-                raise TypeError(f"CAM variant {f.name}: expected {describe(hints[f.name])}, "
-                                f"got {getattr(self, f.name)!r}")
+        check_field_types(self, "CAM variant option")
         if self.method not in METHODS:
             raise ValueError(f"unknown CAM method {self.method!r}; choose from {sorted(METHODS)}")
 

@@ -182,6 +182,17 @@ def from_mapping(cls, d: Mapping[str, Any], what: str):
     return cls(**d)
 
 
+def check_field_types(obj, what: str) -> None:
+    """Every field of a settings dataclass fits its annotation (`type_ok`), else a TypeError naming
+    the field as a `what` (e.g. "training option")."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if not type_ok(value, hints[f.name]):
+            raise TypeError(f"{what} {f.name!r}: expected {describe(hints[f.name])}, got {value!r} "
+                            f"({type(value).__name__})")
+
+
 def describe(hint) -> str:
     """A type annotation as a reader writes it (for error messages)."""
     if typing.get_origin(hint) is Literal:

@@ -13,13 +13,11 @@ bit-identical to an uninterrupted run (the loaders' batches are a pure function 
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import os
 import random
 import time
-import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -31,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import describe, from_mapping, type_ok
+from .config import check_field_types, from_mapping
 
 Monitor = Literal["val_acc", "val_loss", "val_macro_f1"]
 
@@ -74,8 +72,7 @@ class TrainConfig:
     progress: bool = True                 # tqdm bar per epoch
 
     def __post_init__(self):
-        for f in fields(self):
-            _check_type(f.name, getattr(self, f.name), _hints()[f.name])
+        check_field_types(self, "training option")
         if isinstance(self.out_dir, os.PathLike):
             self.out_dir = os.fspath(self.out_dir)
         if self.epochs < 1 or self.batch_size < 1:
@@ -96,16 +93,6 @@ class TrainConfig:
 
 def _plain(v):
     return list(v) if isinstance(v, tuple) else v
-
-
-@functools.cache
-def _hints() -> dict:
-    return typing.get_type_hints(TrainConfig)
-
-
-def _check_type(name: str, value, hint) -> None:
-    if not type_ok(value, hint):
-        raise TypeError(f"training option {name!r}: expected {describe(hint)}, got {value!r} ({type(value).__name__})")
 
 
 # --------------------------------------------------------------------------- building blocks

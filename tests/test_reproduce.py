@@ -59,7 +59,7 @@ def test_wrong_types_are_errors_that_name_the_key(tmp_path):
             r"cam_variants\[1\]: unknown CAM variant option\(s\) \['guide'\]",
         "05_error_analysis: {cam_variants: [[cnn_fer, hirescam]]}": r"cam_variants\[0\]: a CAM variant is a mapping",
         "05_error_analysis: {cam_variants: [{model: cnn_fer, method: gradcan}]}": r"unknown CAM method 'gradcan'",
-        "05_error_analysis: {cam_variants: [{model: cnn_fer, guided: 1}]}": r"CAM variant guided: expected bool",
+        "05_error_analysis: {cam_variants: [{model: cnn_fer, guided: 1}]}": r"CAM variant option 'guided': expected bool",
         "05_error_analysis: {cam_variants: [{method: hirescam}]}": r"cam_variants\[0\]: a CAM variant needs a model",
     }
     for text, message in cases.items():
