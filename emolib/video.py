@@ -1,7 +1,8 @@
 """The video and webcam loop: frame sources, an IoU tracker, probability smoothing, an FPS counter.
 
-`process_video` is the one loop (the `emolib video` / `emolib webcam` commands and the webcam
-notebook all call it); `run_webcam` only adds a cv2 window around it. Nothing opens a camera or a
+`FramePipeline` is the per-frame step and `process_video` the one loop around it (the `emolib video` /
+`emolib webcam` commands and the webcam notebook call it; the browser camera widget of `emolib.live`
+feeds its frames through a `FramePipeline` too); `run_webcam` only adds a cv2 window around it. Nothing opens a camera or a
 window at import, and the model code (`EmotionRecognizer`) knows nothing about either.
 
 Per frame: detect faces (or, between detections when ``detect_every > 1``, reuse the boxes of the
@@ -219,6 +220,47 @@ class IoUTracker:
 
 
 # ----------------------------------------------------------------------------------------- loop
+class FramePipeline:
+    """One frame in, its smoothed face results and annotated copy out: the body of every live loop.
+
+    `process_video` (files, the desktop camera) and the browser camera widget (`emolib.live`) both
+    feed frames through one of these, so detection cadence, tracking, smoothing and the FPS counter
+    behave the same wherever the frames come from. Arguments as in `process_video`.
+    """
+
+    def __init__(self, recognizer=None, *, detect_every: int = 1, smooth: float = 0.6,
+                 show_fps: bool = True, tracker: IoUTracker | None = None):
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        if not 0 <= smooth < 1:
+            raise ValueError(f"smooth must be in [0, 1), got {smooth}")
+        if recognizer is None:
+            from .recognizer import EmotionRecognizer
+            recognizer = EmotionRecognizer()
+        self.recognizer, self.detect_every, self.smooth, self.show_fps = recognizer, detect_every, smooth, show_fps
+        self.tracker = tracker or IoUTracker()
+        self.fps_counter = FPSCounter()
+        self.faces_per_frame: list[int] = []
+
+    @property
+    def frames(self) -> int:
+        return len(self.faces_per_frame)
+
+    def __call__(self, frame: np.ndarray, annotate: bool = True) -> tuple[np.ndarray | None, list]:
+        """(annotated BGR copy, or None when `annotate` is False; one smoothed FaceResult per face)."""
+        from .draw import annotate as draw
+        if self.frames % self.detect_every == 0:
+            faces = self.recognizer.detect_faces(frame)
+        else:
+            faces = [t.face for t in self.tracker.seen_last_frame() if t.face is not None]
+        results = self.recognizer.classify_faces(frame, faces)
+        ids = self.tracker.update([r.box for r in results], faces)
+        results = [_smoothed(r, tid, self.tracker, self.smooth) for r, tid in zip(results, ids)]
+        fps = self.fps_counter.tick()
+        self.faces_per_frame.append(len(results))
+        return (draw(frame, results, fps if self.show_fps else None) if annotate else None), results
+
+
 def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = None, recognizer=None, *,
                   detect_every: int = 1, smooth: float = 0.6,
                   on_frame: Callable[[int, np.ndarray, list], bool | None] | None = None,
@@ -235,19 +277,10 @@ def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = 
     Returns a dict: frames, seconds, fps, faces_per_frame (list), mean_faces, tracks (ids issued),
     source_fps, width, height, out.
     """
-    from .draw import annotate
-    if detect_every < 1:
-        raise ValueError(f"detect_every must be >= 1, got {detect_every}")
-    if not 0 <= smooth < 1:
-        raise ValueError(f"smooth must be in [0, 1), got {smooth}")
-    if recognizer is None:
-        from .recognizer import EmotionRecognizer
-        recognizer = EmotionRecognizer()
-    tracker = tracker or IoUTracker()
+    pipeline = FramePipeline(recognizer, detect_every=detect_every, smooth=smooth, show_fps=show_fps,
+                             tracker=tracker)
     cap = open_source(src)
     writer = None
-    fps_counter = FPSCounter()
-    faces_per_frame: list[int] = []
     width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     in_fps = source_fps(cap)
@@ -260,18 +293,7 @@ def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = 
                 break
             if index == 0:
                 height, width = frame.shape[:2]
-            if index % detect_every == 0:
-                faces = recognizer.detect_faces(frame)
-            else:
-                faces = [t.face for t in tracker.seen_last_frame() if t.face is not None]
-            results = recognizer.classify_faces(frame, faces)
-            ids = tracker.update([r.box for r in results], faces)
-            results = [_smoothed(r, tid, tracker, smooth) for r, tid in zip(results, ids)]
-            fps = fps_counter.tick()
-            faces_per_frame.append(len(results))
-            annotated = None
-            if out is not None or on_frame is not None:
-                annotated = annotate(frame, results, fps if show_fps else None)
+            annotated, results = pipeline(frame, annotate=out is not None or on_frame is not None)
             if out is not None:
                 if writer is None:
                     writer = open_writer(out, in_fps, (frame.shape[1], frame.shape[0]))
@@ -284,6 +306,7 @@ def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = 
         if writer is not None:
             writer.release()
     seconds = time.perf_counter() - t0
+    faces_per_frame = pipeline.faces_per_frame
     n = len(faces_per_frame)
     if n == 0 and max_frames != 0:
         raise VideoSourceError(f"{_describe(src)}: no frame could be read (empty or damaged video, "
@@ -291,7 +314,7 @@ def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = 
     return {
         "frames": n, "seconds": seconds, "fps": n / seconds if seconds > 0 else 0.0,
         "faces_per_frame": faces_per_frame, "mean_faces": float(np.mean(faces_per_frame)) if n else 0.0,
-        "tracks": tracker.next_id, "source_fps": in_fps, "width": width, "height": height,
+        "tracks": pipeline.tracker.next_id, "source_fps": in_fps, "width": width, "height": height,
         "out": str(out) if out is not None else None,
     }
 
