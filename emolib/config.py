@@ -13,9 +13,10 @@ Every notebook has a schema below (a dataclass: the common fields plus its own).
 wrong types are errors that name the file, the section and the key; nested ``train`` and
 ``augment`` sections are checked by `emolib.train.TrainConfig` and
 `emolib.data.dataset.AugmentConfig` themselves, and each row of ``cam_variants`` by
-`emolib.cam.CamVariant`. The runner validates a profile's section before it
-starts a notebook (`load_section`); the notebook validates its parameters again (`validate`), so a
-value edited by hand in JupyterLab gets the same checks.
+`emolib.cam.CamVariant`. A notebook's parameters cell names only the profile and its explicit
+overrides; `resolve` turns them into the complete parameters, the same way for the runner (which checks
+them before a kernel starts) and for JupyterLab, so an interactive run is the profile's experiment
+unless an override says otherwise.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import yaml
 from . import paths
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
-           "schema", "validate"]
+           "resolve", "schema", "validate"]
 
 NOTEBOOKS = ("01_data_exploration", "02_cnn_baseline", "03_transfer_learning", "04_vit_finetune",
              "05_error_analysis", "06_webcam_demo")
@@ -294,7 +295,8 @@ def load_profile(profile: str) -> dict:
 def load_section(profile: str, notebook: str) -> dict:
     """`common` merged with the notebook's section (the section wins), plus ``profile``; checked.
 
-    Keys the profile leaves out keep the notebook's own defaults (its parameters cell).
+    A section may leave keys out here (a fragment still gets its keys checked); `resolve` requires
+    them all, so a shipped profile is complete: notebooks hold no defaults of their own.
     """
     nb = notebook_name(notebook)
     path = profile_path(profile)
@@ -306,9 +308,31 @@ def load_section(profile: str, notebook: str) -> dict:
         raise ConfigError(f"{path} [common]: unknown key(s) {stray}; common accepts: {', '.join(sorted(common_keys))}")
     merged = {**common, **(data.get(nb) or {})}
     name = path.stem
+    if name in ("scratch", "dry-run"):          # emolib.runs.RESERVED: folders of the reports root
+        raise ConfigError(f"{path}: a profile may not be named {name!r}")
     if merged.setdefault("profile", name) != name:
         raise ConfigError(f"{path} [{nb}]: profile is {merged['profile']!r} but the file is {name}.yaml")
     return check(nb, merged, where=f"{path} [{nb}]", partial=True)
+
+
+def resolve(notebook: str, profile: str, overrides: Mapping[str, Any] | None = None) -> dict:
+    """A notebook's complete parameters: the profile's section (`load_section`) with `overrides` on top.
+
+    This is what a notebook runs with, headless or in JupyterLab: one source of truth. An override
+    replaces the profile's value, except that a mapping (``train``, ``augment``, ``data_options``, ...)
+    is merged key by key into the profile's mapping, so ``{"train": {"epochs": 2}}`` changes the epochs
+    only. Every key must end up set and checked (a profile is complete; unknown override keys are errors).
+    """
+    nb = notebook_name(notebook)
+    overrides = dict(overrides or {})
+    if "profile" in overrides:
+        raise ConfigError(f"{nb}: overrides may not change the profile; set `profile` itself")
+    values = load_section(profile, nb)
+    for key, value in overrides.items():
+        base = values.get(key)
+        values[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else value
+    where = f"{profile_path(profile)} [{nb}]" + (f" with overrides {sorted(overrides)}" if overrides else "")
+    return check(nb, values, where=where)
 
 
 def to_dict(cfg) -> dict:

@@ -10,8 +10,9 @@ The metrics JSON is deterministic: timing figures (seconds, ms per face, FPS, ..
 code version go to ``<notebook>.run.json`` beside it, so two runs of the same profile write
 identical metrics files. Paths under the data, models or reports roots are stored relative to them.
 
-When `emolib.reproduce` runs a notebook it sets ``EMOLIB_REPORT_STAGING``: figures and metrics go
-there first and are moved into ``reports/`` only when the whole notebook succeeded.
+Where they go depends on the kind of run (`emolib.runs`): the runner stages them and publishes them
+into ``reports/`` when the whole notebook succeeded; a run outside the runner (JupyterLab) is a scratch
+run and writes under ``reports/scratch/<profile>/`` and ``models/scratch/<profile>/`` only.
 """
 from __future__ import annotations
 
@@ -25,21 +26,22 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths
-from .config import NOTEBOOKS, SCHEMAS, to_dict
+from . import paths, runs
+from .config import NOTEBOOKS, SCHEMAS, ConfigError, resolve, to_dict
+from .runs import STAGING_ENV
 
 __all__ = ["Run", "start", "output_root", "read_metrics", "format_number", "split_timing", "build_index",
            "notebook_of", "is_timing_key"]
 
-STAGING_ENV = "EMOLIB_REPORT_STAGING"
 # Keys whose values depend on the machine's speed, not on the experiment.
 _TIMING = re.compile(r"(^|_)(seconds|time|times|fps|elapsed|wall|ms)(_|$)|_s$|^ms_per")
 
 
-def output_root() -> Path:
-    """Where this run's figures and metrics go: the runner's staging folder, else the reports root."""
-    env = os.environ.get(STAGING_ENV)
-    return Path(env) if env else paths.reports_dir()
+def output_root(profile: str | None = None) -> Path:
+    """Where this run's figures and metrics go: the runner's staging folder, else its kind's root."""
+    if profile is None and not os.environ.get(STAGING_ENV):
+        raise ValueError("output_root: outside the runner the profile decides the (scratch) folder")
+    return runs.output_root(profile)
 
 
 def notebook_of(cfg) -> str:
@@ -126,11 +128,26 @@ class Run:
     data: dict                                   # source, fingerprint, n, classes, notes
     code_version: str
     date: str
+    kind: str = "scratch"                        # emolib.runs.KINDS
+    overrides: dict | None = None                # values that differ from the profile (None: unknown)
     figures: list[str] = field(default_factory=list)
+    inputs: dict = field(default_factory=dict)   # checkpoints read from other notebooks' runs
 
     # -- header --------------------------------------------------------------------------------
     def header_lines(self) -> list[str]:
-        return [f"Profile: {self.profile} (params/{self.profile}.yaml)",
+        if self.overrides is None:
+            params = "its profile could not be read to compare"
+        elif self.overrides:
+            params = "overrides " + ", ".join(f"{k}={v!r}" for k, v in self.overrides.items())
+        else:
+            params = "exactly as in the profile"
+        where = {"published": "published by the runner (make reproduce)",
+                 "dry-run": "DRY RUN: training and evaluation capped, the numbers mean nothing",
+                 "scratch": f"scratch: outputs in {_portable(runs.reports_root('scratch', self.profile))} and "
+                            f"{_portable(runs.checkpoints_root('scratch', self.profile))}; the published reports "
+                            "are untouched"}[self.kind]
+        return [f"Profile: {self.profile} (params/{self.profile}.yaml), {params}",
+                f"Run: {where}",
                 f"Data: {self.data.get('source') or 'n/a'} | fingerprint {self.data.get('fingerprint') or 'n/a'}"
                 f" | {self.data.get('n', 'n/a')} images",
                 f"Code: emolib {self.code_version}",
@@ -145,7 +162,7 @@ class Run:
     # -- outputs --------------------------------------------------------------------------------
     @property
     def figures_dir(self) -> Path:
-        return output_root() / "figures" / self.notebook
+        return output_root(self.profile) / "figures" / self.notebook
 
     def save_figure(self, fig, name: str, dpi: int = 100):
         """Save a matplotlib figure as figures/<notebook>/<name>.png and return it (it still displays)."""
@@ -160,19 +177,30 @@ class Run:
         return fig
 
     def checkpoint_dir(self, name: str) -> Path:
-        """models/<profile>/<notebook>/<name>: where this run's training writes best.pt and last.pt."""
-        return paths.models_dir() / self.profile / self.notebook / name
+        """Where this run's training writes best.pt and last.pt: <checkpoints root>/<notebook>/<name>,
+        the root being models/<profile> for the runner and models/scratch/<profile> for a scratch run."""
+        return runs.checkpoints_root(self.kind, self.profile) / self.notebook / name
 
     def trained_checkpoint(self, run: str) -> Path:
-        """The best checkpoint another notebook of this profile trained: models/<profile>/<run>/best.pt.
+        """The best checkpoint another notebook of this profile trained: <root>/<run>/best.pt.
 
-        `run` is "<notebook>/<model>", e.g. "02_cnn_baseline/cnn_fer"."""
-        path = paths.models_dir() / self.profile / run / "best.pt"
-        if not path.exists():
-            nb = run.split("/", 1)[0]
-            raise FileNotFoundError(f"{path} does not exist: run {nb} with profile {self.profile} first "
-                                    f"(make report NB={nb[:2]} PROFILE={self.profile})")
-        return path
+        `run` is "<notebook>/<model>", e.g. "02_cnn_baseline/cnn_fer". The runner reads its own kind's
+        checkpoints only. A scratch run reads the scratch checkpoint when one exists (the model you just
+        retrained in JupyterLab), else the published one; reading never changes either. The path used is
+        printed and recorded in the metrics (``inputs``)."""
+        roots = [runs.checkpoints_root(self.kind, self.profile)]
+        if self.kind == "scratch":
+            roots.append(runs.checkpoints_root("published", self.profile))
+        for root in roots:
+            path = root / run / "best.pt"
+            if path.exists():
+                self.inputs[run] = _portable(path)
+                if self.kind == "scratch":
+                    print(f"{run}: {self.inputs[run]}")
+                return path
+        nb = run.split("/", 1)[0]
+        raise FileNotFoundError(f"no {run}/best.pt under {' or '.join(map(str, roots))}: run {nb} with profile "
+                                f"{self.profile} first (make report NB={nb[:2]} PROFILE={self.profile})")
 
     def write_metrics(self, metrics: dict, headline: dict):
         """Write metrics/<notebook>.json (deterministic) and <notebook>.run.json (timing, date, code).
@@ -190,16 +218,19 @@ class Run:
                                  "differ between identical runs; put it in metrics (it goes to .run.json)")
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
                 raise ValueError(f"headline {k!r} must be a number (or NaN/None: not defined), got {v!r}")
-        root = output_root() / "metrics"
+        root = output_root(self.profile) / "metrics"
         _write_json(root / f"{self.notebook}.json", {
-            "notebook": self.notebook, "profile": self.profile, "data": _portable(self.data),
+            "notebook": self.notebook, "profile": self.profile, "kind": self.kind,
+            "overrides": _portable(self.overrides), "inputs": dict(sorted(self.inputs.items())),
+            "data": _portable(self.data),
             "config": _portable(self.config), "headline": head, "metrics": kept,
             "figures": sorted(self.figures)})
         _write_json(root / f"{self.notebook}.run.json", {
             "notebook": self.notebook, "date": self.date, "code_version": self.code_version, "timing": timing})
         from IPython.display import Markdown
         rows = "\n".join(f"| {k} | {format_number(v)} |" for k, v in head.items())
-        return Markdown(f"**Headline numbers** (reports/metrics/{self.notebook}.json)\n\n| metric | value |\n|---|---|\n{rows}")
+        shown = _portable(runs.reports_root(self.kind, self.profile) / "metrics" / f"{self.notebook}.json")
+        return Markdown(f"**Headline numbers** ({shown})\n\n| metric | value |\n|---|---|\n{rows}")
 
 
 def _code_version() -> str:
@@ -221,7 +252,28 @@ def start(cfg, data=None) -> Run:
         info = {"source": data.source, "fingerprint": data.fingerprint, "n": int(len(data)),
                 "classes": list(data.classes), "counts": data.counts(), "notes": list(data.notes)}
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return Run(notebook_of(cfg), cfg.profile, to_dict(cfg), info, _code_version(), date)
+    nb, values = notebook_of(cfg), to_dict(cfg)
+    return Run(nb, cfg.profile, values, info, _code_version(), date, kind=runs.kind(),
+               overrides=differences(nb, cfg.profile, values))
+
+
+def differences(notebook: str, profile: str, values: dict) -> dict | None:
+    """The values that differ from the profile's section, "train.epochs"-style for mappings;
+    None when the profile cannot be read (then nobody can claim the run is the profile's)."""
+    try:
+        expected = resolve(notebook, profile)
+    except (ConfigError, ValueError):
+        return None
+    diff = {}
+    for key, value in values.items():
+        want = expected.get(key)
+        if value == want:
+            continue
+        if isinstance(value, dict) and isinstance(want, dict):
+            diff.update({f"{key}.{k}": value.get(k) for k in sorted(set(value) | set(want)) if value.get(k) != want.get(k)})
+        else:
+            diff[key] = value
+    return diff
 
 
 def read_metrics(notebook: str) -> dict:

@@ -28,8 +28,9 @@ from pathlib import Path
 import yaml
 
 from . import paths
-from .config import ConfigError, load_section, notebook_name
-from .reporting import STAGING_ENV, build_index, replace_tree
+from .config import ConfigError, notebook_name, resolve
+from .reporting import build_index, replace_tree
+from .runs import KIND_ENV, STAGING_ENV
 
 KERNEL = "emolib"
 
@@ -62,7 +63,7 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     from papermill.exceptions import PapermillExecutionError
 
     nb = notebook_name(notebook)
-    parameters = load_section(profile, nb)
+    parameters = resolve(nb, profile)           # complete and checked before a kernel starts
     source = paths.notebooks_dir() / f"{nb}.ipynb"
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist")
@@ -72,20 +73,24 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     stage.mkdir(parents=True)
     executed = stage / f"{nb}.ipynb"
 
-    old_env = os.environ.get(STAGING_ENV)
-    os.environ[STAGING_ENV] = str(stage)      # the kernel inherits it: figures and metrics go to staging
+    # The kernel inherits these: figures and metrics go to staging, checkpoints to the published root.
+    old_env = {var: os.environ.get(var) for var in (STAGING_ENV, KIND_ENV)}
+    os.environ.update({STAGING_ENV: str(stage), KIND_ENV: "published"})
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name=KERNEL,
-                                   cwd=str(paths.notebooks_dir()), progress_bar=False, log_output=log_output,
-                                   execution_timeout=timeout)
+        # The notebook reads its section itself (emolib.session); the runner names the profile and
+        # clears any overrides a committed parameters cell might hold: a published report is the profile.
+        papermill.execute_notebook(str(source), str(executed), parameters={"profile": str(profile), "overrides": {}},
+                                   kernel_name=KERNEL, cwd=str(paths.notebooks_dir()), progress_bar=False,
+                                   log_output=log_output, execution_timeout=timeout)
     except PapermillExecutionError as err:
         raise NotebookFailed(_failure_message(nb, err, executed)) from None
     finally:
-        if old_env is None:
-            os.environ.pop(STAGING_ENV, None)
-        else:
-            os.environ[STAGING_ENV] = old_env
+        for var, value in old_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
     seconds = time.perf_counter() - t0
 
     exporter = HTMLExporter()                # outputs' images are embedded as data: URIs
@@ -125,7 +130,7 @@ def _publish(nb: str, stage: Path) -> None:
 def write_params(notebook: str, profile: str, out: Path) -> bool:
     """Write the notebook's validated section to `out` if it differs from what is there; True if written."""
     nb = notebook_name(notebook)
-    text = yaml.safe_dump({nb: load_section(profile, nb)}, sort_keys=True)
+    text = yaml.safe_dump({nb: resolve(nb, profile)}, sort_keys=True)
     out = Path(out)
     if out.exists() and out.read_text() == text:
         return False

@@ -5,7 +5,7 @@ import nbformat
 import papermill
 import pytest
 
-from emolib import config, paths
+from emolib import config, paths, reporting, session
 
 NOTEBOOKS = config.NOTEBOOKS
 MAX_FUNCTION_LINES = 5
@@ -54,30 +54,57 @@ def test_thinness_check_catches_a_class_and_a_long_function():
     assert f.end_lineno - f.lineno > MAX_FUNCTION_LINES
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS)
-def test_parameters_cell_matches_the_schema(nb):
-    book = _read(nb)
+def _parameters(book):
     tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1, f"{nb}: exactly one cell tagged `parameters`"
-    tree = ast.parse(tagged[0].source)
-    assert all(isinstance(s, ast.Assign) for s in tree.body), f"{nb}: the parameters cell holds plain assignments only"
-    lines = tagged[0].source.splitlines()
-    for stmt in tree.body:
-        text = lines[stmt.lineno - 1:stmt.end_lineno]
-        assert "#" in text[-1], f"{nb}: parameter {stmt.targets[0].id} needs a comment saying what it is"
-    # papermill's own reading of the cell (what it can override) must be the schema, in order.
-    assert list(papermill.inspect_notebook(str(paths.notebooks_dir() / f"{nb}.ipynb"))) == config.field_names(nb)
-    # The notebook's defaults are a valid config by themselves (what JupyterLab runs with).
-    namespace = {"__name__": "__main__"}
-    exec(compile(tagged[0].source, f"{nb}:parameters", "exec"), namespace)
-    config.validate(nb, namespace)
+    assert len(tagged) == 1, "exactly one cell tagged `parameters`"
+    return tagged[0]
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS)
-def test_validates_then_opens_the_report_header_first(nb):
+def test_parameters_cell_names_the_profile_and_its_overrides(nb):
+    cell = _parameters(_read(nb))
+    tree = ast.parse(cell.source)
+    assert all(isinstance(s, ast.Assign) for s in tree.body), f"{nb}: the parameters cell holds plain assignments only"
+    lines = cell.source.splitlines()
+    for stmt in tree.body:
+        assert "#" in lines[stmt.end_lineno - 1], f"{nb}: parameter {stmt.targets[0].id} needs a comment saying what it is"
+    # What papermill can inject (the runner sets both): the profile's values live in params/ only.
+    assert list(papermill.inspect_notebook(str(paths.notebooks_dir() / f"{nb}.ipynb"))) == ["profile", "overrides"]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS)
+def test_interactive_defaults_are_the_quick_profile(nb):
+    """Opened in JupyterLab and run as it is, a notebook runs exactly what `make reproduce` publishes."""
+    namespace = {}
+    exec(compile(_parameters(_read(nb)).source, f"{nb}:parameters", "exec"), namespace)
+    assert namespace["profile"] == "quick" and namespace["overrides"] == {}, \
+        f"{nb}: a committed parameters cell must not override the profile"
+    cfg = session.configure(nb, namespace["profile"], namespace["overrides"])
+    assert config.to_dict(cfg) == config.resolve(nb, "quick")
+    assert reporting.differences(nb, "quick", config.to_dict(cfg)) == {}
+
+
+def test_overrides_win_mappings_merge_and_unknown_keys_are_errors():
+    quick = config.resolve("02", "quick")
+    cfg = session.configure("02", "quick", {"train": {"epochs": 2}, "tta": "flip"})
+    assert cfg.train == {**quick["train"], "epochs": 2} and cfg.tta == "flip" and cfg.model == quick["model"]
+    assert reporting.differences("02_cnn_baseline", "quick", config.to_dict(cfg)) == {"train.epochs": 2, "tta": "flip"}
+    with pytest.raises(config.ConfigError, match=r"with overrides \['epochs'\]: unknown key"):
+        session.configure("02", "quick", {"epochs": 2})
+    with pytest.raises(config.ConfigError, match="training option 'epochs'"):
+        session.configure("02", "quick", {"train": {"epochs": "two"}})
+    with pytest.raises(config.ConfigError, match="may not change the profile"):
+        session.configure("02", "quick", {"profile": "fer2013"})
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS)
+def test_one_setup_call_then_the_report_header(nb):
     sources = [c.source for c in _code_cells(_read(nb))]
-    validate_at = next(i for i, s in enumerate(sources) if f'config.validate("{nb}", globals())' in s)
-    header_at = next(i for i, s in enumerate(sources) if "reporting.start(cfg" in s)
-    assert header_at > validate_at
+    call = "session.configure" if nb == "06_webcam_demo" else "session.setup"
+    setup_at = [i for i, s in enumerate(sources) if f'{call}("{nb}", profile, overrides)' in s]
+    assert len(setup_at) == 1, f"{nb}: one {call} call"
+    header_at = next(i for i, s in enumerate(sources) if "session.setup(" in s or "reporting.start(cfg" in s)
+    assert header_at >= setup_at[0]
     assert sources[header_at].rstrip().endswith("run"), "the header cell ends by displaying the run header"
+    assert not any("config.validate(" in s for s in sources), f"{nb}: the setup call validates"
     assert any("run.write_metrics(" in s for s in sources), f"{nb} writes no metrics JSON"

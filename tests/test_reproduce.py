@@ -120,7 +120,7 @@ def test_run_writes_deterministic_metrics_figures_and_the_index(monkeypatch, tmp
     monkeypatch.setenv("EMOLIB_REPORTS", str(tmp_path / "reports"))
     run = _run()
     header = run._repr_markdown_()
-    for text in ("Profile", "smoke", "unit-test", "abc123", "Code", "git", "Date"):
+    for text in ("Profile", "smoke", "exactly as in the profile", "scratch", "unit-test", "abc123", "Code", "git", "Date"):
         assert text in header
     fig, ax = plt.subplots()
     ax.plot([0, 1])
@@ -129,7 +129,8 @@ def test_run_writes_deterministic_metrics_figures_and_the_index(monkeypatch, tmp
         run.save_figure(fig, "../escape")
     shown = run.write_metrics({"acc": 0.123456, "seconds": 9.9}, headline={"test_accuracy": 0.123456})
     assert "0.1235" in shown.data
-    root = tmp_path / "reports"
+    root = tmp_path / "reports" / "scratch" / "smoke"      # outside the runner: a scratch run
+    assert not (tmp_path / "reports" / "metrics").exists(), "a scratch run must not write the published metrics"
     first = (root / "metrics" / "02_cnn_baseline.json").read_bytes()
     run.date = "another day"
     run.write_metrics({"acc": 0.123456, "seconds": 1.1}, headline={"test_accuracy": 0.123456})
@@ -139,7 +140,7 @@ def test_run_writes_deterministic_metrics_figures_and_the_index(monkeypatch, tmp
         run.write_metrics({}, headline={"ms_per_face": 1.0})
     (root / "html").mkdir()
     (root / "html" / "02_cnn_baseline.html").write_text("<html></html>")
-    index = reporting.build_index().read_text()
+    index = reporting.build_index(root).read_text()
     assert "html/02_cnn_baseline.html" in index and "figures/02_cnn_baseline/curve.png" in index
     assert "0.1235" in index and "not run yet" in index                # 01 has no report here
     plt.close("all")
@@ -160,7 +161,7 @@ def scratch_home(tmp_path, monkeypatch):
 
 def test_a_failing_notebook_names_its_cell_and_keeps_the_previous_report(scratch_home, capsys):
     book = nbformat.read(scratch_home / "notebooks" / "01_data_exploration.ipynb", as_version=4)
-    at = next(i for i, c in enumerate(book.cells) if "reporting.start" in c.source) + 1
+    at = next(i for i, c in enumerate(book.cells) if "session.setup(" in c.source) + 1
     book.cells.insert(at, nbformat.v4.new_code_cell('raise RuntimeError("deliberate failure for the test")'))
     nbformat.write(book, scratch_home / "notebooks" / "01_data_exploration.ipynb")
     root = paths.reports_dir()
