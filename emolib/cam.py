@@ -33,9 +33,10 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from .config import check_field_types, from_mapping
 from .data.dataset import to_model_input
 from .models import untrained_like
+from .runtime import module_device
+from .settings import check_field_types, from_mapping
 
 __all__ = ["METHODS", "CamVariant", "compute_cam", "deletion_auc", "deletion_curve", "evidence_row", "evidence_score",
            "guided_saliency", "map_grid", "mask_area_share", "mask_energy_share", "mask_share_ceiling", "overlay",
@@ -128,7 +129,7 @@ def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
         targets = np.asarray(targets, dtype=np.int64).reshape(-1)
         if len(targets) != len(x):
             raise ValueError(f"{len(targets)} targets for {len(x)} inputs")
-    device = next(model.parameters()).device
+    device = module_device(model)
     out = []
     with _eval_mode(model), METHODS[method](model=model, target_layers=[target_layer(model, layer)],
                                             reshape_transform=_reshape_transform(model.spec)) as cam:
@@ -155,7 +156,7 @@ def _peak_one(maps: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
-    device = next(model.parameters()).device
+    device = module_device(model)
     with _eval_mode(model):
         preds = [model(x[s:s + batch_size].to(device)).argmax(1).cpu() for s in range(0, len(x), batch_size)]
     return torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
@@ -176,7 +177,7 @@ def guided_saliency(model: nn.Module, x: torch.Tensor, targets=None, batch_size:
                          f"{getattr(model, 'model_name', type(model).__name__)} has none")
     targets = _predict(model, x, batch_size) if targets is None else np.asarray(targets, dtype=np.int64)
     twin = copy.deepcopy(model).eval().requires_grad_(False)    # input gradients only: no weight gradients
-    guided = GuidedBackpropReLUModel(twin, device=next(twin.parameters()).device)
+    guided = GuidedBackpropReLUModel(twin, device=module_device(twin))
     # The library backpropagates the first image's score only: one image per call.
     grads = [guided(x[i:i + 1].clone(), target_category=int(t)) for i, t in enumerate(targets)]
     return np.abs(np.stack(grads)).max(axis=-1).astype(np.float32) if grads else np.zeros((0, *x.shape[-2:]), np.float32)
@@ -236,7 +237,7 @@ def map_grid(model: nn.Module, layer: str | None = None) -> tuple[int, int]:
     try:
         with torch.no_grad(), _eval_mode(model):
             model(torch.zeros(1, spec.channels, spec.input_size, spec.input_size,
-                              device=next(model.parameters()).device))
+                              device=module_device(model)))
     finally:
         handle.remove()
     reshape = _reshape_transform(spec)
@@ -294,7 +295,7 @@ def deletion_curve(model: nn.Module, inputs, cams: np.ndarray, steps: int = 10, 
     if cams_t.shape[-2:] != side:
         cams_t = F.interpolate(cams_t[:, None], size=side, mode="bilinear", align_corners=False)[:, 0]
     fractions = np.linspace(0.0, 1.0, steps + 1)
-    device = next(model.parameters()).device
+    device = module_device(model)
     n_pix = side[0] * side[1]
     curves = []
     with _eval_mode(model):
@@ -379,7 +380,7 @@ def evidence_row(model: nn.Module, faces: np.ndarray, targets, variant: CamVaria
         grid = tuple(np.shape(faces)[-2:]) if variant.guided else map_grid(model, variant.layer)
         with torch.random.fork_rng(devices=[]):      # seeded, without moving the caller's RNG
             torch.manual_seed(seed)
-            untrained = untrained_like(model).to(next(model.parameters()).device)
+            untrained = untrained_like(model).to(module_device(model))
         untrained_maps = compute_cam(untrained, faces, targets=targets, **variant.options)
         row.update(evidence_score(maps, masks), map_grid="×".join(map(str, grid)),
                    ceiling=float(mask_share_ceiling(masks, grid).mean()),

@@ -180,4 +180,5 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit {ckpt['model_name']!r}: {exc}") from exc
-    return model.to(device).eval(), ckpt
+    from .runtime import resolve_device
+    return model.to(resolve_device(device)).eval(), ckpt

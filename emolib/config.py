@@ -11,7 +11,7 @@ A profile file looks like::
 
 Every notebook has a schema below (a dataclass: the common fields plus its own). Unknown keys and
 wrong types are errors that name the file, the section and the key; nested ``train`` and
-``augment`` sections are checked by `emolib.train.TrainConfig` and
+``augment`` sections are checked by `emolib.settings.TrainConfig` and
 `emolib.data.dataset.AugmentConfig` themselves, and each row of ``cam_variants`` by
 `emolib.cam.CamVariant`. A notebook's parameters cell names only the profile and its explicit
 overrides; `resolve` turns them into the complete parameters, the same way for the runner (which checks
@@ -21,9 +21,7 @@ unless an override says otherwise.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -32,6 +30,9 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from . import paths
+# The checks every settings dataclass shares, and TrainConfig, live in the torch-free emolib.settings
+# (re-exported here for the modules that import them from config).
+from .settings import Device, TrainConfig, check_field_types, describe, from_mapping, type_ok  # noqa: F401
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
            "resolve", "schema", "validate"]
@@ -54,7 +55,7 @@ class Common:
     data_options: dict                # keyword options for emolib.data.load (synthetic: n, seed, ...)
     classes: str | list               # "all", "five" or a list of class names
     seed: int                         # seeds training, sampling and augmentation
-    device: Literal["auto", "cpu", "cuda"]
+    device: Device                    # auto | cpu | cuda | cuda:<i> (emolib.runtime.resolve_device)
 
 
 @dataclass
@@ -119,9 +120,11 @@ class WebcamDemo(Common):
 
 SCHEMAS: dict[str, type] = dict(zip(NOTEBOOKS, (DataExploration, CNNBaseline, TransferLearning,
                                                 ViTFinetune, ErrorAnalysis, WebcamDemo)))
-# Nested sections checked by their own dataclass (imported lazily: torch-heavy modules).
-NESTED = {"train": "emolib.train:TrainConfig", "head_train": "emolib.train:TrainConfig",
-          "finetune_train": "emolib.train:TrainConfig", "augment": "emolib.data.dataset:AugmentConfig"}
+# Nested sections checked by their own dataclass: TrainConfig lives in the torch-free emolib.settings;
+# the others are named "module:class" and imported when a profile is checked (torch-heavy modules, which
+# import their checks from emolib.settings, not from here: no cycle).
+NESTED = {"train": TrainConfig, "head_train": TrainConfig, "finetune_train": TrainConfig,
+          "augment": "emolib.data.dataset:AugmentConfig"}
 # Lists whose every item is such a section.
 NESTED_LISTS = {"cam_variants": "emolib.cam:CamVariant"}
 
@@ -145,64 +148,10 @@ def field_names(notebook: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- checks
 
-def type_ok(value, hint) -> bool:
-    """Does `value` fit the annotation `hint`? The one type check for profiles and TrainConfig.
-
-    A bool is not an int; an int is a float; a path is a str; YAML has no tuples, so a list is
-    accepted where a tuple or list is annotated; a container is checked as a container only.
-    """
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        return value in typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(type_ok(value, a) for a in typing.get_args(hint))
-    if origin is not None:                       # list[...] / tuple[...] / dict[...]
-        hint = origin
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, (str, os.PathLike))
-    if hint in (list, tuple):
-        return isinstance(value, (list, tuple))
-    return isinstance(value, hint)
-
-
-def from_mapping(cls, d: Mapping[str, Any], what: str):
-    """``cls(**d)`` for a settings dataclass; unknown keys are an error naming them and the known
-    ones (a typo in a profile must not pass silently). `what` names one key, e.g. "training option"."""
-    known = sorted(f.name for f in fields(cls))
-    unknown = sorted(set(d) - set(known))
-    if unknown:
-        raise ValueError(f"unknown {what}(s) {unknown}; known: {known}")
-    return cls(**d)
-
-
-def check_field_types(obj, what: str) -> None:
-    """Every field of a settings dataclass fits its annotation (`type_ok`), else a TypeError naming
-    the field as a `what` (e.g. "training option")."""
-    hints = typing.get_type_hints(type(obj))
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if not type_ok(value, hints[f.name]):
-            raise TypeError(f"{what} {f.name!r}: expected {describe(hints[f.name])}, got {value!r} "
-                            f"({type(value).__name__})")
-
-
-def describe(hint) -> str:
-    """A type annotation as a reader writes it (for error messages)."""
-    if typing.get_origin(hint) is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(hint))
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "").replace("NoneType", "None")
-
-
-def _nested_class(dotted: str):
+def _nested_class(dotted):
     import importlib
+    if isinstance(dotted, type):
+        return dotted
     module, name = dotted.split(":")
     return getattr(importlib.import_module(module), name)
 

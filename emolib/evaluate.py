@@ -1,7 +1,8 @@
 """Evaluation: predictions and the metrics a report shows, as plain JSON-serialisable data.
 
-`predict` runs a model over a FaceLoader (or FaceArrays, wrapped in a non-augmented loader) and
-returns softmax probabilities; `metrics_from_probs` turns probabilities and labels into accuracy,
+`run_batches` is the one evaluation loop (eval mode, no autograd, optional autocast), shared with
+`emolib.train.evaluate_loss`. `predict` runs it over a FaceLoader (or FaceArrays, wrapped in a
+non-augmented loader) and returns softmax probabilities; `metrics_from_probs` turns probabilities and labels into accuracy,
 macro F1, per-class precision/recall/F1, confusion matrices, one-vs-rest ROC/AUC, calibration
 (ECE + reliability-diagram bins) and top-k accuracy. Notebooks draw these; nothing here plots.
 """
@@ -18,6 +19,7 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
 from torch import nn
 
 from .data.arrays import FaceArrays
+from .runtime import amp_dtype, autocast, module_device, resolve_device
 
 TTA_MODES = (None, "flip", "tencrop")
 ECE_BINS = 15
@@ -25,9 +27,29 @@ ECE_BINS = 15
 TENCROP_FRACTION = 40 / 48
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
+def run_batches(model: nn.Module, loader, device=None, *, forward=None, amp: bool = False):
+    """THE evaluation loop: (outputs, labels) of `model` over every (x, y) batch of `loader`.
+
+    The model is in eval mode under torch.inference_mode (its train/eval mode is restored
+    afterwards), with autocast when `amp` applies (`emolib.runtime.amp_dtype`). `forward(x)` maps a
+    batch to its outputs (default: the model's logits, as float32). Returns two CPU tensors, the
+    outputs concatenated over the batches and the int64 labels; both have 0 rows for an empty loader.
+    """
+    device = resolve_device(device) if device is not None else module_device(model)
+    forward = forward or (lambda x: model(x).float())
+    was_training = model.training
+    model.eval()
+    outputs, labels = [], []
+    try:
+        with torch.inference_mode(), autocast(device, amp_dtype(device, amp)):
+            for x, y in loader:
+                outputs.append(forward(x.to(device, non_blocking=True)).float().cpu())
+                labels.append(y.cpu())
+    finally:
+        model.train(was_training)
+    if not outputs:
+        return torch.empty(0), torch.empty(0, dtype=torch.int64)
+    return torch.cat(outputs), torch.cat(labels).long()
 
 
 def _as_loader(model: nn.Module, data, batch_size: int, device):
@@ -68,22 +90,12 @@ def predict(model: nn.Module, data, *, tta: str | None = None, batch_size: int =
     """
     if tta not in TTA_MODES:
         raise ValueError(f"unknown tta {tta!r}; choose from {TTA_MODES}")
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = resolve_device(device) if device is not None else module_device(model)
     loader = _as_loader(model, data, batch_size, device)
-    was_training = model.training
-    model.eval()
-    probs, labels = [], []
-    try:
-        with torch.inference_mode():
-            for x, y in loader:
-                p = _tta_logits_to_probs(model, x.to(device, non_blocking=True), tta)
-                probs.append(p.cpu())
-                labels.append(y.cpu())
-    finally:
-        model.train(was_training)
-    if not probs:
+    probs, labels = run_batches(model, loader, device, forward=lambda x: _tta_logits_to_probs(model, x, tta))
+    if not len(labels):
         raise ValueError("predict got an empty dataset")
-    return torch.cat(probs).numpy(), torch.cat(labels).numpy().astype(np.int64)
+    return probs.numpy(), labels.numpy().astype(np.int64)
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> dict:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .labels import EMOJI, EMOTIONS, canonical
+from .runtime import resolve_device
 
 DEFAULT_MODEL = "fer2013-mini-xception"
 # Registered models whose pretrained weights are an emotion classifier (the rest need a checkpoint):
@@ -97,6 +98,7 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
     """
     from . import checkpoint, paths
 
+    device = resolve_device(device)
     if isinstance(model, nn.Module):
         if not hasattr(model, "spec"):
             raise ValueError("a model passed as a module needs a .spec (build it with emolib.models.create)")
@@ -153,13 +155,14 @@ class EmotionRecognizer:
             raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if fallback not in FALLBACKS:
             raise ValueError(f"unknown fallback {fallback!r}; choose one of {', '.join(FALLBACKS)}")
+        device = resolve_device(device)          # "auto" | "cpu" | "cuda[:i]"
         self.model, self.classes, self.source = load_classifier(model, device, classes)
         if optimize:                 # a copy: a module passed in stays as it was
             from .models.inference import prepare_for_inference
             self.model = prepare_for_inference(self.model)
         self.spec = self.model.spec
         self.detector, self.fallback, self.tta_flip = detector, fallback, tta_flip
-        self.device, self.min_score, self.margin = torch.device(device), min_score, margin
+        self.device, self.min_score, self.margin = device, min_score, margin
         self.crop_size = int(crop_size or self.spec.input_size)
 
     @classmethod

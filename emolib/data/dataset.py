@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import from_mapping
+from ..runtime import resolve_device
+from ..settings import from_mapping
 from ..models.spec import ModelSpec
 from .arrays import FaceArrays
 
@@ -223,6 +224,7 @@ class FaceLoader:
     def __init__(self, arrays: FaceArrays, spec: ModelSpec, batch_size: int = 64, *, train: bool = False,
                  augment: AugmentConfig | None = None, balanced: bool = False, seed: int = 0,
                  device="cpu", drop_last: bool = False):
+        # device: a name or torch.device (emolib.runtime.resolve_device); "auto" = CUDA when present
         if len(arrays) == 0:
             raise ValueError(f"no images in {arrays.source or 'the given arrays'}")
         if batch_size < 1:
@@ -234,7 +236,7 @@ class FaceLoader:
         self.augment = augment if augment is not None else (AugmentConfig() if train else None)
         if self.augment is not None and self.augment.is_identity:
             self.augment = None
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.classes = tuple(arrays.classes)
         self.num_classes = len(self.classes)
         self.labels = np.asarray(arrays.labels, dtype=np.int64)
