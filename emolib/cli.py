@@ -16,7 +16,8 @@ from pathlib import Path
 from .labels import EMOTIONS
 
 DEFAULT_MODEL = "fer2013-mini-xception"   # emolib.recognizer.DEFAULT_MODEL, repeated to keep --help light
-DETECTORS = ("blazeface", "ssd", "haar")  # emolib.faces.DETECTORS; checked against it when a command runs
+DETECTORS = ("blazeface", "blazeface_full", "ssd", "haar")  # emolib.faces.DETECTORS (a test keeps them equal)
+STILL_DETECTOR, LIVE_DETECTOR = "blazeface_full", "blazeface"  # emolib.faces.STILL_/LIVE_DETECTOR, likewise
 FALLBACKS = ("none", "whole", "center")
 ANNOTATED_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -271,11 +272,13 @@ def cmd_assets(args) -> int:
 
 
 # --------------------------------------------------------------------------------------- parser
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
     p.add_argument("--model", "-m", default=DEFAULT_MODEL,
                    help=f"a checkpoint path or name (in models/), or a pretrained emotion model (default: {DEFAULT_MODEL})")
-    p.add_argument("--detector", "-d", default="blazeface", choices=DETECTORS,
-                   help="face detector (default: blazeface; ssd finds smaller faces, haar is the classic)")
+    default = LIVE_DETECTOR if live else STILL_DETECTOR
+    p.add_argument("--detector", "-d", default=default, choices=DETECTORS,
+                   help=f"face detector (default: {default}; " + ("blazeface_full finds smaller faces, slower)" if live
+                        else "blazeface is the fast selfie-range one, for video)"))
     # One face at a time is too little work to split across threads, and spare threads spin and
     # stall when the cores are busy: 1 is the fast choice for this small-batch inference.
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N",
@@ -339,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "  emolib video clip.mp4            # statistics only, no video written")
     p.add_argument("input", metavar="IN", help="video file (a bare number opens that camera instead)")
     p.add_argument("--out", "-o", metavar="OUT.mp4", help="annotated video to write (default: none, only statistics)")
-    _add_model_args(p)
+    _add_model_args(p, live=True)
     _add_video_args(p)
     p.set_defaults(func=cmd_video)
 
@@ -348,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "emoji and FPS. Press q or Esc to quit.",
                        epilog="examples:\n  emolib webcam\n  emolib webcam --camera 1 --detector ssd --detect-every 2")
     p.add_argument("--camera", "-c", type=int, default=0, help="camera index (default: 0)")
-    _add_model_args(p)
+    _add_model_args(p, live=True)
     _add_video_args(p)
     p.set_defaults(func=cmd_webcam)
 

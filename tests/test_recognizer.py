@@ -34,7 +34,7 @@ def count_forward_calls(model):
     return calls, handle
 
 
-@pytest.mark.parametrize("detector", ["blazeface", "ssd", "haar"])
+@pytest.mark.parametrize("detector", ["blazeface", "blazeface_full", "ssd", "haar"])
 def test_astronaut_is_happy_with_each_detector(astronaut, detector):
     from emolib import EmotionRecognizer
     results = EmotionRecognizer(detector=detector).recognize(astronaut)
@@ -46,6 +46,15 @@ def test_astronaut_is_happy_with_each_detector(astronaut, detector):
     assert r.emoji == EMOJI["happy"] and not r.from_fallback
     assert list(r.probs) == list(EMOTIONS) and abs(sum(r.probs.values()) - 1) < 1e-4
     assert [c for c, _ in r.top3][0] == "happy" and r.top3[0][1] >= r.top3[1][1] >= r.top3[2][1]
+
+
+def test_detector_defaults_by_use():
+    from emolib import EmotionRecognizer, faces
+    from emolib.video import FramePipeline
+    assert EmotionRecognizer().detector == faces.STILL_DETECTOR
+    assert EmotionRecognizer.live().detector == faces.LIVE_DETECTOR
+    assert EmotionRecognizer.live(detector="ssd").detector == "ssd"
+    assert FramePipeline().recognizer.detector == faces.LIVE_DETECTOR
 
 
 def test_all_faces_of_a_frame_go_through_one_batch(recognizer, four_faces):

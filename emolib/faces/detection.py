@@ -18,10 +18,17 @@ DETECTORS: dict[str, tuple[str, str, float]] = {
     # Fast default, for faces that fill a good part of the frame. 0.65 rather than MediaPipe's 0.5:
     # measured here, uniform noise scores up to ~0.63 while upscaled LFW faces score >= 0.75 (5th pct).
     "blazeface": ("blazeface", "BlazeFace", 0.65),
+    # Small faces (group photos, stills): MediaPipe's full-range model, tiled on large images.
+    "blazeface_full": ("blazeface", "BlazeFaceFull", 0.6),
     "ssd": ("ssd", "SSDFace", 0.5),                    # OpenCV res10 SSD; slower, better on small faces
     "haar": ("haar", "HaarFace", 0.0),                 # Viola-Jones; score = cascade's last-stage weight
 }
 FALLBACKS = ("none", "whole", "center")
+# Defaults by use (README "Face detection" gives the recall and speed behind them): a still photo gets
+# the detector that finds small faces; a video frame the one that keeps the live budget and still finds
+# a face at arm's length from the camera.
+STILL_DETECTOR = "blazeface_full"
+LIVE_DETECTOR = "blazeface"
 
 
 def list_detectors() -> list[str]:
@@ -51,7 +58,7 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected a BGR H×W×3 or gray H×W image, got shape {image.shape}")
 
 
-def detect(image: np.ndarray, detector: str = "blazeface", *, min_score: float | None = None,
+def detect(image: np.ndarray, detector: str = STILL_DETECTOR, *, min_score: float | None = None,
            min_size: float = 20, nms_iou: float = 0.3, fallback: str = "none") -> list[Face]:
     """Faces in `image` (BGR uint8 H×W×3 or gray H×W), best score first.
 
