@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
+from .atomic import copy_file
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,7 @@ def _install(src: Path, dest: Path, sha256: str | None) -> Path:
     """Verify `src` and move it into place atomically (a half-written file never looks cached)."""
     if sha256 and (got := sha256_of(src)) != sha256:
         raise AssetError(f"{dest.name}: sha256 mismatch (expected {sha256}, got {got})")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".part")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-    return dest
+    return copy_file(src, dest)
 
 
 def _from_package(asset: Asset, dest: Path) -> Path:

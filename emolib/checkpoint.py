@@ -12,7 +12,6 @@ import dataclasses
 import datetime as _dt
 import enum
 import functools
-import os
 import subprocess
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from . import __version__, paths
+from .atomic import atomic_write
 from .labels import canonical, resolve_classes
 
 FORMAT = "emolib-checkpoint"
@@ -74,7 +74,7 @@ def to_plain(obj, where: str = "value"):
 
 def save_checkpoint(path, model: nn.Module, *, classes, config: dict, metrics: dict,
                     state: dict | None = None) -> Path:
-    """Write `model` and its metadata to `path` atomically (temp file + os.replace)."""
+    """Write `model` and its metadata to `path` atomically (`emolib.atomic`)."""
     name = getattr(model, "model_name", None)
     spec = getattr(model, "spec", None)
     if name is None or spec is None:
@@ -101,13 +101,8 @@ def save_checkpoint(path, model: nn.Module, *, classes, config: dict, metrics: d
         "state": to_plain(state, "state") if state is not None else None,
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)   # a reader never sees a half-written checkpoint
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as f:   # a reader never sees a half-written checkpoint
+        torch.save(ckpt, f)
     return path
 
 

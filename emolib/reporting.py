@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths, runs
+from .atomic import write_text
 from .config import NOTEBOOKS, SCHEMAS, ConfigError, resolve, to_dict
 from .runs import STAGING_ENV
 
@@ -113,11 +114,7 @@ def _portable(obj):
 
 
 def _write_json(path: Path, obj) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
 @dataclass
@@ -321,12 +318,7 @@ def build_index(root: Path | None = None) -> Path:
             f"<a href='figures/{nb}/{esc(p.name)}'><img src='figures/{nb}/{esc(p.name)}' alt='{esc(p.stem)}' "
             f"title='{esc(p.stem)}'></a>" for p in figs) + "</div></section>")
     parts.append("</body></html>")
-    out = root / "index.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text("\n".join(parts))
-    os.replace(tmp, out)
-    return out
+    return write_text(root / "index.html", "\n".join(parts))
 
 
 def replace_tree(src: Path, dst: Path) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from . import paths
+from .atomic import write_text
 from .config import ConfigError, notebook_name, resolve
 from .reporting import build_index, replace_tree
 from .runs import KIND_ENV, STAGING_ENV
@@ -134,10 +135,7 @@ def write_params(notebook: str, profile: str, out: Path) -> bool:
     out = Path(out)
     if out.exists() and out.read_text() == text:
         return False
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    write_text(out, text)
     return True
 
 

@@ -3,20 +3,20 @@
 The file name identifies the source (kind + a hash of its path or generator parameters + the data-format
 version); the file stores the source's fingerprint. A load whose fingerprint differs from the stored one
 rebuilds and overwrites, so an edited CSV or a folder with new files is noticed. Writes are atomic
-(temporary file + ``os.replace``): an interrupted run never leaves a half-written cache.
+(`emolib.atomic`): an interrupted run never leaves a half-written cache.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .. import paths
+from ..atomic import atomic_write
 from .arrays import FaceArrays
 
 # Bump when the decoded arrays would differ for the same source (decoder, resize, split rules).
@@ -58,7 +58,6 @@ def cache_path(kind: str, identity) -> Path:
 
 
 def save(path: Path, arrays: FaceArrays) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fields = dict(images=arrays.images, labels=arrays.labels, splits=arrays.splits.astype("<U5"),
                   classes=np.array(arrays.classes), source=np.array(arrays.source),
                   fingerprint=np.array(arrays.fingerprint), notes=np.array(arrays.notes, dtype=str),
@@ -66,14 +65,8 @@ def save(path: Path, arrays: FaceArrays) -> Path:
                   format_version=np.array(FORMAT_VERSION))
     if arrays.masks is not None:
         fields["masks"] = arrays.masks
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **fields)              # uncompressed: loading FER2013-size arrays stays well under 1 s
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **fields)                  # uncompressed: loading FER2013-size arrays stays well under 1 s
     return path
 
 
