@@ -33,7 +33,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from .data.dataset import to_model_input
+from .models.preprocess import to_model_input
 from .models import untrained_like
 from .runtime import module_device
 from .settings import check_field_types, from_mapping

@@ -19,7 +19,6 @@ DEFAULT_MODEL = "fer2013-mini-xception"   # emolib.recognizer.DEFAULT_MODEL, rep
 DETECTORS = ("blazeface", "blazeface_full", "ssd", "haar")  # emolib.faces.DETECTORS (a test keeps them equal)
 STILL_DETECTOR, LIVE_DETECTOR = "blazeface_full", "blazeface"  # emolib.faces.STILL_/LIVE_DETECTOR, likewise
 FALLBACKS = ("none", "whole", "center")
-ANNOTATED_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 class UsageError(Exception):
@@ -44,7 +43,8 @@ CSV_FIELDS = ["file", "status", "face", "x0", "y0", "x1", "y1", "label", "confid
 
 
 def _annotated_path(out_dir: Path, src: Path, taken: set[Path]) -> Path:
-    suffix = src.suffix.lower() if src.suffix.lower() in ANNOTATED_SUFFIXES else ".png"
+    from .imageio import WRITABLE_COLOR_SUFFIXES
+    suffix = src.suffix.lower() if src.suffix.lower() in WRITABLE_COLOR_SUFFIXES else ".png"
     dest, k = out_dir / f"{src.stem}{suffix}", 1
     while dest in taken:                     # two inputs with the same name from different folders
         dest, k = out_dir / f"{src.stem}_{k}{suffix}", k + 1

@@ -11,7 +11,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .emoji import emoji_sprite, overlay
+from .emoji import emoji_sprite, paste_sprite
 from .labels import canonical
 
 # BGR, one per emotion, chosen to be told apart on a photo (and to match the emoji tints loosely).
@@ -82,7 +82,7 @@ def annotate(image: np.ndarray, results: Sequence, fps: float | None = None, *,
             if sprite is not None:
                 # Beside the box's top-right corner; on the left when it would leave the frame.
                 sx = x1 + thickness + 2 if x1 + size + thickness + 2 <= w else x0 - size - thickness - 2
-                overlay(out, sprite, sx, max(y0, 0))
+                paste_sprite(out, sprite, sx, max(y0, 0))
     if fps is not None:
         draw_tag(out, f"{fps:.1f} FPS", int(6 * unit), h - int(6 * unit), (30, 30, 30), scale, text_thickness)
     return out

@@ -13,7 +13,7 @@ import functools
 import cv2
 import numpy as np
 
-from .labels import EMOJI, EMOTIONS, canonical
+from .labels import EMOTIONS, canonical
 
 _SUPERSAMPLE = 4
 
@@ -25,11 +25,6 @@ _FEATURE = (25, 45, 90)                                          # dark brown, l
 _WHITE = (255, 255, 255)
 _TEAR = (235, 170, 80)
 _FOREHEAD_FEAR = (220, 150, 90)                                  # the fearful face's blue forehead
-
-
-def emoji_char(emotion: str) -> str:
-    """The Unicode emoji of an emotion (any alias), for text output."""
-    return EMOJI[canonical(emotion)]
 
 
 class _Canvas:
@@ -174,7 +169,7 @@ def _render(emotion: str, size: int) -> np.ndarray:
     return sprite
 
 
-def overlay(image: np.ndarray, sprite: np.ndarray, x: int, y: int) -> np.ndarray:
+def paste_sprite(image: np.ndarray, sprite: np.ndarray, x: int, y: int) -> np.ndarray:
     """Alpha-composite a BGRA `sprite` onto BGR `image` in place with its top-left at (x, y), clipped."""
     h, w = image.shape[:2]
     sh, sw = sprite.shape[:2]
@@ -194,6 +189,6 @@ def emoji_sheet(size: int = 96, emotions=EMOTIONS) -> np.ndarray:
     sheet = np.full((size + 2 * pad + text_h, len(emotions) * (size + pad) + pad, 3), 255, np.uint8)
     for i, e in enumerate(emotions):
         x = pad + i * (size + pad)
-        overlay(sheet, emoji_sprite(e, size), x, pad)
+        paste_sprite(sheet, emoji_sprite(e, size), x, pad)
         cv2.putText(sheet, e, (x, size + pad + text_h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return sheet

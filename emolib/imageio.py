@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+# The one list of image file suffixes: what `read_image`, the CLI's folders and `data.load("folder")` take.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+# Of those, the colour formats cv2.imwrite writes back (an annotated copy keeps its input's format).
+WRITABLE_COLOR_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAX_SIDE = 4096
 
 
@@ -90,8 +93,8 @@ def iter_image_files(paths) -> list[Path | ImageReadError]:
     out: list[Path | ImageReadError] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            out.extend(files or [ImageReadError(p, f"directory holds no images ({', '.join(IMAGE_EXTENSIONS)})")])
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            out.extend(files or [ImageReadError(p, f"directory holds no images ({', '.join(IMAGE_SUFFIXES)})")])
         elif p.exists():
             out.append(p)
         else:

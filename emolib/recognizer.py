@@ -2,7 +2,7 @@
 
 All faces of an image go through the classifier in one batch (with flip TTA the mirrored crops
 join that same batch). Preprocessing is the model's own: faces are cropped at
-``spec.input_size`` and fed through `emolib.data.dataset.to_model_input`, the function training
+``spec.input_size`` and fed through `emolib.models.preprocess.to_model_input`, the function training
 and evaluation use. Class names come from the checkpoint (or, for the imported FER2013 model,
 FER2013's order). Drawing lives in `emolib.draw`, the video loop in `emolib.video`.
 """
@@ -197,7 +197,7 @@ class EmotionRecognizer:
     @torch.inference_mode()
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) for uint8 gray face crops (N, H, W), in ONE forward pass."""
-        from .data.dataset import to_model_input
+        from .models.preprocess import to_model_input
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         x = to_model_input(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device), self.spec)

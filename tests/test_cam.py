@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from emolib import cam, models
-from emolib.data.dataset import to_model_input
+from emolib.models.preprocess import to_model_input
 from emolib.models.spec import grayscale_spec
 
 MODELS = ["cnn_fer", "mini_xception", "vit_small_48"]

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from emolib.data.arrays import FaceArrays
-from emolib.data.dataset import (AugmentConfig, FaceLoader, augment_batch, class_weights, epoch_generator,
-                                 stratified_split, to_model_input)
+from emolib.data.augment import AugmentConfig, augment_batch
+from emolib.data.dataset import FaceLoader, class_weights, epoch_generator
+from emolib.data.splits import stratified_split
+from emolib.models.preprocess import to_model_input
 from emolib.labels import EMOTIONS, FIVE_CLASS
 from emolib.models.spec import grayscale_spec, imagenet_spec
 
@@ -157,3 +159,12 @@ def test_epoch_generator_is_pure():
     a = torch.rand(5, generator=epoch_generator(7, 2))
     assert torch.equal(a, torch.rand(5, generator=epoch_generator(7, 2)))
     assert not torch.equal(a, torch.rand(5, generator=epoch_generator(7, 3)))
+
+
+def test_augment_config_checks_field_types():
+    # As TrainConfig does: a string, a bool or a malformed range is an error, not a silent conversion.
+    for bad in [{"hflip": "0.5"}, {"rotate_deg": True}, {"crop_scale": ["0.8", 1.0]}, {"crop_scale": [0.8]},
+                {"erasing": None}]:
+        with pytest.raises(TypeError, match="augmentation option"):
+            AugmentConfig.from_dict(bad)
+    assert AugmentConfig.from_dict({"rotate_deg": 5, "crop_scale": [1, 1]}).crop_scale == (1.0, 1.0)

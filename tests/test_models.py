@@ -14,7 +14,7 @@ from torch import nn
 
 from emolib import assets
 from emolib.checkpoint import load_model, save_checkpoint
-from emolib.data.dataset import to_model_input
+from emolib.models.preprocess import to_model_input
 from emolib.labels import EMOTIONS
 from emolib.models import create, entry, get_spec, list_models, untrained_like
 from emolib.models import mini_xception as mx

@@ -173,13 +173,13 @@ def test_emoji_sprites_are_distinct_round_and_cached():
         emoji_sprite("happy", 4)
 
 
-def test_overlay_blends_and_clips():
-    from emolib.emoji import emoji_sprite, overlay
+def test_paste_sprite_blends_and_clips():
+    from emolib.emoji import emoji_sprite, paste_sprite
     img = np.zeros((40, 40, 3), np.uint8)
     sprite = emoji_sprite("neutral", 32)
-    overlay(img, sprite, 30, -10)                                # hangs off the right and top edges
+    paste_sprite(img, sprite, 30, -10)                                # hangs off the right and top edges
     assert img[:22, 30:].any() and not img[25:, :].any() and not img[:, :30].any()
-    overlay(img, sprite, 100, 100)                               # fully outside: no-op
+    paste_sprite(img, sprite, 100, 100)                               # fully outside: no-op
 
 
 def test_annotate_draws_a_copy(recognizer, four_faces):
@@ -211,7 +211,7 @@ def test_inference_preparation_keeps_outputs_and_leaves_a_given_module_alone(nam
     assert rec.model is not net and sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == n_bn
     assert sum(isinstance(m, nn.BatchNorm2d) for m in rec.model.modules()) < n_bn   # some were folded
     crops = np.random.default_rng(0).integers(0, 256, (3, rec.spec.input_size, rec.spec.input_size), np.uint8)
-    from emolib.data.dataset import to_model_input
+    from emolib.models.preprocess import to_model_input
     with torch.inference_mode():
         expected = torch.softmax(net(to_model_input(torch.from_numpy(crops), rec.spec)), 1).numpy()
     np.testing.assert_allclose(rec.predict_crops(crops), expected, atol=1e-5)

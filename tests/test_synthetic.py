@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from emolib.data import synthetic
-from emolib.data.synthetic import (CLASS_REGIONS, FER2013_TRAIN_COUNTS, GENERATOR_VERSION, class_counts, generate,
+from emolib.data.synthetic import (CLASS_REGIONS, FER2013_TRAIN_COUNTS, GENERATOR_VERSION, apportion, generate,
                                    neutral_like, render, sample_params)
 from emolib.labels import EMOTIONS
 
@@ -35,7 +35,7 @@ def test_arrays_contract(faces):
 
 def test_fer2013_like_frequencies_and_stratified_splits(faces):
     counts = np.bincount(faces.labels, minlength=7)
-    assert counts.sum() == 2100 and np.array_equal(counts, class_counts(2100))
+    assert counts.sum() == 2100 and np.array_equal(counts, apportion(2100))
     fer = np.array([FER2013_TRAIN_COUNTS[c] for c in EMOTIONS], float)
     assert np.allclose(counts / counts.sum(), fer / fer.sum(), atol=1e-3)
     assert counts.argmin() == EMOTIONS.index("disgust") and counts.argmax() == EMOTIONS.index("happy")

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
         for k, v in got.items():
             print(f"  {k} = {v:.4g}")
         figures.update(got)
-    figures["_machine_cpus"] = float(torch.get_num_threads())
+    figures["_torch_threads"] = float(torch.get_num_threads())   # intra-op threads, not the machine's cores
     out = paths.reports_dir() / "bench" / "bench.json" if args.out is None else __import__("pathlib").Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")

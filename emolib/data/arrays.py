@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..labels import EMOTIONS, remap_table, resolve_classes
+from .splits import SPLITS
 
-SPLITS = ("train", "val", "test")
 IMAGE_SIZE = 48
 
 
@@ -39,6 +39,16 @@ class FaceArrays:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def __repr__(self) -> str:
+        """One line (the default dataclass repr would print every pixel)."""
+        per_split = ", ".join(f"{s}={int((self.splits == s).sum())}" for s in SPLITS)
+        extras = "".join([", masks" if self.masks is not None else "",
+                          f", {len(self.notes)} notes" if self.notes else "",
+                          f", {len(self.skipped)} skipped" if self.skipped else ""])
+        side = "×".join(map(str, self.images.shape[1:]))
+        return (f"FaceArrays({self.source or 'unnamed'}: {len(self)} images {side}, {per_split}, "
+                f"{len(self.classes)} classes{extras})")
 
     def _take(self, idx: np.ndarray) -> "FaceArrays":
         return replace(self, images=self.images[idx], labels=self.labels[idx], splits=self.splits[idx],

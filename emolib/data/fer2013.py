@@ -17,9 +17,9 @@ import numpy as np
 from ..labels import NUM_CLASSES
 from .arrays import IMAGE_SIZE, FaceArrays
 from .errors import DataFormatError
+from .splits import FER2013_USAGE, SPLIT_TO_USAGE, USAGE_TO_SPLIT
 
 CSV_NAMES = ("fer2013.csv", "icml_face_data.csv")
-USAGE_TO_SPLIT = {"training": "train", "publictest": "val", "privatetest": "test"}
 REQUIRED_COLUMNS = ("emotion", "pixels", "usage")
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 _CHUNK_ROWS = 4096
@@ -82,7 +82,7 @@ def _parse_usage(path: Path, usages: list[tuple[int, str]]) -> np.ndarray:
         split = USAGE_TO_SPLIT.get(text.strip().lower())
         if split is None:
             raise DataFormatError(f"{path}: line {line}: unknown Usage {text!r}; "
-                                  f"expected Training, PublicTest or PrivateTest")
+                                  f"expected {', '.join(FER2013_USAGE)}")
         splits[i] = split
     return splits
 
@@ -133,13 +133,12 @@ def _parse_row(path: Path, line: int, text: str) -> np.ndarray:
 def write_csv(path: str | Path, arrays: FaceArrays, *, style: str = "fer2013") -> Path:
     """Write FaceArrays in a FER2013 CSV layout (``fer2013`` or ``icml``); used by tests and the bench."""
     path = Path(path)
-    split_to_usage = {v: k for k, v in {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.items()}
     table = [str(v) for v in range(256)]
     with open(path, "w", newline="") as f:
         f.write("emotion,pixels,Usage\n" if style == "fer2013" else "emotion, Usage, pixels\n")
         for img, label, split in zip(arrays.images, arrays.labels, arrays.splits):
             pix = " ".join([table[v] for v in img.ravel().tolist()])
-            usage = split_to_usage[str(split)]
+            usage = SPLIT_TO_USAGE[str(split)]
             f.write(f"{label},{pix},{usage}\n" if style == "fer2013" else f"{label},{usage},{pix}\n")
     return path
 

@@ -19,24 +19,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..imageio import IMAGE_SUFFIXES
 from ..labels import ALIASES, EMOTIONS, canonical
-from .arrays import IMAGE_SIZE, SPLITS, FaceArrays
+from .arrays import IMAGE_SIZE, FaceArrays
 from .errors import DataFormatError
+from .splits import FOLDER_SPLIT_NAMES, SPLITS, USAGE_TO_SPLIT, stratified_split
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
-SPLIT_ALIASES = {"train": "train", "training": "train",
-                 "val": "val", "valid": "val", "validation": "val",
-                 "test": "test", "testing": "test"}
-# FER2013 file-name prefixes (msambare release): the original Usage of each image.
-PREFIX_TO_SPLIT = {"training": "train", "publictest": "val", "privatetest": "test"}
-_PREFIX = re.compile(r"^(training|publictest|privatetest)[_-]", re.IGNORECASE)
+# FER2013 file-name prefixes (msambare release) are the original Usage of each image.
+_PREFIX = re.compile(rf"^({'|'.join(USAGE_TO_SPLIT)})[_-]", re.IGNORECASE)
 
 
 def split_dirs(root: Path) -> dict[str, Path]:
     """The split folders directly under `root` ({canonical split: folder}); two spellings of one split raise."""
     found: dict[str, Path] = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        split = SPLIT_ALIASES.get(d.name.lower())
+        split = FOLDER_SPLIT_NAMES.get(d.name.lower())
         if split is None:
             continue
         if split in found:
@@ -53,7 +50,7 @@ def read_folder(root: str | Path, *, val_frac: float = 0.1, seed: int = 0,
         raise DataFormatError(f"{root}: not a folder")
     dirs = split_dirs(root)
     if not dirs:
-        raise DataFormatError(f"{root}: no split folders; expected some of {sorted(SPLIT_ALIASES)} "
+        raise DataFormatError(f"{root}: no split folders; expected some of {sorted(FOLDER_SPLIT_NAMES)} "
                               f"each holding one folder per class")
     files, labels, splits, skipped = [], [], [], []
     for split, split_dir in dirs.items():
@@ -108,7 +105,7 @@ def _split_of(folder_split: str, filename: str) -> str:
     """A FER2013 prefix in the test folder decides val vs test; otherwise the folder decides."""
     m = _PREFIX.match(filename)
     if folder_split == "test" and m:
-        return PREFIX_TO_SPLIT[m.group(1).lower()]
+        return USAGE_TO_SPLIT[m.group(1).lower()]
     return folder_split
 
 
@@ -118,7 +115,6 @@ def _natural_key(p: Path):
 
 
 def _carve_val(arrays: FaceArrays, dirs: dict[str, Path], *, val_frac: float, seed: int) -> FaceArrays:
-    from .dataset import stratified_split
     why = ("its test folder has no PublicTest_/PrivateTest_ file names, so it cannot be split into val/test"
            if "test" in dirs else "it has no val folder")
     out = stratified_split(arrays, val_frac=val_frac, seed=seed)

@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from .arrays import FaceArrays
+from .splits import SPLITS
 
 
 def find_quality_issues(arrays: FaceArrays, *, blank_std: float = 2.0) -> dict:
@@ -39,7 +40,7 @@ def find_quality_issues(arrays: FaceArrays, *, blank_std: float = 2.0) -> dict:
         "n_images": len(arrays),
         "blank_std_threshold": blank_std,
         "blank": blank.tolist(),
-        "blank_by_split": {s: int((arrays.splits[blank] == s).sum()) for s in ("train", "val", "test")},
+        "blank_by_split": {s: int((arrays.splits[blank] == s).sum()) for s in SPLITS},
         "duplicate_groups": groups,
         "n_duplicate_groups": len(groups),
         "n_redundant_copies": sum(len(g) - 1 for g in groups),

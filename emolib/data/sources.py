@@ -88,18 +88,18 @@ def _load_local(located: tuple[str, Path], source: str, options: dict, *, use_ca
 
 
 def _load_synthetic(options: dict, *, use_cache: bool) -> FaceArrays:
-    from . import synthetic              # written alongside; imported here so a missing extra never breaks import
+    from . import splits, synthetic      # imported on use: loading a CSV never builds the generator's tables
     params = {name: par.default for name, par in inspect.signature(synthetic.generate).parameters.items()
               if par.default is not inspect.Parameter.empty}
     unknown = set(options) - set(params)
     if unknown:
         raise TypeError(f"unexpected options for synthetic.generate: {sorted(unknown)}; accepted: {sorted(params)}")
     params.update(options)
-    # The generator's own code is part of its version: an edited generator never serves stale arrays.
-    version = [getattr(synthetic, "GENERATOR_VERSION", None),
-               hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()[:16]]
+    # The generator's own code (and the split it draws with) is part of its version: an edited
+    # generator never serves stale arrays.
+    version = [synthetic.GENERATOR_VERSION,
+               *(hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest()[:16] for m in (synthetic, splits))]
     fingerprint = array_cache.digest({"params": params, "generator": version})
     arrays = array_cache.load_or_build("synthetic", params, fingerprint, lambda: synthetic.generate(**params),
                                  use_cache=use_cache)
-    arrays.source = arrays.source or f"synthetic({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
     return arrays

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..labels import EMOTIONS
 from .arrays import FaceArrays
+from .splits import stratified_assign
 
 GENERATOR_VERSION = 1
 
@@ -79,7 +80,7 @@ CLASS_REGIONS = _class_regions()
 
 # --------------------------------------------------------------------------- parameters
 
-def class_counts(n: int, frequencies: dict[str, int] = FER2013_TRAIN_COUNTS) -> np.ndarray:
+def apportion(n: int, frequencies: dict[str, int] = FER2013_TRAIN_COUNTS) -> np.ndarray:
     """Split n into per-class counts proportional to `frequencies` (largest remainder; exact sum)."""
     p = np.array([frequencies[c] for c in EMOTIONS], np.float64)
     raw = n * p / p.sum()
@@ -316,16 +317,6 @@ def render(p: dict[str, np.ndarray], size: int = 48, noise: np.ndarray | None = 
 
 # --------------------------------------------------------------------------- the source
 
-def _stratified_splits(labels: np.ndarray, val_frac: float, test_frac: float, rng) -> np.ndarray:
-    splits = np.full(len(labels), "train", dtype="<U5")
-    for c in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == c))
-        n_val, n_test = int(round(val_frac * rows.size)), int(round(test_frac * rows.size))
-        splits[rows[:n_val]] = "val"
-        splits[rows[n_val:n_val + n_test]] = "test"
-    return splits
-
-
 def generate(n: int = 6000, seed: int = 0, *, val_frac: float = 0.1, test_frac: float = 0.1,
              size: int = 48, threads: int | None = None) -> FaceArrays:
     """Draw `n` synthetic faces with FER2013-like class frequencies, stratified train/val/test splits
@@ -338,8 +329,9 @@ def generate(n: int = 6000, seed: int = 0, *, val_frac: float = 0.1, test_frac: 
     if size < 16:
         raise ValueError(f"size must be >= 16 px, got {size}")
     rng = np.random.default_rng(np.random.SeedSequence([GENERATOR_VERSION, int(seed)]))
-    labels = rng.permutation(np.repeat(np.arange(len(EMOTIONS)), class_counts(n))).astype(np.int64)
-    splits = _stratified_splits(labels, val_frac, test_frac, rng)
+    labels = rng.permutation(np.repeat(np.arange(len(EMOTIONS)), apportion(n))).astype(np.int64)
+    splits = np.full(n, "train", dtype="<U5")
+    stratified_assign(splits, labels, np.ones(n, bool), {"val": val_frac, "test": test_frac}, rng)
     params = sample_params(labels, rng)
     chunk = RENDER_CHUNK
     images = np.empty((n, size, size), np.uint8)

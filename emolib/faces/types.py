@@ -5,9 +5,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# BlazeFace's six keypoints, in the model's order ("right" = the subject's right, i.e. image left).
-BLAZEFACE_KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear_tragion", "left_ear_tragion")
-
 
 @dataclass(eq=False)
 class Face:
@@ -15,7 +12,8 @@ class Face:
 
     box: (x0, y0, x1, y1) floats, exclusive right/bottom edge. score: the detector's confidence
     (its own scale: probability for ssd/blazeface, the cascade's last-stage weight for haar, 0.0
-    for a fallback). keypoints: K×2 (x, y) image coordinates, eyes first, or None.
+    for a fallback). keypoints: K×2 (x, y) image coordinates, eyes first, or None (BlazeFace gives
+    six: right eye, left eye, nose tip, mouth, right and left ear tragion; "right" = the subject's).
     source: "detector" or "fallback". detector: the detector's name.
     """
     box: tuple[float, float, float, float]

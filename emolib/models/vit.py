@@ -2,8 +2,9 @@
 
 Grad-CAM follows pytorch-grad-cam's ViT recipe: hook the last encoder block's first LayerNorm
 (``ln_1``; the class token's final output does not depend on the last block's patch tokens, so
-their gradient would be zero) and reshape tokens, minus the class token, to the patch grid
-(``spec.extra["patch_size"]`` gives it: grid = input_size // patch_size).
+their gradient would be zero) and reshape the tokens, minus the class token
+(``spec.extra["prefix_tokens"]``, default 1), to a square grid whose side is the square root of
+the token count (`emolib.cam.vit_reshape_transform`; input_size // patch_size for these models).
 
 Freeze policy stages are the encoder blocks; the last stage also holds the final LayerNorm, so
 ``unfreeze_last(model, k)`` trains the last k blocks (+ that norm) and the head.
