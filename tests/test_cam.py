@@ -147,7 +147,7 @@ def test_deletion_curve_starts_at_the_original_confidence(blob_model):
         x = to_model_input(torch.from_numpy(faces), model.spec)
         probs = model(x).softmax(1)
         start = probs.max(1).values.numpy()
-        end = model(cam._blurred(x)).softmax(1).gather(1, probs.argmax(1, keepdim=True))[:, 0].numpy()
+        end = model(cam.metrics._blurred(x)).softmax(1).gather(1, probs.argmax(1, keepdim=True))[:, 0].numpy()
     np.testing.assert_allclose(conf[:, 0], start, rtol=1e-5)
     np.testing.assert_allclose(conf[:, -1], end, rtol=1e-5)   # everything removed = the baseline
     auc = cam.deletion_auc(fractions, conf)
