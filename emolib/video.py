@@ -1,4 +1,4 @@
-"""The video and webcam loop: frame sources, an IoU tracker, probability smoothing, an FPS counter.
+"""The video and webcam loop: frame sources and writers, an FPS counter, the per-frame pipeline.
 
 `FramePipeline` is the per-frame step and `process_video` the one loop around it (the `emolib video` /
 `emolib webcam` commands and the webcam notebook call it; the browser camera widget of `emolib.live`
@@ -8,7 +8,7 @@ window at import, and the model code (`EmotionRecognizer`) knows nothing about e
 Per frame: detect faces (or, between detections when ``detect_every > 1``, reuse the boxes of the
 tracks seen on the previous frame), classify every face in one batch, give each face a track id
 by IoU with the previous frame, and smooth each track's probabilities with an exponential moving
-average so the label does not flicker from frame to frame.
+average so the label does not flicker from frame to frame (both in `emolib.tracker`).
 """
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
+from .tracker import IoUTracker
 
 
 class VideoSourceError(RuntimeError):
@@ -143,80 +143,6 @@ class FPSCounter:
             return 0.0
         span = self.times[-1] - self.times[0]
         return (len(self.times) - 1) / span if span > 0 else 0.0
-
-
-# -------------------------------------------------------------------------------------- tracker
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-@dataclass
-class Track:
-    track_id: int
-    box: tuple[float, float, float, float]
-    face: object = None                  # the last Face seen, reused between detections
-    probs: np.ndarray | None = None      # smoothed class probabilities
-    missed: int = 0                      # consecutive frames without a matching box
-    hits: int = 1
-
-
-class IoUTracker:
-    """Track ids by box overlap with the previous frame (Hungarian matching on IoU).
-
-    A box matches a live track when their IoU is at least `iou_threshold`; unmatched boxes start
-    new tracks; a track unmatched for more than `max_missed` consecutive frames is dropped.
-    """
-
-    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 10):
-        self.iou_threshold = iou_threshold
-        self.max_missed = max_missed
-        self.tracks: dict[int, Track] = {}
-        self.next_id = 0
-
-    def update(self, boxes: Sequence[Sequence[float]], faces: Sequence | None = None) -> list[int]:
-        """Assign a track id to each box of this frame (same order); age the unmatched tracks."""
-        boxes = [tuple(float(v) for v in b) for b in boxes]
-        faces = list(faces) if faces is not None else [None] * len(boxes)
-        live = list(self.tracks.values())
-        ids: list[int | None] = [None] * len(boxes)
-        if live and boxes:
-            iou = np.array([[box_iou(b, t.box) for t in live] for b in boxes])
-            rows, cols = linear_sum_assignment(-iou)
-            for r, c in zip(rows, cols):
-                if iou[r, c] >= self.iou_threshold:
-                    t = live[c]
-                    t.box, t.face, t.missed, t.hits = boxes[r], faces[r], 0, t.hits + 1
-                    ids[r] = t.track_id
-        matched = {i for i in ids if i is not None}
-        for t in live:
-            if t.track_id not in matched:
-                t.missed += 1
-                if t.missed > self.max_missed:
-                    del self.tracks[t.track_id]
-        for i, b in enumerate(boxes):
-            if ids[i] is None:
-                ids[i] = self.next_id
-                self.tracks[self.next_id] = Track(self.next_id, b, faces[i])
-                self.next_id += 1
-        return ids  # type: ignore[return-value]
-
-    def seen_last_frame(self) -> list[Track]:
-        """Tracks matched on the most recent update (their boxes stand in between detections)."""
-        return [t for t in self.tracks.values() if t.missed == 0]
-
-    def smooth(self, track_id: int, probs: np.ndarray, smooth: float) -> np.ndarray:
-        """Exponential moving average of a track's probabilities: smooth * previous + (1 - smooth) * new."""
-        t = self.tracks[track_id]
-        probs = np.asarray(probs, dtype=np.float64)
-        if t.probs is None or smooth <= 0 or t.probs.shape != probs.shape:
-            t.probs = probs
-        else:
-            t.probs = smooth * t.probs + (1.0 - smooth) * probs
-        return t.probs
 
 
 # ----------------------------------------------------------------------------------------- loop

@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from emolib.video import (FPSCounter, IoUTracker, VideoSourceError, box_iou, open_source, pan_zoom_frames,
-                          process_video, write_video)
+from emolib.faces import iou as box_iou
+from emolib.tracker import IoUTracker
+from emolib.video import FPSCounter, VideoSourceError, open_source, pan_zoom_frames, process_video, write_video
 
 skimage_data = pytest.importorskip("skimage.data")
 
