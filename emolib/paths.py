@@ -59,3 +59,8 @@ def notebooks_dir() -> Path:
 
 def params_dir() -> Path:
     return home() / "params"
+
+
+def opencv_doc_data() -> Path:
+    """Where Debian's opencv-doc package installs OpenCV's sample images (messi5.jpg), read-only."""
+    return Path("/usr/share/doc/opencv-doc/examples/data")

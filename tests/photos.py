@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emolib import paths
+
 # skimage.data.astronaut() (512×512): drawn on a 4× zoom with a 10 px grid and read off by eye —
 # cheek edges at eye level x≈180 / x≈272, hairline y≈72, chin y≈174. Eyes at about (205, 100) and (249, 107).
 ASTRONAUT_FACE = (180.0, 72.0, 272.0, 174.0)
@@ -17,7 +19,7 @@ ASTRONAUT_FACE = (180.0, 72.0, 272.0, 174.0)
 # messi5.jpg (548×342): same method on a 10× zoom with a 5 px grid — cheeks x≈227 / x≈257,
 # hairline y≈94, chin y≈134. The face is ~30 px wide: small for BlazeFace short-range.
 MESSI_FACE = (227.0, 94.0, 257.0, 134.0)
-MESSI_PATHS = [Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")]
+MESSI_PATHS = [paths.opencv_doc_data() / "messi5.jpg"]
 
 
 def astronaut() -> np.ndarray:

