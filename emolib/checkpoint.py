@@ -12,6 +12,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import functools
+import pickle
 import subprocess
 from pathlib import Path
 
@@ -129,6 +130,10 @@ def load_checkpoint(path, *, expect_model: str | None = None, expect_classes=Non
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text here advises weights_only=False, which is exactly what emolib refuses to do.
+        raise CheckpointError(f"{path} is not a readable emolib checkpoint (not a PyTorch file, or one that "
+                              "stores Python objects: emolib loads tensors and plain types only)") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises several types for a bad file
         raise CheckpointError(f"{path} is not a readable emolib checkpoint "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from exc

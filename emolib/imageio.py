@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .quiet import collected_warnings, summary
+
 # The one list of image file suffixes: what `read_image`, the CLI's folders and `data.load("folder")` take.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 # Of those, the colour formats cv2.imwrite writes back (an annotated copy keeps its input's format).
@@ -41,30 +43,40 @@ def read_image(path, *, max_side: int | None = MAX_SIDE) -> np.ndarray:
         raise ImageReadError(path, "is a directory, not an image file")
     if path.stat().st_size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
-    try:
-        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make the warning an error too.
-        with warnings.catch_warnings():
+    # Pillow's UserWarnings (Truncated File Read, Corrupt EXIF data) are collected, not printed: on a
+    # failure they say what is wrong and join our error; on a success they carry nothing for the user.
+    with collected_warnings() as pillow_says:
+        try:
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make the warning an error too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if max_side and img.format == "JPEG":
-                    # Decode at 1/2, 1/4 or 1/8 scale straight away when that still covers max_side.
-                    w, h = img.size
-                    k = max_side / max(w, h)
-                    if k < 1:
-                        img.draft(img.mode, (max(1, int(w * k)), max(1, int(h * k))))
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                if max_side and max(img.size) > max_side:
-                    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-                rgb = _to_rgb(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageReadError(path, f"refused as a possible decompression bomb ({e}); "
-                                   "raise PIL.Image.MAX_IMAGE_PIXELS if you trust this file") from None
-    except UnidentifiedImageError:
-        raise ImageReadError(path, "not a recognised image format (is it really an image?)") from None
-    except (OSError, ValueError, SyntaxError) as e:   # truncated or corrupt data; SyntaxError: broken headers
-        raise ImageReadError(path, f"corrupt or truncated image ({e})") from None
+            rgb = _decode(path, max_side)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ImageReadError(path, f"refused as a possible decompression bomb ({e}); "
+                                       "raise PIL.Image.MAX_IMAGE_PIXELS if you trust this file") from None
+        except UnidentifiedImageError:
+            if pillow_says.mention("truncated", "corrupt"):
+                # e.g. a TIFF cut before its image directory: the format is known, the file is broken.
+                raise ImageReadError(path, f"corrupt or truncated image ({summary(pillow_says.messages)})") from None
+            raise ImageReadError(path, "not a recognised image format (is it really an image?)") from None
+        except (OSError, ValueError, SyntaxError) as e:   # truncated or corrupt data; SyntaxError: broken headers
+            raise ImageReadError(path, f"corrupt or truncated image ({e})") from None
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _decode(path: Path, max_side: int | None) -> np.ndarray:
+    """Pillow's decoding of `path` to RGB uint8, upright, bounded by `max_side`."""
+    with Image.open(path) as img:
+        if max_side and img.format == "JPEG":
+            # Decode at 1/2, 1/4 or 1/8 scale straight away when that still covers max_side.
+            w, h = img.size
+            k = max_side / max(w, h)
+            if k < 1:
+                img.draft(img.mode, (max(1, int(w * k)), max(1, int(h * k))))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        if max_side and max(img.size) > max_side:
+            img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return _to_rgb(img)
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

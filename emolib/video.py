@@ -26,6 +26,8 @@ import numpy as np
 
 from .tracker import IoUTracker
 
+from .quiet import captured_native_stderr, summary
+
 
 class VideoSourceError(RuntimeError):
     """A camera or video file that cannot be opened or read; the message says which and why."""
@@ -67,10 +69,13 @@ def open_source(src: int | str | os.PathLike | cv2.VideoCapture) -> cv2.VideoCap
         raise VideoSourceError(f"{path}: no such video file")
     if path.is_dir():
         raise VideoSourceError(f"{path}: is a directory, expected a video file")
-    with _quiet_opencv():
+    # FFmpeg prints its complaint ("moov atom not found") straight to fd 2: captured, it joins our error.
+    with _quiet_opencv(), captured_native_stderr() as ffmpeg_says:
         cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise VideoSourceError(f"{path}: cannot be opened as a video (unsupported or damaged file)")
+        said = summary([line.split("] ", 1)[-1] for line in ffmpeg_says])   # minus "[mov,mp4 @ 0x..] "
+        raise VideoSourceError(f"{path}: cannot be opened as a video (unsupported or damaged file"
+                               f"{': ' + said if said else ''})")
     return cap
 
 
