@@ -271,10 +271,51 @@ def cmd_assets(args) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------------------- export
+def cmd_export(args) -> int:
+    from .export import ExportError, export_onnx
+    from .recognizer import load_classifier
+    try:
+        model, classes, source = load_classifier(args.model)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        raise UsageError(str(e).strip("'\"")) from None
+    s = model.spec
+    print(f"exporting {source} ({model.model_name}, {len(classes)} classes, {s.input_size}x{s.input_size} "
+          f"{'gray' if s.channels == 1 else 'RGB'}) to {args.onnx}; parity check on real face crops...", flush=True)
+    try:
+        parity = export_onnx(model, classes, args.onnx, source=source, tolerance=args.tolerance)
+    except ExportError as e:
+        _err(str(e))
+        return 1
+    print(f"wrote {args.onnx}: ONNX Runtime matches PyTorch on {parity.crops} face crops (batch sizes "
+          f"{', '.join(map(str, parity.batch_sizes))}): max |Δp| {parity.max_abs_prob_diff:.1e} "
+          f"<= {args.tolerance:.0e}, same top-1 on every crop")
+    print(f"use it: emolib predict photo.jpg --model {args.onnx}")
+    return 0
+
+
+def _add_export_parser(sub) -> None:
+    from .export import TOLERANCE
+    p = sub.add_parser("export", formatter_class=_Formatter, help="export a model to ONNX (after a parity check)",
+                       description="Export a checkpoint or a pretrained emotion model to ONNX: dynamic batch, and\n"
+                                   "its class names and ModelSpec as metadata. ONNX Runtime must agree with PyTorch\n"
+                                   "on real face crops before the file is written; a failed check is an error.",
+                       epilog="examples:\n  emolib export models/quick/02_cnn_baseline/cnn_fer/best.pt --onnx cnn.onnx\n"
+                              "  emolib export fer2013-mini-xception --onnx fer.onnx\n"
+                              "  emolib predict photo.jpg --model cnn.onnx   # runs it with ONNX Runtime")
+    p.add_argument("model", metavar="CHECKPOINT_OR_NAME",
+                   help="a checkpoint path or name (in models/), or a pretrained emotion model")
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE,
+                   help=f"largest allowed |p_onnx - p_torch| on any class of any crop (default: {TOLERANCE:.0e})")
+    p.set_defaults(func=cmd_export)
+
+
 # --------------------------------------------------------------------------------------- parser
 def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
     p.add_argument("--model", "-m", default=DEFAULT_MODEL,
-                   help=f"a checkpoint path or name (in models/), or a pretrained emotion model (default: {DEFAULT_MODEL})")
+                   help=f"a checkpoint path or name (in models/), an `emolib export` .onnx file, or a pretrained "
+                        f"emotion model (default: {DEFAULT_MODEL})")
     default = LIVE_DETECTOR if live else STILL_DETECTOR
     p.add_argument("--detector", "-d", default=default, choices=DETECTORS,
                    help=f"face detector (default: {default}; " + ("blazeface_full finds smaller faces, slower)" if live
@@ -361,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  emolib models\n  emolib models --json")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
     p.set_defaults(func=cmd_models)
+
+    _add_export_parser(sub)
 
     p = sub.add_parser("assets", formatter_class=_Formatter, help="fetch the offline weights and detector files",
                        description="Fetch every offline asset (FER2013 model, face detectors, ImageNet weights)\n"

@@ -132,6 +132,33 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
                      f"({', '.join(PRETRAINED_EMOTION_MODELS)})")
 
 
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def resolve_backend(backend: str, model) -> str:
+    """"torch" or "onnx" for `model`; "auto" picks onnx for an .onnx file and torch for the rest."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    is_onnx = isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx"
+    if backend == "auto":
+        return "onnx" if is_onnx else "torch"
+    if backend == "onnx" and not is_onnx:
+        raise ValueError(f"backend='onnx' runs an exported .onnx file, not {model!r}; write one with "
+                         "`emolib export MODEL --onnx OUT.onnx`")
+    if backend == "torch" and is_onnx:
+        raise ValueError(f"{model}: an .onnx file runs with backend='onnx' (or 'auto')")
+    return backend
+
+
+def onnx_path(model: str | os.PathLike) -> Path:
+    """An .onnx path as given, or found in `paths.models_dir()` when it is not a file here."""
+    from . import paths
+    path = Path(model)
+    if path.is_file() or path.is_absolute():
+        return path
+    return paths.models_dir() / path if (paths.models_dir() / path).is_file() else path
+
+
 class EmotionRecognizer:
     """Detect faces, crop and align them, classify their emotion.
 
@@ -145,12 +172,14 @@ class EmotionRecognizer:
     (BatchNorm folded, channels-last: same outputs, ~1.7x faster for one face, ~3x for four).
     crop_size: side of the face crop before `to_model_input` resizes it to the model's input
     (default: the model's input size; 48 reproduces the look of 48 px training data exactly).
+    backend: "torch", "onnx" (an `emolib export` file run by ONNX Runtime on the CPU; spec and
+    classes from its metadata) or "auto" (onnx for an .onnx file, else torch).
     """
 
     def __init__(self, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, detector: str | None = None, *,
                  fallback: str = "none", tta_flip: bool = False, device: str = "cpu",
                  min_score: float | None = None, margin: float = 0.2, classes=None, optimize: bool = True,
-                 crop_size: int | None = None):
+                 crop_size: int | None = None, backend: str = "auto"):
         from .faces.detection import DETECTORS, FALLBACKS, STILL_DETECTOR
         detector = STILL_DETECTOR if detector is None else detector
         if detector not in DETECTORS:
@@ -158,8 +187,14 @@ class EmotionRecognizer:
         if fallback not in FALLBACKS:
             raise ValueError(f"unknown fallback {fallback!r}; choose one of {', '.join(FALLBACKS)}")
         device = resolve_device(device)          # "auto" | "cpu" | "cuda[:i]"
-        self.model, self.classes, self.source = load_classifier(model, device, classes)
-        if optimize:                 # a copy: a module passed in stays as it was
+        self.backend = resolve_backend(backend, model)
+        if self.backend == "onnx":   # an `emolib export` file: spec and classes from its metadata
+            from .onnx_backend import OnnxClassifier
+            self.model = OnnxClassifier(onnx_path(model))
+            self.classes, self.source = self.model.classes, f"onnx {self.model.path}"
+        else:
+            self.model, self.classes, self.source = load_classifier(model, device, classes)
+        if optimize and self.backend == "torch":   # a copy: a module passed in stays as it was
             from .models.inference import prepare_for_inference
             self.model = prepare_for_inference(self.model)
         self.spec = self.model.spec
@@ -201,11 +236,14 @@ class EmotionRecognizer:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         x = to_model_input(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device), self.spec)
-        x = x.contiguous(memory_format=torch.channels_last)     # the prepared model's fast layout
         n = x.shape[0]
         if self.tta_flip:
             x = torch.cat([x, x.flip(-1)])
-        probs = torch.softmax(self.model(x).float(), dim=1)
+        if self.backend == "onnx":
+            probs = torch.from_numpy(self.model.probs(x.cpu().numpy()))
+        else:
+            x = x.contiguous(memory_format=torch.channels_last)     # the prepared model's fast layout
+            probs = torch.softmax(self.model(x).float(), dim=1)
         if self.tta_flip:
             probs = (probs[:n] + probs[n:]) / 2
         return probs.cpu().numpy()

@@ -130,7 +130,7 @@ def test_models_lists_the_pretrained_model_as_offline(capsys):
     assert models["fer2013-mini-xception"]["availability"] == "offline (cached)"
 
 
-@pytest.mark.parametrize("command", [[], ["predict"], ["video"], ["webcam"], ["models"], ["assets"]])
+@pytest.mark.parametrize("command", [[], ["predict"], ["video"], ["webcam"], ["models"], ["export"], ["assets"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])
