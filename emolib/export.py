@@ -7,13 +7,14 @@ keywords, where it came from, the emolib version), then runs the file with ONNX 
 PyTorch on real face crops (`parity_crops`). Only when the probabilities agree within `tolerance` and
 the top-1 label is the same on every crop is the file moved into place; otherwise `ExportError`.
 
-The graph takes what `emolib.data.dataset.to_model_input` produces (float32 N×C×S×S) and returns
+The graph takes what `emolib.models.preprocess.to_model_input` produces (float32 N×C×S×S) and returns
 ``logits`` and ``probs``; `emolib.onnx_backend` reads the file back for `EmotionRecognizer`.
 """
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
+from .atomic import copy_file
 
 if TYPE_CHECKING:            # torch loads when an export runs, so `emolib --help` stays instant
     from torch import nn
@@ -144,7 +146,7 @@ def check_parity(model: "nn.Module", onnx_path: Path, crops: np.ndarray, toleran
     the dynamic batch dimension at both ends."""
     import torch
 
-    from .data.dataset import to_model_input
+    from .models.preprocess import to_model_input
     from .onnx_backend import OnnxClassifier
 
     onnx_model = OnnxClassifier(onnx_path)
@@ -174,30 +176,30 @@ def export_onnx(model: "nn.Module", classes, out: str | os.PathLike, *, source: 
         raise ExportError(f"{out}: the output file name must end in .onnx")
     was_training = model.training
     model.eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.onnx")
     try:
-        try:
-            _trace(model, tmp)
-        except ExportError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the exporter raises many types
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            raise ExportError(f"torch.onnx could not export {getattr(model, 'model_name', 'the model')}: "
-                              f"{type(exc).__name__}: {first}") from exc
-        props = metadata(model, classes, source)
-        _write_metadata(tmp, props, f"emolib {props['emolib.model_name']} emotion classifier: "
-                                    f"{', '.join(classes)}. {props['emolib.input']}")
-        if crops is None:
-            crops = parity_crops(model.spec.input_size)
-        parity = check_parity(model, tmp, crops, tolerance)
-        if not parity.ok(tolerance):
-            raise ExportError(f"ONNX Runtime disagrees with PyTorch on {parity.crops} face crops: max |Δp| = "
-                              f"{parity.max_abs_prob_diff:.2e} (tolerance {tolerance:.0e}), top-1 differs on "
-                              f"{parity.top1_disagreements}; nothing was written to {out}")
-        os.replace(tmp, out)     # a reader never sees a file that failed its check
+        # Built and checked in a scratch folder; only a file that passed reaches `out` (atomically).
+        with tempfile.TemporaryDirectory(prefix="emolib-export-") as scratch:
+            tmp = Path(scratch) / out.name
+            try:
+                _trace(model, tmp)
+            except ExportError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+                first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+                raise ExportError(f"torch.onnx could not export {getattr(model, 'model_name', 'the model')}: "
+                                  f"{type(exc).__name__}: {first}") from exc
+            props = metadata(model, classes, source)
+            _write_metadata(tmp, props, f"emolib {props['emolib.model_name']} emotion classifier: "
+                                        f"{', '.join(classes)}. {props['emolib.input']}")
+            if crops is None:
+                crops = parity_crops(model.spec.input_size)
+            parity = check_parity(model, tmp, crops, tolerance)
+            if not parity.ok(tolerance):
+                raise ExportError(f"ONNX Runtime disagrees with PyTorch on {parity.crops} face crops: max |Δp| = "
+                                  f"{parity.max_abs_prob_diff:.2e} (tolerance {tolerance:.0e}), top-1 differs on "
+                                  f"{parity.top1_disagreements}; nothing was written to {out}")
+            copy_file(tmp, out)
     finally:
-        tmp.unlink(missing_ok=True)
         model.train(was_training)
     return parity
 
