@@ -411,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  emolib assets\n  emolib assets --offline   # only check the cache")
     p.add_argument("--offline", action="store_true", help="only check the cache; never use the network")
     p.set_defaults(func=cmd_assets)
+
+    from .train_cli import add_parser as add_train_parser
+    add_train_parser(sub)
     return ap
 
 

@@ -15,6 +15,7 @@ Evaluation loaders are split the same way without padding; their outputs are gat
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from torch import nn
 
 from . import runtime
 
-__all__ = ["ShardedLoader", "shard", "wrap", "all_sum", "all_gather_rows", "broadcast_object", "all_gather_object"]
+__all__ = ["ShardedLoader", "shard", "wrap", "all_sum", "all_gather_rows", "broadcast_object", "all_gather_object", "main_first"]
 
 
 def _generator(seed: int, epoch: int, rank: int) -> torch.Generator:
@@ -115,7 +116,8 @@ def all_gather_rows(t: torch.Tensor) -> torch.Tensor:
     """Concatenate every rank's rows of `t` (any length per rank), on every rank."""
     if not runtime.is_distributed():
         return t
-    return torch.cat([torch.as_tensor(p) for p in all_gather_object(t.cpu())])
+    parts = [p for p in all_gather_object(t.cpu()) if len(p)]   # a rank may hold no rows (tiny splits)
+    return torch.cat(parts) if parts else t
 
 
 def all_gather_object(obj) -> list:
@@ -133,3 +135,13 @@ def broadcast_object(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+@contextmanager
+def main_first():
+    """Rank 0 runs the block first, then the others (e.g. rank 0 writes a cache that the others read)."""
+    if runtime.is_distributed() and not runtime.is_main():
+        dist.barrier()
+    yield
+    if runtime.is_distributed() and runtime.is_main():
+        dist.barrier()

@@ -1,0 +1,147 @@
+"""The training block of notebooks 02-04 as one call, shared with `emolib train`.
+
+    trained = experiment.train_notebook(cfg, data, run.checkpoint_dir)   # cfg from session.setup
+
+For the notebook's validated config it seeds, creates the model(s), freezes what the recipe
+freezes, builds TrainConfig from the profile's ``train`` section(s), the two FaceLoaders on the
+resolved device, calls `emolib.train.fit`, and evaluates each trained model on the test split.
+Notebook 03 trains each backbone in two stages (the head on a frozen backbone, then the deepest
+stages too); 02 and 04 train one model. The notebook then only shows and plots, and the command
+line writes the same metrics (`notebook_metrics`). The building blocks (`create_model`,
+`train_model`) are public for a notebook that composes its own plan (e.g. a from-scratch twin).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from . import evaluate, models, runtime
+from .config import CNNBaseline, TransferLearning, ViTFinetune
+from .data.arrays import FaceArrays
+from .data.dataset import AugmentConfig, FaceLoader
+from .models.transfer import freeze_backbone, unfreeze_last
+from .settings import TrainConfig
+from .train import fit
+
+__all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "TRAINING_NOTEBOOKS"]
+
+
+@dataclass
+class Trained:
+    """One trained model (or one stage of one), as `train_notebook` returns it."""
+    name: str                       # its checkpoint folder: the model's name, or "<model>-head" (03's stage 1)
+    model_name: str                 # the registry name
+    model: nn.Module = field(repr=False)   # best weights restored; 03's two stages share one module
+    history: dict = field(repr=False)
+    out_dir: Path | None
+    trainable_params: int
+    stage: str | None = None        # 03: "1 head" | "2 fine-tune"
+    test: dict | None = field(default=None, repr=False)   # test-split metrics taken right after this stage
+
+
+def create_model(name: str, num_classes: int, *, seed: int, **kwargs) -> nn.Module:
+    """Seed, then create: the initial weights (a new head's too) are a pure function of `seed`."""
+    runtime.seed_everything(seed)
+    return models.create(name, num_classes=num_classes, **kwargs)
+
+
+def train_model(net: nn.Module, data: FaceArrays, train: dict, *, seed: int = 0, device: str = "auto",
+                out_dir=None, augment: dict | None = None, balanced: bool = False, options: dict | None = None,
+                val_batch_size: int = 256, log: Callable[[str], None] | None = None, **fit_kw) -> dict:
+    """Train `net` on data's train split, selecting on its val split; returns fit's history.
+
+    `train`: a profile's TrainConfig section; `seed`, `device`, `out_dir` and then `options` (any
+    TrainConfig fields, e.g. progress, resume) are set on top of it. The training loader takes
+    ``batch_size`` rows per process, augmented by `augment` (AugmentConfig fields), class-balanced if asked.
+    log(line): told what is about to train (the command line prints it).
+    """
+    tcfg = TrainConfig.from_dict({**train, "seed": seed, "device": device, "progress": False,
+                                  "out_dir": None if out_dir is None else str(out_dir), **(options or {})})
+    dev = runtime.resolve_device(tcfg.device)
+    if log is not None:
+        world = runtime.world_size()
+        log(f"{getattr(net, 'model_name', type(net).__name__)}: {tcfg.epochs} epochs, {world} process(es) x batch "
+            f"{tcfg.batch_size} = global batch {world * tcfg.batch_size}, on {dev}; checkpoints in {tcfg.out_dir}")
+    train_loader = FaceLoader(data.split("train"), net.spec, tcfg.batch_size, train=True, seed=seed, device=dev,
+                              augment=AugmentConfig.from_dict(augment or {}), balanced=balanced)
+    val_loader = FaceLoader(data.split("val"), net.spec, val_batch_size, device=dev)
+    return fit(net, train_loader, val_loader, tcfg, **fit_kw)
+
+
+def _trainable(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def _stages(cfg, data: FaceArrays):
+    """The notebook's plan: (checkpoint name, stage, model factory or the previous stage's model,
+    prepare(net), train section, tta for the test metrics) per training run, in order."""
+    n = len(data.classes)
+    if isinstance(cfg, CNNBaseline):
+        yield cfg.model, None, lambda: create_model(cfg.model, n, seed=cfg.seed), None, cfg.train, cfg.tta
+    elif isinstance(cfg, ViTFinetune):
+        def prepare(net):    # None: every block trains (a ViT from random weights has nothing to keep)
+            if cfg.unfreeze_blocks is not None:
+                unfreeze_last(freeze_backbone(net), cfg.unfreeze_blocks)
+        yield (cfg.model, None, lambda: create_model(cfg.model, n, seed=cfg.seed, pretrained=cfg.pretrained),
+               prepare, cfg.train, None)
+    elif isinstance(cfg, TransferLearning):
+        for name in cfg.models:
+            make = lambda name=name: create_model(name, n, seed=cfg.seed, pretrained=cfg.pretrained,  # noqa: E731
+                                                  input_size=cfg.input_size)
+            yield f"{name}-head", "1 head", make, lambda net: unfreeze_last(freeze_backbone(net), 0), cfg.head_train, None
+            yield (name, "2 fine-tune", None, lambda net: unfreeze_last(freeze_backbone(net), cfg.unfreeze_stages),
+                   cfg.finetune_train, None)
+    else:
+        raise TypeError(f"{type(cfg).__name__} is not the config of a training notebook ({', '.join(TRAINING_NOTEBOOKS)})")
+
+
+TRAINING_NOTEBOOKS = ("02_cnn_baseline", "03_transfer_learning", "04_vit_finetune")
+
+
+def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] | None, *,
+                   options: dict | None = None, test: bool = True, log: Callable[[str], None] | None = None,
+                   **fit_kw) -> list[Trained]:
+    """Everything notebook 02, 03 or 04 trains, for its validated config (`session.setup`).
+
+    checkpoint_dir(name) is where a run writes best.pt/last.pt (a report's `Run.checkpoint_dir`);
+    None writes no checkpoints. `options`: TrainConfig fields set on every run (resume, progress, ...).
+    test: evaluate each model on the test split right after it trained (`Trained.test`).
+    fit_kw go to `emolib.train.fit` (e.g. on_epoch_end, stop_after).
+    """
+    out, net = [], None
+    for name, stage, make, prepare, section, tta in _stages(cfg, data):
+        net = make() if make is not None else net
+        if prepare is not None:
+            prepare(net)
+        out_dir = checkpoint_dir(name) if checkpoint_dir is not None else None
+        history = train_model(net, data, section, seed=cfg.seed, device=cfg.device, out_dir=out_dir,
+                              augment=cfg.augment, balanced=getattr(cfg, "balanced", False), options=options,
+                              log=log, **fit_kw)
+        done = Trained(name, net.model_name, net, history, out_dir, _trainable(net), stage)
+        if test:
+            done.test = evaluate.evaluate(net, data.split("test"), tta=tta)
+        out.append(done)
+    return out
+
+
+def notebook_metrics(cfg, trained: list[Trained]) -> tuple[dict, dict]:
+    """(metrics, headline) as the notebook writes them with `Run.write_metrics` (the CLI writes the same)."""
+    if isinstance(cfg, TransferLearning):
+        rows = [{"model": t.model_name, "stage": t.stage, "trainable_params": t.trainable_params,
+                 "best_val_acc": t.history["best_metric"], "test_accuracy": t.test["accuracy"],
+                 "test_macro_f1": t.test["macro_f1"], "test_ece": t.test["ece"], "ms_per_face": t.test["ms_per_face"]}
+                for t in trained]
+        by = {(r["model"], r["stage"]): r for r in rows}
+        headline = {**{f"{m}_head_test_accuracy": by[m, "1 head"]["test_accuracy"] for m in cfg.models},
+                    **{f"{m}_finetune_test_accuracy": by[m, "2 fine-tune"]["test_accuracy"] for m in cfg.models},
+                    **{f"{m}_finetune_test_macro_f1": by[m, "2 fine-tune"]["test_macro_f1"] for m in cfg.models}}
+        return {"stages": rows, "histories": {f"{t.model_name} stage {t.stage}": t.history for t in trained}}, headline
+    [t] = trained
+    metrics = {"test": t.test, "history": t.history}
+    if isinstance(cfg, ViTFinetune):
+        metrics["trainable_params"] = t.trainable_params
+    return metrics, {"test_accuracy": t.test["accuracy"], "test_macro_f1": t.test["macro_f1"],
+                     "test_ece": t.test["ece"], "best_val_accuracy": t.history["best_metric"]}

@@ -1,0 +1,83 @@
+"""`emolib train`: overrides validated like a profile, the notebook's code path, interruption and --resume."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from emolib.checkpoint import load_checkpoint, load_model
+from emolib.cli import main
+from emolib.train_cli import parse_sets
+
+EMOLIB = [sys.executable, "-m", "emolib"]
+
+
+def test_parse_sets_builds_nested_overrides():
+    assert parse_sets(["train.epochs=3", "train.lr=1.0e-3", "tta=flip", "balanced=true", "data_path=null",
+                       "augment.crop_scale=[0.7, 1.0]"]) == {
+        "train": {"epochs": 3, "lr": 1e-3}, "tta": "flip", "balanced": True, "data_path": None,
+        "augment": {"crop_scale": [0.7, 1.0]}}
+    for bad in ("epochs", "=3", "train.=3", "a=[1,"):
+        with pytest.raises(ValueError, match="--set"):
+            parse_sets([bad])
+
+
+@pytest.mark.parametrize("sets,named", [
+    (["train.epochz=3"], "epochz"),                 # unknown TrainConfig field
+    (["train.epochs=three"], "epochs"),             # wrong type inside a nested section
+    (["balanced=maybe"], "balanced"),               # wrong type at the top
+    (["learning_rate=0.1"], "learning_rate"),       # unknown key of the notebook's section
+    (["device=gpu"], "device"),
+])
+def test_bad_overrides_are_usage_errors_that_name_the_key(sets, named, capsys, tmp_path):
+    args = ["train", "02", "--profile", "smoke", "--out", str(tmp_path)]
+    for s in sets:
+        args += ["--set", s]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    assert named in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()), "nothing may be written before the config is valid"
+
+
+def test_only_training_notebooks(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "05", "--profile", "smoke"])
+    assert e.value.code == 2 and "trains nothing" in capsys.readouterr().err
+
+
+def test_trains_like_the_notebook(tmp_path, capsys):
+    """One epoch of 02 on the smoke profile: checkpoints, and the notebook's metrics JSON."""
+    assert main(["train", "02", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "global batch 32" in out and "test accuracy" in out
+    net, ckpt = load_model(tmp_path / "cnn_fer" / "best.pt")
+    assert ckpt["model_name"] == "cnn_fer" and ckpt["config"]["epochs"] == 1
+    metrics = json.loads((tmp_path / "metrics" / "02_cnn_baseline.json").read_text())
+    assert metrics["notebook"] == "02_cnn_baseline" and metrics["profile"] == "smoke"
+    assert set(metrics["metrics"]) == {"test", "history"}
+    assert set(metrics["headline"]) == {"test_accuracy", "test_macro_f1", "test_ece", "best_val_accuracy"}
+    assert metrics["metrics"]["history"]["processes"] == 1
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_last_pt_and_resume_finishes(tmp_path):
+    """A kill mid-run ends it like Ctrl-C (exit 130, last.pt = last completed epoch); --resume finishes it."""
+    args = [*EMOLIB, "train", "02", "--profile", "smoke", "--set", "train.epochs=6", "--out", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "cnn_fer" / "last.pt"
+    deadline = time.monotonic() + 240
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err
+    done = load_checkpoint(last)["state"]["epoch"]
+    assert 1 <= done < 6
+    r = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    history = load_checkpoint(last)["state"]["history"]
+    assert history["resumed_from_epoch"] == done and history["completed_epochs"] == 6
