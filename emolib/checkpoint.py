@@ -120,16 +120,17 @@ def _num_outputs(model: nn.Module) -> int | None:
     return int(num) if isinstance(num, int) else None
 
 
-def load_checkpoint(path, *, expect_model: str | None = None, expect_classes=None) -> dict:
+def load_checkpoint(path, *, expect_model: str | None = None, expect_classes=None, mmap: bool = False) -> dict:
     """Read a checkpoint (tensors and plain types only) and check it is what the caller expects.
 
-    `expect_classes` is a list of names (any alias) or a subset name ("all", "five").
+    `expect_classes` is a list of names (any alias) or a subset name ("all", "five"). `mmap`: map the
+    tensors instead of reading them (for reading the metadata of many checkpoints cheaply).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         # torch's own text here advises weights_only=False, which is exactly what emolib refuses to do.
         raise CheckpointError(f"{path} is not a readable emolib checkpoint (not a PyTorch file, or one that "
@@ -182,3 +183,22 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
         raise CheckpointError(f"{path}: weights do not fit {ckpt['model_name']!r}: {exc}") from exc
     from .runtime import resolve_device
     return model.to(resolve_device(device)).eval(), ckpt
+
+
+def record_evaluation(path, test_metrics: dict, data=None) -> Path:
+    """Add a test evaluation to a saved checkpoint (atomically), so the file says how good it is.
+
+    `test_metrics`: what `emolib.evaluate.evaluate` returns (its accuracy and macro_f1 are kept, as
+    metrics ``test_accuracy`` / ``test_macro_f1``). `data`: the data it was trained and tested on, a dict
+    with ``source`` and ``fingerprint`` (e.g. a notebook run's ``run.data``). `emolib models` shows both.
+    """
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    ckpt["metrics"] = {**(ckpt.get("metrics") or {}),
+                       "test_accuracy": float(test_metrics["accuracy"]),
+                       **({"test_macro_f1": float(test_metrics["macro_f1"])} if "macro_f1" in test_metrics else {})}
+    if data is not None:
+        ckpt["data"] = {k: to_plain(data[k], f"data[{k!r}]") for k in ("source", "fingerprint", "n") if k in data}
+    with atomic_write(path) as f:
+        torch.save(ckpt, f)
+    return path

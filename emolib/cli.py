@@ -245,9 +245,12 @@ def cmd_models(args) -> int:
         s = e.spec
         rows.append((name, f"{s.input_size}x{s.input_size} {'gray' if s.channels == 1 else 'RGB'}",
                      kind, status, e.description))
+    from .catalog import find_trained
+    trained = find_trained()
     if args.json:
         keys = ("name", "input", "pretrained_weights", "availability", "description")
-        json.dump([dict(zip(keys, r)) for r in rows], sys.stdout, indent=2)
+        json.dump({"registered": [dict(zip(keys, r)) for r in rows], "trained": [t.to_dict() for t in trained]},
+                  sys.stdout, indent=2)
         print()
         return 0
     widths = [max(len(r[i]) for r in rows + [("MODEL", "INPUT", "PRETRAINED", "AVAILABILITY", "")]) for i in range(4)]
@@ -256,7 +259,31 @@ def cmd_models(args) -> int:
         print("  ".join(f"{v:<{w}}" for v, w in zip(r[:4], widths)) + "  " + r[4])
     print("\nUse a model with pretrained emotion weights directly (--model fer2013-mini-xception); the others "
           "need a checkpoint you trained (--model path/to/checkpoint.pt).")
+    _print_trained(trained)
     return 0
+
+
+def _print_trained(trained) -> None:
+    """The checkpoints under the models root, by the short name `--model` accepts."""
+    from . import paths
+    root = paths.models_dir()
+    if not trained:
+        print(f"\nNo trained checkpoints under {root} yet: `make reproduce` (or `emolib train`) writes them there.")
+        return
+    def acc(t):
+        if t.test_accuracy is not None:
+            return f"test {t.test_accuracy:.3f}"
+        return f"val {t.val_accuracy:.3f}" if t.val_accuracy is not None else "-"
+    header = ("SHORT NAME (--model)", "ARCHITECTURE", "CLASSES", "INPUT", "PROFILE", "DATA", "ACCURACY")
+    rows = [(t.short_name, "unreadable", "-", "-", t.profile or "-", "-", t.error or "") if t.error else
+            (t.short_name, t.model_name, "all 7" if t.classes == EMOTIONS else ",".join(t.classes), t.input,
+             f"{t.profile} ({t.kind})" if t.kind and t.kind != "published" else (t.profile or "-"),
+             t.data or "-", acc(t)) for t in trained]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    print(f"\nTrained checkpoints under {root} (accuracy: test when recorded, else the best validation epoch's):")
+    for r in [header, *rows]:
+        print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[-1])
+    print(f"\nUse one by its short name: emolib predict photo.jpg --model {trained[0].short_name}")
 
 
 def cmd_assets(args) -> int:

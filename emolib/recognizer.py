@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .catalog import CHECKPOINT_SUFFIXES
 from .labels import EMOJI, EMOTIONS, canonical
 from .runtime import resolve_device
 
@@ -25,7 +26,6 @@ DEFAULT_MODEL = "fer2013-mini-xception"
 PRETRAINED_EMOTION_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fer2013-mini-xception": ("emotion_model.hdf5", EMOTIONS),
 }
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
 def emoji_for(label: str) -> str:
@@ -96,7 +96,7 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
     suffix); a registered model whose pretrained weights classify emotions ("fer2013-mini-xception");
     or an nn.Module with ``.spec`` (then `classes` gives its class names, default the seven emotions).
     """
-    from . import checkpoint, paths
+    from . import catalog, checkpoint, paths
 
     device = resolve_device(device)
     if isinstance(model, nn.Module):
@@ -106,10 +106,7 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
         return model.to(device).eval(), tuple(names), getattr(model, "model_name", type(model).__name__)
 
     name = str(model)
-    candidates = [Path(name)]
-    if not Path(name).is_absolute():
-        candidates += [paths.models_dir() / name] + [paths.models_dir() / (name + s) for s in CHECKPOINT_SUFFIXES]
-    for path in candidates:
+    for path in catalog.candidates(name):           # a path, a file in models/, or a short name
         if path.is_file():
             net, ckpt = checkpoint.load_model(path, device=device)
             return net, tuple(ckpt["classes"]), f"checkpoint {path}"

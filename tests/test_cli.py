@@ -126,7 +126,7 @@ def test_models_lists_the_pretrained_model_as_offline(capsys):
     assert "offline (cached)" in row and "64x64 gray" in row
     assert any(line.startswith("cnn_fer ") and "none (train it)" in line for line in lines)
     assert main(["models", "--json"]) == 0
-    models = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    models = {m["name"]: m for m in json.loads(capsys.readouterr().out)["registered"]}
     assert models["fer2013-mini-xception"]["availability"] == "offline (cached)"
 
 

@@ -1,0 +1,91 @@
+"""Issue 16 §2: the checkpoints under the models root in `emolib models`, and `--model` by short name."""
+import json
+
+import cv2
+import pytest
+import torch
+
+from emolib import models
+from emolib.catalog import candidates, find_trained, short_name
+from emolib.checkpoint import load_checkpoint, record_evaluation, save_checkpoint
+from emolib.cli import main
+
+FIVE = ["angry", "fear", "happy", "sad", "neutral"]
+
+
+@pytest.fixture
+def models_root(tmp_path, monkeypatch):
+    """A models root laid out as `make reproduce`, a dry run and a scratch run leave it."""
+    root = tmp_path / "models"
+    monkeypatch.setenv("EMOLIB_MODELS", str(root))
+    torch.manual_seed(0)
+    net = models.create("cnn_fer", num_classes=5)
+    published = root / "quick" / "02_cnn_baseline" / "cnn_fer"
+    save_checkpoint(published / "best.pt", net, classes=FIVE, config={}, metrics={"val_acc": 0.75})
+    save_checkpoint(published / "last.pt", net, classes=FIVE, config={}, metrics={"val_acc": 0.70})
+    record_evaluation(published / "best.pt", {"accuracy": 0.8125, "macro_f1": 0.8},
+                      data={"source": "synthetic(n=3000,seed=0,v1)", "fingerprint": "3dc666c5", "n": 3000})
+    vit = models.create("vit_small_48")
+    save_checkpoint(root / "dry-run" / "quick" / "04_vit_finetune" / "vit_small_48" / "best.pt", vit,
+                    classes=models_classes7(), config={}, metrics={"val_acc": 0.25})
+    (root / "broken.pt").write_bytes(b"not a checkpoint")
+    return root
+
+
+def models_classes7():
+    from emolib.labels import EMOTIONS
+    return list(EMOTIONS)
+
+
+def test_find_trained_reads_layout_metadata_and_recorded_evaluation(models_root):
+    found = {t.short_name: t for t in find_trained()}
+    assert set(found) == {"quick/02_cnn_baseline/cnn_fer", "dry-run/quick/04_vit_finetune/vit_small_48", "broken"}
+    cnn = found["quick/02_cnn_baseline/cnn_fer"]
+    assert (cnn.model_name, cnn.classes, cnn.input) == ("cnn_fer", tuple(FIVE), "48x48 gray")
+    assert (cnn.kind, cnn.profile, cnn.test_accuracy, cnn.val_accuracy) == ("published", "quick", 0.8125, 0.75)
+    assert cnn.data == "synthetic(n=3000,seed=0,v1) (3dc666c5)"
+    vit = found["dry-run/quick/04_vit_finetune/vit_small_48"]
+    assert (vit.kind, vit.profile, vit.test_accuracy, vit.input) == ("dry-run", "quick", None, "48x48 RGB")
+    assert found["broken"].error and "not a readable emolib checkpoint" in found["broken"].error
+    assert models_root / "quick" / "02_cnn_baseline" / "cnn_fer" / "best.pt" in candidates("quick/02_cnn_baseline/cnn_fer")
+
+
+def test_record_evaluation_keeps_the_weights_and_the_training_metrics(models_root):
+    path = models_root / "quick" / "02_cnn_baseline" / "cnn_fer" / "best.pt"
+    ckpt = load_checkpoint(path)
+    assert ckpt["metrics"] == {"val_acc": 0.75, "test_accuracy": 0.8125, "test_macro_f1": 0.8}
+    last = load_checkpoint(path.with_name("last.pt"))
+    assert all(torch.equal(ckpt["state_dict"][k], v) for k, v in last["state_dict"].items())
+    assert short_name(path) == "quick/02_cnn_baseline/cnn_fer"
+
+
+def test_models_command_lists_the_trained_checkpoints(models_root, capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("quick/02_cnn_baseline/cnn_fer ")]
+    assert "cnn_fer" in row and "angry,fear,happy,sad,neutral" in row and "test 0.812" in row and "synthetic" in row
+    (row,) = [line for line in out.splitlines() if line.startswith("dry-run/quick/04_vit_finetune/vit_small_48 ")]
+    assert "all 7" in row and "quick (dry-run)" in row and "val 0.250" in row
+    assert "last" not in out.split("Trained checkpoints")[1].split("Use one")[0]
+    assert main(["models", "--json"]) == 0
+    trained = {t["short_name"]: t for t in json.loads(capsys.readouterr().out)["trained"]}
+    assert trained["quick/02_cnn_baseline/cnn_fer"]["test_accuracy"] == 0.8125
+
+
+def test_predict_accepts_a_short_name(models_root, tmp_path, capsys):
+    from skimage import data
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert main(["predict", str(photo), "--model", "quick/02_cnn_baseline/cnn_fer", "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert list(record["faces"][0]["probs"]) == FIVE
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(photo), "--model", "quick/02_cnn_baseline/nope"])
+    assert exc.value.code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_an_empty_models_root_says_how_to_fill_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMOLIB_MODELS", str(tmp_path / "none"))
+    assert find_trained() == []
+    assert main(["models"]) == 0
+    assert "No trained checkpoints" in capsys.readouterr().out
