@@ -58,7 +58,8 @@ def train_model(net: nn.Module, data: FaceArrays, train: dict, *, seed: int = 0,
     ``batch_size`` rows per process, augmented by `augment` (AugmentConfig fields), class-balanced if asked.
     log(line): told what is about to train (the command line prints it).
     """
-    tcfg = TrainConfig.from_dict({**train, "seed": seed, "device": device, "progress": False,
+    # Epoch bars on (a widget in JupyterLab, text in a shell); headless runs turn them off (emolib.progress).
+    tcfg = TrainConfig.from_dict({**train, "seed": seed, "device": device,
                                   "out_dir": None if out_dir is None else str(out_dir), **(options or {})})
     dev = runtime.resolve_device(tcfg.device)
     if log is not None:

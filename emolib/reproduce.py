@@ -34,6 +34,19 @@ from .reporting import build_index, replace_tree
 from .runs import KIND_ENV, STAGING_ENV
 
 KERNEL = "emolib"
+# A headless report has no use for progress bars (a widget or a carriage-return bar in static HTML is
+# noise): tqdm and emolib.progress read TQDM_DISABLE.
+HEADLESS_ENV = {"TQDM_DISABLE": "1"}
+
+
+def kernel_config():
+    """Jupyter config for the kernels the runner starts: CurveZMQ-encrypted channels.
+
+    The kernel manager provisions the keys (the `emolib` kernelspec declares curve support), so
+    the kernel no longer logs "Kernel is running over TCP without encryption" on every run.
+    """
+    from traitlets.config import Config
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 class NotebookFailed(RuntimeError):
@@ -74,16 +87,18 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     stage.mkdir(parents=True)
     executed = stage / f"{nb}.ipynb"
 
-    # The kernel inherits these: figures and metrics go to staging, checkpoints to the published root.
-    old_env = {var: os.environ.get(var) for var in (STAGING_ENV, KIND_ENV)}
-    os.environ.update({STAGING_ENV: str(stage), KIND_ENV: "published"})
+    # The kernel inherits these: figures and metrics go to staging, checkpoints to the published root,
+    # progress bars stay off.
+    kernel_env = {STAGING_ENV: str(stage), KIND_ENV: "published", **HEADLESS_ENV}
+    old_env = {var: os.environ.get(var) for var in kernel_env}
+    os.environ.update(kernel_env)
     t0 = time.perf_counter()
     try:
         # The notebook reads its section itself (emolib.session); the runner names the profile and
         # clears any overrides a committed parameters cell might hold: a published report is the profile.
         papermill.execute_notebook(str(source), str(executed), parameters={"profile": str(profile), "overrides": {}},
                                    kernel_name=KERNEL, cwd=str(paths.notebooks_dir()), progress_bar=False,
-                                   log_output=log_output, execution_timeout=timeout)
+                                   log_output=log_output, execution_timeout=timeout, config=kernel_config())
     except PapermillExecutionError as err:
         raise NotebookFailed(_failure_message(nb, err, executed)) from None
     finally:

@@ -30,9 +30,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch import nn
-from tqdm.auto import tqdm
 
-from . import ddp, runtime
+from . import ddp, progress, runtime
 from .evaluate import run_batches
 from .settings import TrainConfig
 from .train_state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
@@ -135,7 +134,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
     dtype = runtime.amp_dtype(device, cfg.amp)
     channels_last = cfg.channels_last and device.type == "cuda"
     loss_sum, correct, seen, lr = 0.0, 0, 0, optimizer.param_groups[0]["lr"]
-    bar = tqdm(loader, desc=desc, leave=False, disable=not (cfg.progress and runtime.is_main()), dynamic_ncols=True)
+    bar = progress.bar(loader, show=cfg.progress and runtime.is_main(), desc=desc, leave=False, dynamic_ncols=True)
     for x, y in bar:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:   # NHWC convolutions are faster on tensor cores (CUDA only)

@@ -1,0 +1,48 @@
+"""Headless reports carry no tooling noise (progress bars, tqdm's IProgress warning, the kernel's
+"running over TCP without encryption" line), while a notebook's own warnings still show."""
+import shutil
+
+import nbformat
+import pytest
+
+from emolib import paths, reproduce
+
+ROOT = paths.home()
+NOISE = ("IProgress", "TqdmWarning", "without encryption", "a bar the report must not show", "it/s]",
+         "application/vnd.jupyter.widget-view+json")
+
+
+@pytest.mark.slow
+def test_a_report_keeps_real_warnings_and_drops_progress_bars_and_kernel_noise(tmp_path, monkeypatch, capfd):
+    home = tmp_path / "home"
+    shutil.copytree(ROOT / "notebooks", home / "notebooks")
+    shutil.copytree(ROOT / "params", home / "params")
+    monkeypatch.setenv("EMOLIB_HOME", str(home))
+    monkeypatch.setenv("EMOLIB_REPORTS", str(tmp_path / "reports"))
+    book_path = home / "notebooks" / "01_data_exploration.ipynb"
+    book = nbformat.read(book_path, as_version=4)
+    at = next(i for i, c in enumerate(book.cells) if "session.setup(" in c.source or "reporting.start(" in c.source) + 1
+    book.cells.insert(at, nbformat.v4.new_code_cell(
+        "import warnings\nfrom emolib import progress\n"        # what emolib.train's epoch bars use
+        # The texts are joined at run time, so that only an output can contain them whole (not the cell's source).
+        "for _ in progress.bar(range(50), desc='a bar ' + 'the report must not show'):\n    pass\n"
+        "warnings.warn('a real warning ' + 'the report must keep')"))
+    nbformat.write(book, book_path)
+
+    assert reproduce.main(["run", "01", "--profile", "smoke"]) == 0
+    html = (tmp_path / "reports" / "html" / "01_data_exploration.html").read_text(encoding="utf-8")
+    assert "a real warning the report must keep" in html
+    console = capfd.readouterr()
+    for noise in NOISE:
+        assert noise not in html, f"{noise!r} in the report"
+        assert noise not in console.err, f"{noise!r} on the runner's console"
+
+
+def test_one_switch_turns_every_progress_bar_off(monkeypatch):
+    from emolib import progress
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert progress.enabled() and not progress.bar(range(3)).disable
+    assert progress.bar(range(3), show=False).disable
+    for value, on in [("1", False), ("true", False), ("0", True), ("", True)]:
+        monkeypatch.setenv("TQDM_DISABLE", value)
+        assert progress.enabled() is on and progress.bar(range(3)).disable is not on
