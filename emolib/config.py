@@ -109,7 +109,7 @@ class ErrorAnalysis(Common):
 @dataclass
 class WebcamDemo(Common):
     live: bool                        # True: camera loop in JupyterLab; False: process a video (headless)
-    camera: int                       # camera index for the live loop
+    camera: int | Literal["browser"]  # live: "browser" (the browser's camera) or a camera index on the kernel's machine
     max_seconds: float                # the live loop stops after this long (or the stop button / interrupt)
     model: str                        # registry name or a checkpoint path (.pt) for the recognizer
     detector: str                     # face detector: blazeface (live default) | blazeface_full | ssd | haar
