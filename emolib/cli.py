@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+# The detectors, fallbacks and defaults by use are emolib.faces' own (importing it loads no model).
+from .faces.detection import DETECTORS as _DETECTORS
+from .faces.detection import FALLBACKS, LIVE_DETECTOR, STILL_DETECTOR
 from .labels import EMOTIONS
 
-DEFAULT_MODEL = "fer2013-mini-xception"   # emolib.recognizer.DEFAULT_MODEL, repeated to keep --help light
-DETECTORS = ("blazeface", "blazeface_full", "ssd", "haar")  # emolib.faces.DETECTORS (a test keeps them equal)
-STILL_DETECTOR, LIVE_DETECTOR = "blazeface_full", "blazeface"  # emolib.faces.STILL_/LIVE_DETECTOR, likewise
-FALLBACKS = ("none", "whole", "center")
+DETECTORS = tuple(_DETECTORS)
 
 
 class UsageError(Exception):
@@ -32,7 +32,9 @@ def _err(msg: str) -> None:
 def _recognizer(args, **kw):
     from .recognizer import EmotionRecognizer
     try:
-        return EmotionRecognizer(model=args.model, detector=args.detector, **kw)
+        # --model's default is the recognizer's (DEFAULT_MODEL), not a copy: None lets it choose.
+        model = {} if args.model is None else {"model": args.model}
+        return EmotionRecognizer(detector=args.detector, **model, **kw)
     except (ValueError, KeyError, FileNotFoundError) as e:
         raise UsageError(str(e).strip("'\"")) from None
 
@@ -212,28 +214,16 @@ def cmd_webcam(args) -> int:
 # ------------------------------------------------------------------------------ models, assets
 def pretrained_status(name: str) -> tuple[str, str]:
     """(weights kind, availability) of a registered model's pretrained weights, without loading them."""
-    from . import assets, paths
+    from . import assets
     from .models import entry
-    from .recognizer import PRETRAINED_EMOTION_MODELS
 
-    e = entry(name)
-    if name in PRETRAINED_EMOTION_MODELS:
-        filename, kind = PRETRAINED_EMOTION_MODELS[name][0], "emotions (FER2013)"
-    elif e.offline_pretrained or e.needs_download:
-        from .models import transfer
-        kind = "ImageNet backbone"
-        if name in transfer.OFFLINE_WEIGHTS:
-            filename = transfer.OFFLINE_WEIGHTS[name]
-        else:
-            import torchvision
-            filename = torchvision.models.get_model_weights(name).DEFAULT.url.rsplit("/", 1)[-1]
-    else:
+    w = entry(name).weights            # the one record of where the weights come from
+    if w is None:
         return "-", "none (train it)"
-    if filename in assets.ASSETS:
-        if assets.cached(filename):
-            return kind, "offline (cached)"
-        return kind, "offline (package, run make setup)"
-    return kind, "offline (cached)" if (paths.assets_dir() / filename).exists() else "download needed"
+    kind = f"emotions ({w.dataset.split()[0]})" if w.predicts_emotions else f"{w.dataset} backbone"
+    if assets.cached(w):
+        return kind, "offline (cached)"
+    return kind, "download needed" if w.needs_download else "offline (package, run make setup)"
 
 
 def cmd_models(args) -> int:
@@ -257,8 +247,9 @@ def cmd_models(args) -> int:
     header = ("MODEL", "INPUT", "PRETRAINED", "AVAILABILITY", "DESCRIPTION")
     for r in [header] + rows:
         print("  ".join(f"{v:<{w}}" for v, w in zip(r[:4], widths)) + "  " + r[4])
-    print("\nUse a model with pretrained emotion weights directly (--model fer2013-mini-xception); the others "
-          "need a checkpoint you trained (--model path/to/checkpoint.pt).")
+    from .recognizer import DEFAULT_MODEL
+    print(f"\nUse a model with pretrained emotion weights directly (--model {DEFAULT_MODEL}, the default); the "
+          "others need a checkpoint you trained (--model path/to/checkpoint.pt).")
     _print_trained(trained)
     return 0
 
@@ -289,7 +280,9 @@ def _print_trained(trained) -> None:
 def cmd_assets(args) -> int:
     from . import assets
     failed = 0
-    for name in assets.ASSETS:
+    for name, asset in assets.known().items():
+        if not asset.package:             # download-only weights are fetched on first use, not here
+            continue
         try:
             print(f"{name}: {assets.resolve(name, allow_network=not args.offline)}")
         except assets.AssetError as e:
@@ -340,9 +333,10 @@ def _add_export_parser(sub) -> None:
 
 # --------------------------------------------------------------------------------------- parser
 def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
-    p.add_argument("--model", "-m", default=DEFAULT_MODEL,
-                   help=f"a checkpoint path or name (in models/), an `emolib export` .onnx file, or a pretrained "
-                        f"emotion model (default: {DEFAULT_MODEL})")
+    p.add_argument("--model", "-m", default=None,
+                   help="a checkpoint path or name (in models/), an `emolib export` .onnx file, or a pretrained "
+                        "emotion model (default: the recognizer's, emolib.recognizer.DEFAULT_MODEL; `emolib models` "
+                        "lists them)")
     default = LIVE_DETECTOR if live else STILL_DETECTOR
     p.add_argument("--detector", "-d", default=default, choices=DETECTORS,
                    help=f"face detector (default: {default}; " + ("blazeface_full finds smaller faces, slower)" if live

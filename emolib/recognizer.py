@@ -21,11 +21,14 @@ from .labels import EMOJI, EMOTIONS, canonical
 from .runtime import resolve_device
 
 DEFAULT_MODEL = "fer2013-mini-xception"
-# Registered models whose pretrained weights are an emotion classifier (the rest need a checkpoint):
-# name -> (asset file holding the weights, class names in the model's output order).
-PRETRAINED_EMOTION_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "fer2013-mini-xception": ("emotion_model.hdf5", EMOTIONS),
-}
+
+
+def pretrained_emotion_models() -> dict[str, tuple[str, ...]]:
+    """Registered models whose pretrained weights classify emotions (their weights record has classes):
+    name -> class names in the model's output order. Every other model needs a checkpoint."""
+    from .models import entry, list_models
+    return {name: entry(name).weights.classes for name in list_models()
+            if entry(name).weights is not None and entry(name).weights.predicts_emotions}
 
 
 def emoji_for(label: str) -> str:
@@ -111,9 +114,10 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
             net, ckpt = checkpoint.load_model(path, device=device)
             return net, tuple(ckpt["classes"]), f"checkpoint {path}"
 
-    if name in PRETRAINED_EMOTION_MODELS:
+    emotion_models = pretrained_emotion_models()
+    if name in emotion_models:
         from .models import create
-        _, names = PRETRAINED_EMOTION_MODELS[name]
+        names = emotion_models[name]
         net = create(name, num_classes=len(names), pretrained=True)
         return net.to(device).eval(), names, f"pretrained {name}"
 
@@ -121,12 +125,12 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
     if name in list_models():
         raise ValueError(f"model {name!r} has no emotion-trained weights of its own: pass a checkpoint "
                          f"trained with it (a path, or a name in {paths.models_dir()}), or use "
-                         f"{', '.join(repr(m) for m in PRETRAINED_EMOTION_MODELS)}")
+                         f"{', '.join(repr(m) for m in emotion_models)}")
     if Path(name).suffix in CHECKPOINT_SUFFIXES or os.sep in name:
         raise FileNotFoundError(f"checkpoint {name} does not exist (also looked in {paths.models_dir()})")
     raise ValueError(f"unknown model {name!r}: not a checkpoint file, not a checkpoint in "
                      f"{paths.models_dir()}, and not a pretrained emotion model "
-                     f"({', '.join(PRETRAINED_EMOTION_MODELS)})")
+                     f"({', '.join(emotion_models)})")
 
 
 BACKENDS = ("auto", "torch", "onnx")

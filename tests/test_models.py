@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import urllib.error
 
 import cv2
@@ -245,9 +246,38 @@ def test_untrained_like_is_the_same_architecture_untrained(no_network):
     torch.testing.assert_close(untrained_like(pretrained).state_dict(), twin.state_dict())   # seeded: repeatable
     with pytest.raises(ValueError, match="model_name"):
         untrained_like(torch.nn.Linear(2, 2))
-    fer = create("fer2013-mini-xception")       # its builder always loads the FER2013 weights
+    fer = create("fer2013-mini-xception", pretrained=True)       # the FER2013 weights
     for (name, p), q in zip(fer.named_parameters(), untrained_like(fer).parameters()):
         assert not torch.equal(p, q), f"{name} kept its FER2013 weights"
+
+
+def test_fer2013_mini_xception_honours_pretrained(fer_model):
+    torch.manual_seed(0)
+    scratch = create("fer2013-mini-xception")                    # pretrained=False, as for every entry
+    assert scratch.state_dict().keys() == fer_model.state_dict().keys()
+    assert not torch.equal(scratch.head[0].weight, fer_model.head[0].weight)
+    torch.manual_seed(0)
+    torch.testing.assert_close(scratch.state_dict(), create("mini_xception").state_dict())   # the same network
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_weights_record_says_where_the_weights_come_from(name):
+    e = entry(name)
+    w = e.weights
+    if w is None:                                # trained from scratch: pretrained=True is refused
+        assert not e.offline_pretrained and not e.needs_download
+        with pytest.raises(ValueError):
+            create(name, pretrained=True)
+        return
+    assert w.url.startswith("https://") and w.dataset and w.licence and len(w.sha256) >= 8
+    assert e.needs_download == (w.package is None) and e.offline_pretrained == (w.package is not None)
+    if w.package:                                # what `make setup` fetches: present and verified
+        assert assets.cached(w) is not None and assets.lookup(w.filename) is w
+    m = re.search(r"-([0-9a-f]{8,})\.pth$", w.filename)
+    if m:                                        # torchvision's names carry the hash prefix torch.hub checks
+        assert w.sha256.startswith(m.group(1)) and w.url.endswith("/" + w.filename)
+    if w.predicts_emotions:                      # what the recognizer can use without a checkpoint
+        assert set(w.classes) <= set(EMOTIONS) and len(w.classes) == e.builder().head[0].out_channels
 
 
 def test_from_scratch_models_refuse_pretrained():
@@ -259,7 +289,7 @@ def test_from_scratch_models_refuse_pretrained():
 
 @pytest.fixture(scope="module")
 def fer_model():
-    return create("fer2013-mini-xception").eval()
+    return create("fer2013-mini-xception", pretrained=True).eval()
 
 
 def _probabilities(model, gray_faces: list[np.ndarray]) -> torch.Tensor:
@@ -295,15 +325,15 @@ def test_fer2013_mini_xception_on_lfw_faces(fer_model):
 
 
 def test_fer2013_mini_xception_subset_head():
-    model = create("fer2013-mini-xception", num_classes=5)
-    full = create("fer2013-mini-xception")
+    model = create("fer2013-mini-xception", num_classes=5, pretrained=True)
+    full = create("fer2013-mini-xception", pretrained=True)
     assert model.head[0].out_channels == 5
     torch.testing.assert_close(model.blocks[3].shortcut[0].weight, full.blocks[3].shortcut[0].weight)
 
 
 # --------------------------------------------------------------------------- inference preparation
 
-@pytest.mark.parametrize("name, kw", [("fer2013-mini-xception", {}), ("cnn_fer", {}),
+@pytest.mark.parametrize("name, kw", [("fer2013-mini-xception", {"pretrained": True}), ("cnn_fer", {}),
                                       ("mobilenet_v2", {"input_size": 64})])
 def test_prepare_for_inference_folds_batchnorm_and_keeps_outputs(name, kw):
     from emolib.models.inference import prepare_for_inference, to_channels_last

@@ -16,7 +16,7 @@ from ..models import create
 from ..models.inference import prepare_for_inference, to_channels_last
 
 MODELS = {   # name -> create() keywords
-    "fer2013-mini-xception": {},
+    "fer2013-mini-xception": {"pretrained": True},
     "cnn_fer": {},
     "mobilenet_v2": {"input_size": 96},
     "vit_small_48": {},

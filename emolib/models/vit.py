@@ -18,6 +18,7 @@ from torchvision.models.vision_transformer import VisionTransformer, interpolate
 from .registry import register
 from .spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from .transfer import imagenet_weights_file
+from .weights import torchvision_weights
 
 
 def vit_spec(input_size: int, patch_size: int, num_layers: int, mean, std) -> ModelSpec:
@@ -55,7 +56,7 @@ def vit_small_48(num_classes: int = 7, pretrained: bool = False, dropout: float 
 
 
 @register("vit_b_16", vit_spec(224, 16, 12, IMAGENET_MEAN, IMAGENET_STD),
-          "ViT-B/16, ImageNet transfer (86M params; weights need a download)", needs_download=True)
+          "ViT-B/16, ImageNet transfer (86M params; weights need a download)", weights=torchvision_weights("vit_b_16"))
 def vit_b_16(num_classes: int = 7, pretrained: bool = False, input_size: int = 224) -> nn.Module:
     """ViT-B/16; at ``input_size != 224`` pretrained position embeddings are interpolated."""
     _check_size("vit_b_16", input_size, 16)
