@@ -78,10 +78,10 @@ class CNNBaseline(Common):
 class TransferLearning(Common):
     models: list                      # registry names of ImageNet backbones to compare
     input_size: int                   # side the faces are resized to for the backbones
-    pretrained: bool                  # ImageNet weights (offline asset for mobilenet_v2)
+    pretrained: bool                  # ImageNet weights, next to a from-scratch twin of each backbone (same recipe)
     head_train: dict                  # stage 1 (backbone frozen, head only): TrainConfig fields
     finetune_train: dict              # stage 2 (deeper stages unfrozen, param groups): TrainConfig fields
-    unfreeze_stages: int              # how many of the deepest feature stages stage 2 trains
+    unfreeze_stages: int | None       # how many of the deepest feature stages stage 2 trains; None = all
     augment: dict                     # AugmentConfig fields
 
 

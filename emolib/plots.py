@@ -12,7 +12,8 @@ import numpy as np
 import seaborn as sns
 
 __all__ = ["class_counts", "face_grid", "mean_faces", "intensity_histograms", "learning_curves",
-           "confusion", "roc_curves", "gallery", "cam_grid", "deletion_curves", "frame_strip", "reliability"]
+           "study_curves", "confusion", "roc_curves", "gallery", "cam_grid", "deletion_curves", "frame_strip",
+           "reliability"]
 
 
 def class_counts(counts: dict[str, dict[str, int]]):
@@ -97,6 +98,22 @@ def learning_curves(histories: dict[str, dict]):
     fig.tight_layout()
     return fig
 
+
+
+def study_curves(variants: Sequence[dict], extra: dict[str, Sequence[float]] | None = None, chance: float | None = None):
+    """Validation accuracy per epoch of a recipe study's variants (`emolib.studies`), plus `extra`
+    curves (name -> per-epoch values, e.g. this run's), with the class prior as a dotted line."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for v in variants:
+        ax.plot(np.arange(1, len(v["val_acc"]) + 1), v["val_acc"], "o-", ms=3, label=v["name"])
+    for name, values in (extra or {}).items():
+        ax.plot(np.arange(1, len(values) + 1), values, "k--", lw=1.5, label=name)
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls=":", lw=1, label="class prior")
+    ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1), title="what was tried (validation split)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 def confusion(matrix, classes: Sequence[str], title: str = "confusion (rows: true class, row-normalised)", ax=None):
     """Seaborn heatmap of a row-normalised confusion matrix."""

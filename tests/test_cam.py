@@ -7,7 +7,7 @@ from emolib import cam, models
 from emolib.models.preprocess import to_model_input
 from emolib.models.spec import grayscale_spec
 
-MODELS = ["cnn_fer", "mini_xception", "vit_small_48"]
+MODELS = ["cnn_fer", "mini_xception", "vit_small_48", "vit_conv_48"]
 
 
 def _hooks(model: torch.nn.Module) -> int:
@@ -200,6 +200,8 @@ def test_map_grid():
     assert cam.map_grid(net) == (6, 6)
     assert cam.map_grid(net, "features.1.2") == (24, 24)
     assert cam.map_grid(models.create("vit_small_48")) == (8, 8)        # 48 px in 6 px patches
+    assert cam.map_grid(models.create("vit_conv_48")) == (6, 6)         # conv stem: three stride-2 blocks
+    assert cam.map_grid(models.create("vit_conv_48", stem=[32, 64], pool="cls")) == (12, 12)   # class token dropped
 
 
 def test_mask_share_ceiling_is_the_best_single_bump_and_bounds_every_map():

@@ -23,7 +23,7 @@ from emolib.models import mini_xception as mx
 from emolib.models.transfer import freeze_backbone, param_groups, unfreeze_last
 
 EXPECTED = {"cnn_fer", "vgg_fer", "mini_xception", "fer2013-mini-xception", "resnet18", "resnet50",
-            "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "vgg16", "vit_small_48", "vit_b_16"}
+            "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "vgg16", "vit_small_48", "vit_conv_48", "vit_b_16"}
 # Small inputs keep the ImageNet-sized nets fast on a CPU; the architecture is the same.
 SMALL_KW = {"resnet18": {"input_size": 64}, "resnet50": {"input_size": 64}, "mobilenet_v2": {"input_size": 64},
             "mobilenet_v3_large": {"input_size": 64}, "efficientnet_b0": {"input_size": 64},
@@ -74,9 +74,9 @@ def test_forward_target_layer_and_checkpoint_roundtrip(name, tmp_path):
     x = torch.randn(2, spec.channels, s, s)
     y, act = _target_activation(model, x)
     assert y.shape == (2, 5) and torch.isfinite(y).all()
-    if spec.is_vit:     # tokens: class token + the patch grid, which Grad-CAM reshapes
+    if spec.is_vit:     # tokens: the class token (if any) + the patch grid, which Grad-CAM reshapes
         grid = s // spec.extra["patch_size"]
-        assert act.ndim == 3 and act.shape[1] == 1 + grid * grid
+        assert act.ndim == 3 and act.shape[1] == spec.extra.get("prefix_tokens", 1) + grid * grid
     else:               # a spatial map Grad-CAM can weight
         assert act.ndim == 4 and act.shape[0] == 2 and min(act.shape[-2:]) >= 1
 
@@ -180,6 +180,7 @@ def _trainable(model):
     ("mobilenet_v2", ("classifier.",), ("features.18.",)),
     ("vgg16", ("classifier.",), tuple(f"features.{i}." for i in range(24, 31))),
     ("vit_small_48", ("heads.",), ("encoder.layers.encoder_layer_5.", "encoder.ln.")),
+    ("vit_conv_48", ("heads.",), ("encoder.layers.encoder_layer_3.", "encoder.ln.")),
     ("cnn_fer", ("classifier.",), ("features.3.",)),
 ])
 def test_freeze_backbone_and_unfreeze_last(name, head, last_stage):
@@ -421,3 +422,34 @@ def test_imported_mini_xception_matches_a_numpy_run_of_the_keras_graph(fer_model
     with torch.no_grad():
         got = fer_model(torch.from_numpy(x).float().permute(0, 3, 1, 2)).double().numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_vit_conv_48_token_grid_and_pooling():
+    # Stem depth sets the token grid; class-token pooling adds one prefix token that Grad-CAM drops.
+    torch.manual_seed(0)
+    x = torch.randn(3, 1, 48, 48)
+    for stem, pool, grid in [([32, 64, 128], "mean", 6), ([32, 64], "mean", 12), ([32, 64, 128], "cls", 6)]:
+        model = create("vit_conv_48", num_classes=5, stem=stem, pool=pool).eval()
+        assert model.spec.extra["patch_size"] == 48 // grid
+        assert model.spec.extra["prefix_tokens"] == (pool == "cls")
+        _, act = _target_activation(model, x)
+        assert act.shape == (3, (pool == "cls") + grid * grid, 128)
+    # Why Grad-CAM may hook the final norm here: with mean pooling every output token reaches the
+    # logits; with a class token only the class token does, and the patch tokens get no gradient.
+    for pool in ("mean", "cls"):
+        model = create("vit_conv_48", pool=pool).eval()
+        seen = {}
+
+        def keep(module, inputs, out):
+            out.retain_grad()
+            seen["out"] = out
+        model.encoder.ln.register_forward_hook(keep)
+        model(x)[:, 0].sum().backward()
+        patch_grad = seen["out"].grad[:, (pool == "cls"):].abs().sum(dim=(0, 2))
+        assert (patch_grad > 0).all() if pool == "mean" else (patch_grad == 0).all()
+    with pytest.raises(ValueError, match="multiple"):
+        create("vit_conv_48", stem=[16, 16, 16, 16, 16])       # 48 is not a multiple of 32
+    with pytest.raises(ValueError, match="pool"):
+        create("vit_conv_48", pool="max")
+    with pytest.raises(ValueError, match="from scratch"):
+        create("vit_conv_48", pretrained=True)

@@ -4,6 +4,6 @@ Importing this package registers every model family (each module registers its b
 """
 from .registry import create, entry, get_spec, list_models, register, untrained_like
 from .spec import ModelSpec
-from . import cnn, mini_xception, transfer, vit  # noqa: F401,E402  (registration side effect)
+from . import cnn, convvit, mini_xception, transfer, vit  # noqa: F401,E402  (registration side effect)
 
 __all__ = ["ModelSpec", "create", "entry", "get_spec", "list_models", "register", "untrained_like"]
