@@ -87,7 +87,7 @@ class TransferLearning(Common):
 
 @dataclass
 class ViTFinetune(Common):
-    model: str                        # vit_small_48 (CPU) or vit_b_16 (GPU)
+    model: str                        # vit_conv_48 (small-data ViT, from scratch, CPU) or vit_b_16 (ImageNet, GPU)
     pretrained: bool                  # ImageNet weights (vit_b_16; needs the download or a local file)
     unfreeze_blocks: int | None       # the last k encoder blocks train (plus the head); None = all of it
     train: dict                       # TrainConfig fields (lower lr, a scheduler)

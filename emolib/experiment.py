@@ -6,7 +6,9 @@ For the notebook's validated config it seeds, creates the model(s), freezes what
 freezes, builds TrainConfig from the profile's ``train`` section(s), the two FaceLoaders on the
 resolved device, calls `emolib.train.fit`, and evaluates each trained model on the test split.
 Notebook 03 trains each backbone in two stages (the head on a frozen backbone, then the deepest
-stages too); 02 and 04 train one model. The notebook then only shows and plots, and the command
+stages too), from its ImageNet weights and, with the same recipe and budget, from a random
+initialization (`<model>_scratch`), so the report can show what pretraining is worth; 02 and 04
+train one model. The notebook then only shows and plots, and the command
 line writes the same metrics (`notebook_metrics`). The building blocks (`create_model`,
 `train_model`) are public for a notebook that composes its own plan (e.g. a from-scratch twin).
 """
@@ -26,7 +28,8 @@ from .models.transfer import freeze_backbone, unfreeze_last
 from .settings import TrainConfig
 from .train import fit
 
-__all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "TRAINING_NOTEBOOKS"]
+__all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "transfer_inits",
+           "TRAINING_NOTEBOOKS"]
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Trained:
     trainable_params: int
     stage: str | None = None        # 03: "1 head" | "2 fine-tune"
     test: dict | None = field(default=None, repr=False)   # test-split metrics taken right after this stage
+    init: str | None = None         # 03: "pretrained" (ImageNet) | "scratch" (random weights)
 
 
 def create_model(name: str, num_classes: int, *, seed: int, **kwargs) -> nn.Module:
@@ -76,25 +80,36 @@ def _trainable(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
+def transfer_inits(cfg: TransferLearning) -> tuple[str, ...]:
+    """03's initializations: ImageNet and its from-scratch twin, or scratch alone without pretrained."""
+    return ("pretrained", "scratch") if cfg.pretrained else ("scratch",)
+
+
 def _stages(cfg, data: FaceArrays):
-    """The notebook's plan: (checkpoint name, stage, model factory or the previous stage's model,
+    """The notebook's plan: (checkpoint name, stage, init, model factory or the previous stage's model,
     prepare(net), train section, tta for the test metrics) per training run, in order."""
     n = len(data.classes)
     if isinstance(cfg, CNNBaseline):
-        yield cfg.model, None, lambda: create_model(cfg.model, n, seed=cfg.seed), None, cfg.train, cfg.tta
+        yield cfg.model, None, None, lambda: create_model(cfg.model, n, seed=cfg.seed), None, cfg.train, cfg.tta
     elif isinstance(cfg, ViTFinetune):
         def prepare(net):    # None: every block trains (a ViT from random weights has nothing to keep)
             if cfg.unfreeze_blocks is not None:
                 unfreeze_last(freeze_backbone(net), cfg.unfreeze_blocks)
-        yield (cfg.model, None, lambda: create_model(cfg.model, n, seed=cfg.seed, pretrained=cfg.pretrained),
+        yield (cfg.model, None, None, lambda: create_model(cfg.model, n, seed=cfg.seed, pretrained=cfg.pretrained),
                prepare, cfg.train, None)
     elif isinstance(cfg, TransferLearning):
+        inits = transfer_inits(cfg)
+        def fine_tune(net):  # unfreeze_stages None: every feature stage
+            deep = len(net.stage_names) if cfg.unfreeze_stages is None else cfg.unfreeze_stages
+            unfreeze_last(freeze_backbone(net), deep)
         for name in cfg.models:
-            make = lambda name=name: create_model(name, n, seed=cfg.seed, pretrained=cfg.pretrained,  # noqa: E731
-                                                  input_size=cfg.input_size)
-            yield f"{name}-head", "1 head", make, lambda net: unfreeze_last(freeze_backbone(net), 0), cfg.head_train, None
-            yield (name, "2 fine-tune", None, lambda net: unfreeze_last(freeze_backbone(net), cfg.unfreeze_stages),
-                   cfg.finetune_train, None)
+            for init in inits:
+                run = f"{name}_scratch" if init == "scratch" and len(inits) > 1 else name
+                make = lambda name=name, init=init: create_model(  # noqa: E731
+                    name, n, seed=cfg.seed, pretrained=init == "pretrained", input_size=cfg.input_size)
+                yield (f"{run}-head", "1 head", init, make, lambda net: unfreeze_last(freeze_backbone(net), 0),
+                       cfg.head_train, None)
+                yield run, "2 fine-tune", init, None, fine_tune, cfg.finetune_train, None
     else:
         raise TypeError(f"{type(cfg).__name__} is not the config of a training notebook ({', '.join(TRAINING_NOTEBOOKS)})")
 
@@ -113,7 +128,7 @@ def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] 
     fit_kw go to `emolib.train.fit` (e.g. on_epoch_end, stop_after).
     """
     out, net = [], None
-    for name, stage, make, prepare, section, tta in _stages(cfg, data):
+    for name, stage, init, make, prepare, section, tta in _stages(cfg, data):
         net = make() if make is not None else net
         if prepare is not None:
             prepare(net)
@@ -121,7 +136,7 @@ def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] 
         history = train_model(net, data, section, seed=cfg.seed, device=cfg.device, out_dir=out_dir,
                               augment=cfg.augment, balanced=getattr(cfg, "balanced", False), options=options,
                               log=log, **fit_kw)
-        done = Trained(name, net.model_name, net, history, out_dir, _trainable(net), stage)
+        done = Trained(name, net.model_name, net, history, out_dir, _trainable(net), stage, init=init)
         if test:
             done.test = evaluate.evaluate(net, data.split("test"), tta=tta)
         out.append(done)
@@ -131,15 +146,16 @@ def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] 
 def notebook_metrics(cfg, trained: list[Trained]) -> tuple[dict, dict]:
     """(metrics, headline) as the notebook writes them with `Run.write_metrics` (the CLI writes the same)."""
     if isinstance(cfg, TransferLearning):
-        rows = [{"model": t.model_name, "stage": t.stage, "trainable_params": t.trainable_params,
+        rows = [{"model": t.model_name, "init": t.init, "stage": t.stage, "trainable_params": t.trainable_params,
                  "best_val_acc": t.history["best_metric"], "test_accuracy": t.test["accuracy"],
                  "test_macro_f1": t.test["macro_f1"], "test_ece": t.test["ece"], "ms_per_face": t.test["ms_per_face"]}
                 for t in trained]
-        by = {(r["model"], r["stage"]): r for r in rows}
-        headline = {**{f"{m}_head_test_accuracy": by[m, "1 head"]["test_accuracy"] for m in cfg.models},
-                    **{f"{m}_finetune_test_accuracy": by[m, "2 fine-tune"]["test_accuracy"] for m in cfg.models},
-                    **{f"{m}_finetune_test_macro_f1": by[m, "2 fine-tune"]["test_macro_f1"] for m in cfg.models}}
-        return {"stages": rows, "histories": {f"{t.model_name} stage {t.stage}": t.history for t in trained}}, headline
+        final = {(r["model"], r["init"]): r for r in rows if r["stage"] == "2 fine-tune"}
+        inits = transfer_inits(cfg)
+        headline = {**{f"{m}_{i}_test_accuracy": final[m, i]["test_accuracy"] for m in cfg.models for i in inits},
+                    **{f"{m}_{i}_test_macro_f1": final[m, i]["test_macro_f1"] for m in cfg.models for i in inits}}
+        histories = {f"{t.name.removesuffix('-head')} stage {t.stage}": t.history for t in trained}
+        return {"stages": rows, "histories": histories}, headline
     [t] = trained
     metrics = {"test": t.test, "history": t.history}
     if isinstance(cfg, ViTFinetune):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from . import config, paths
+from . import atomic, paths, session
 
 # --------------------------------------------------------------------------- the studies
 
@@ -66,7 +66,8 @@ def run_variant(variant: Variant, faces, train: dict, augment: dict, seed: int, 
     """Train one variant with the given recipe; its validation curve, best validation accuracy, time."""
     from .data.dataset import AugmentConfig, FaceLoader
     from .models import create
-    from .train import TrainConfig, fit, resolve_device, seed_everything
+    from .runtime import resolve_device, seed_everything
+    from .train import TrainConfig, fit
 
     seed_everything(seed)
     net = create(variant.model, num_classes=len(faces.classes), **variant.model_kwargs)
@@ -87,13 +88,14 @@ def run_study(study: str, profile: str, epochs: int = STUDY_EPOCHS) -> dict:
     from .data import load as load_data
 
     notebook, variants = STUDIES[study]
-    section = config.load_section(profile, notebook)
-    faces = load_data(section["source"], section["data_path"], **section["data_options"]).subset(section["classes"])
-    train = {**section["train"], "epochs": epochs}
-    rows = [run_variant(v, faces, train, section.get("augment", {}), section["seed"], section["device"])
-            for v in variants]
-    return {"study": study, "notebook": notebook, "profile": profile, "epochs": epochs, "train": train,
-            "augment": section.get("augment", {}), "data_options": section["data_options"],
+    cfg = session.configure(notebook, profile)      # the notebook's own configuration, as the runner gives it
+    faces = load_data(cfg.source, cfg.data_path, **cfg.data_options).subset(cfg.classes)
+    train = {**cfg.train, "epochs": epochs}
+    rows = [run_variant(v, faces, train, cfg.augment, cfg.seed, cfg.device) for v in variants]
+    from .checkpoint import git_commit
+    return {"study": study, "notebook": notebook, "profile": profile, "code": git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "epochs": epochs, "train": train,
+            "augment": cfg.augment, "data_options": cfg.data_options,
             "torch_threads": torch.get_num_threads(), "split": "val", "variants": rows}
 
 
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
     result = run_study(args.study, args.profile, args.epochs)
     out = study_path(args.study, args.profile)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic.write_text(out, json.dumps(result, indent=1) + "\n")
     for row in result["variants"]:
         print(f"{row['best_val_acc']:.3f}  {row['train_s']:7.1f} s  {row['name']}")
     print(f"wrote {out}")

@@ -1,17 +1,20 @@
 """`vit_conv_48`: a Vision Transformer for small data, trained from scratch on 48 px gray faces.
 
 A plain ViT (`vit_small_48`) cuts the face into patches with one strided linear projection and
-has to learn locality from data; on a few thousand faces it stays at the class prior. Three changes
-from the small-data ViT literature make it learn in a CPU budget:
+has to learn locality from data; on a few thousand faces it stays at the class prior. Two changes
+from the small-data ViT literature make it learn in a CPU budget, and a third is kept for Grad-CAM
+(notebook 04 shows each one measured, from `emolib.studies`):
 
 - a convolutional stem instead of the patchify projection (Xiao et al. 2021, "Early convolutions
   help transformers see better"): 3×3 stride-2 conv + BatchNorm + ReLU blocks, then a 1×1 conv to
   the token width, so each token already sees a local neighbourhood;
 - the token grid as a choice: n stride-2 blocks give (48 / 2**n)² tokens. Two blocks (12×12 tokens,
   4 px) learn; three (6×6 tokens, 8 px, each token seeing a 15 px neighbourhood) learn faster at a
-  quarter of the attention cost, so they are the default (notebook 04 shows the measured variants);
-- global average pooling of the tokens instead of a class token (as in Xiao et al. and the
-  ViT paper's GAP ablation): every token gets a gradient from the loss from the first step.
+  quarter of the attention cost, so they are the default;
+- global average pooling of the tokens instead of a class token (as in Xiao et al. and the ViT
+  paper's GAP ablation). It learns no better or worse than a class token here (``pool="cls"``
+  builds that variant), but with it every output token feeds the logits, so Grad-CAM can hook the
+  final norm, where the maps are the model's last word.
 
 The transformer itself is torchvision's `Encoder` (learned position embeddings, pre-norm blocks,
 final LayerNorm). Grad-CAM hooks the final LayerNorm: with mean pooling every output token feeds
