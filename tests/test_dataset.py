@@ -168,3 +168,11 @@ def test_augment_config_checks_field_types():
         with pytest.raises(TypeError, match="augmentation option"):
             AugmentConfig.from_dict(bad)
     assert AugmentConfig.from_dict({"rotate_deg": 5, "crop_scale": [1, 1]}).crop_scale == (1.0, 1.0)
+
+
+def test_face_arrays_repr_is_one_line():
+    arrays = make_arrays(n=300)
+    text = repr(arrays)
+    n_train = int((arrays.splits == "train").sum())
+    assert "\n" not in text and len(text) < 200 and "[[" not in text          # no pixels printed
+    assert text.startswith("FaceArrays(test-random: 300 images 48×48") and f"train={n_train}" in text

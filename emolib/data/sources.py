@@ -88,7 +88,7 @@ def _load_local(located: tuple[str, Path], source: str, options: dict, *, use_ca
 
 
 def _load_synthetic(options: dict, *, use_cache: bool) -> FaceArrays:
-    from . import splits, synthetic      # imported on use: loading a CSV never builds the generator's tables
+    from . import splits, synthetic, synthetic_draw   # on use: loading a CSV never builds the generator's tables
     params = {name: par.default for name, par in inspect.signature(synthetic.generate).parameters.items()
               if par.default is not inspect.Parameter.empty}
     unknown = set(options) - set(params)
@@ -98,7 +98,7 @@ def _load_synthetic(options: dict, *, use_cache: bool) -> FaceArrays:
     # The generator's own code (and the split it draws with) is part of its version: an edited
     # generator never serves stale arrays.
     version = [synthetic.GENERATOR_VERSION,
-               *(hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest()[:16] for m in (synthetic, splits))]
+               *(hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest()[:16] for m in (synthetic, synthetic_draw, splits))]
     fingerprint = array_cache.digest({"params": params, "generator": version})
     arrays = array_cache.load_or_build("synthetic", params, fingerprint, lambda: synthetic.generate(**params),
                                  use_cache=use_cache)
