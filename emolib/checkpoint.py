@@ -177,6 +177,7 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
     if model.spec != stored:
         raise CheckpointError(f"{path}: the checkpoint's input spec {stored} differs from what "
                               f"{ckpt['model_name']!r} builds now ({model.spec}); the code changed since it was saved")
+    model.spec = stored                  # with the framing it was trained with (not part of the comparison)
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:

@@ -168,7 +168,8 @@ class EmotionRecognizer:
     detector, `faces.STILL_DETECTOR`; `live()` builds one with `faces.LIVE_DETECTOR`). fallback: "none" | "whole" | "center":
     what to classify when no face is found (results then have from_fallback=True).
     tta_flip: average the softmax of each crop and its mirror image. min_score: detector threshold
-    (None: the detector's default). margin: context added around each box, as a fraction of its side.
+    (None: the detector's default). framing: how faces are cut out (default: the model's own,
+    ``model.spec.framing``, which its checkpoint records; pass one only to experiment).
     optimize: classify with `emolib.models.inference.prepare_for_inference`'s copy of the model
     (BatchNorm folded, channels-last: same outputs, ~1.7x faster for one face, ~3x for four).
     crop_size: side of the face crop before `to_model_input` resizes it to the model's input
@@ -179,7 +180,7 @@ class EmotionRecognizer:
 
     def __init__(self, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, detector: str | None = None, *,
                  fallback: str = "none", tta_flip: bool = False, device: str = "cpu",
-                 min_score: float | None = None, margin: float = 0.2, classes=None, optimize: bool = True,
+                 min_score: float | None = None, framing=None, classes=None, optimize: bool = True,
                  crop_size: int | None = None, backend: str = "auto"):
         from .faces.detection import DETECTORS, FALLBACKS, STILL_DETECTOR
         detector = STILL_DETECTOR if detector is None else detector
@@ -200,7 +201,8 @@ class EmotionRecognizer:
             self.model = prepare_for_inference(self.model)
         self.spec = self.model.spec
         self.detector, self.fallback, self.tta_flip = detector, fallback, tta_flip
-        self.device, self.min_score, self.margin = device, min_score, margin
+        self.device, self.min_score = device, min_score
+        self.framing = framing if framing is not None else self.spec.framing
         self.crop_size = int(crop_size or self.spec.input_size)
 
     @classmethod
@@ -254,7 +256,7 @@ class EmotionRecognizer:
         from .faces.align import crop_faces
         if not faces:
             return []
-        crops = crop_faces(image_bgr, faces, size=self.crop_size, margin=self.margin)
+        crops = crop_faces(image_bgr, faces, size=self.crop_size, framing=self.framing)
         probs = self.predict_crops(crops)
         if probs.shape[1] != len(self.classes):
             raise RuntimeError(f"the model outputs {probs.shape[1]} classes but has {len(self.classes)} names")

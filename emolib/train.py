@@ -33,6 +33,7 @@ from torch import nn
 
 from . import ddp, progress, runtime
 from .evaluate import run_batches
+from .models.spec import stamp_framing
 from .settings import TrainConfig
 from .train_state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
 
@@ -176,6 +177,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
     """
     device = runtime.resolve_device(cfg.device)
     classes = list(classes if classes is not None else train_loader.classes)
+    stamp_framing(model, train_loader)     # the checkpoint crops photos as its training faces were framed
     out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
     world = runtime.world_size()
     runtime.seed_everything(cfg.seed if world == 1 else runtime.rank_seed(cfg.seed, runtime.rank()))

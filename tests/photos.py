@@ -15,6 +15,7 @@ from emolib import paths
 # skimage.data.astronaut() (512×512): drawn on a 4× zoom with a 10 px grid and read off by eye —
 # cheek edges at eye level x≈180 / x≈272, hairline y≈72, chin y≈174. Eyes at about (205, 100) and (249, 107).
 ASTRONAUT_FACE = (180.0, 72.0, 272.0, 174.0)
+ASTRONAUT_EYES = ((205.0, 100.0), (249.0, 107.0))      # her right eye (image left) first
 
 # messi5.jpg (548×342): same method on a 10× zoom with a 5 px grid — cheeks x≈227 / x≈257,
 # hairline y≈94, chin y≈134. The face is ~30 px wide: small for BlazeFace short-range.

@@ -143,3 +143,19 @@ def test_load_model_rebuilds_keywords_without_downloading(tmp_path, monkeypatch)
     monkeypatch.setattr(transfer, "imagenet_weights_file", no_download)
     loaded, ckpt = load_model(path)
     assert ckpt["model_kwargs"] == {"input_size": 64} and loaded.spec.input_size == 64
+
+
+def test_the_checkpoint_carries_its_framing(cnn, tmp_path):
+    """Training on synthetic faces stamps their framing on the spec; the checkpoint brings it back, and a
+    spec saved before framing existed reads as FER2013's."""
+    from emolib.data.synthetic import generate
+    from emolib.models.spec import FER2013_FRAMING, SYNTHETIC_FRAMING, ModelSpec, stamp_framing
+    assert cnn.spec.framing == FER2013_FRAMING
+    stamp_framing(cnn, generate(64, seed=0))
+    assert cnn.spec.framing == SYNTHETIC_FRAMING
+    model, _ = load_model(_save(tmp_path / "f.pt", cnn))
+    assert model.spec.framing == SYNTHETIC_FRAMING
+    old = {k: v for k, v in cnn.spec.to_dict().items() if k != "framing"}
+    assert ModelSpec.from_dict(old).framing == FER2013_FRAMING
+    from emolib import EmotionRecognizer
+    assert EmotionRecognizer(tmp_path / "f.pt", classes=None).framing == SYNTHETIC_FRAMING

@@ -1,4 +1,5 @@
 """Face detection and alignment on real photos (skimage's astronaut and LFW faces, OpenCV's messi5.jpg)."""
+import functools
 import math
 
 import cv2
@@ -8,7 +9,8 @@ import pytest
 import photos
 from emolib import faces
 from emolib.faces import Face, detect, iou
-from emolib.faces.align import crop_face, crop_faces, crop_transform, eye_angle
+from emolib.faces.align import BOX_EYES, crop_face, crop_faces, crop_transform, eye_angle, measure_box_eyes
+from emolib.models.spec import FER2013_FRAMING, Framing
 from emolib.faces.blazeface import ANCHOR_OPTIONS, FULL_RANGE, decode, inner_edge, letterbox, ssd_anchors, tile_views
 from emolib.faces.detection import nms, weighted_nms
 
@@ -292,8 +294,8 @@ def test_crop_face_shape_and_dtype(astronaut):
 def test_crop_face_pads_outside_the_image():
     img = np.zeros((100, 100, 3), np.uint8)
     img[:, :50] = 255
-    face = Face(box=(-40.0, 10.0, 40.0, 90.0), score=1.0)     # half off the left edge
-    crop = crop_face(img, face, size=20, margin=0.0)
+    face = Face(box=(-40.0, 10.0, 40.0, 90.0), score=1.0, source="fallback")     # half off the left edge
+    crop = crop_face(img, face, size=20)
     assert crop.shape == (20, 20) and crop.min() == 255          # replicated white border, no black
 
 
@@ -316,7 +318,67 @@ def test_crop_face_levels_a_tilted_photo(astronaut, degrees):
     face = detect(tilted, "blazeface")[0]
     before = eye_angle(face)
     assert abs(before) > 8          # the astronaut's own roll (~10°) ± 15°
-    crop = crop_face(tilted, face, size=192, margin=0.5)
+    crop = crop_face(tilted, face, size=192, framing=Framing(0.25, 0.4))     # room around the face
     again = detect(crop, "blazeface")
     assert again, "no face found on the aligned crop"
     assert abs(eye_angle(again[0])) < 5, (before, eye_angle(again[0]))
+
+
+# ------------------------------------------------------------------ framing: one face, one crop
+
+@functools.lru_cache(maxsize=1)
+def _calibration_set():
+    """The astronaut (eyes measured by hand) and the LFW faces (eyes: short-range BlazeFace keypoints)."""
+    items = [(photos.astronaut(), photos.ASTRONAUT_FACE)] + photos.lfw_faces(n=100)
+    eyes = [np.array(photos.ASTRONAUT_EYES)]
+    for image, box in items[1:]:
+        found = [f for f in detect(image, "blazeface") if iou(f.box, box) >= 0.5]
+        eyes.append(found[0].keypoints[:2] if found else None)
+    return items, eyes
+
+
+def test_box_calibration_is_what_the_photos_measure():
+    items, eyes = _calibration_set()
+    for name, table in BOX_EYES.items():
+        np.testing.assert_allclose(measure_box_eyes(name, items, eyes), table, atol=0.01, err_msg=name)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_one_face_gives_the_same_crop_whatever_the_detector(astronaut, name):
+    """The astronaut's hand-measured eyes, carried through each detector's crop map, land where the framing
+    puts them: within 4% of the crop (2.5 px at the fer model's 64 px) whichever box the detector drew; the
+    scale from one box is good to 20% (one face's box, not the calibration's median over 101)."""
+    (face,) = [f for f in detect(astronaut, name) if iou(f.box, photos.ASTRONAUT_FACE) >= 0.3]
+    m, (w, h) = crop_transform(face, FER2013_FRAMING)
+    eyes = np.array(photos.ASTRONAUT_EYES) @ m[:, :2].T + m[:, 2]
+    mid, gap = eyes.mean(axis=0) / [w, h], np.hypot(*(eyes[1] - eyes[0])) / w
+    assert abs(mid[0] - 0.5) < 0.04 and abs(mid[1] - FER2013_FRAMING.eye_y) < 0.04, (name, mid)
+    assert abs(gap / FER2013_FRAMING.eye_gap - 1) < 0.2, (name, gap)
+
+
+def test_crops_agree_across_detectors_on_lfw():
+    """Over the LFW faces every detector finds, the crops' eyes sit where the framing says, in the median
+    and within 4% for half the faces: calibrated boxes agree however differently they are drawn."""
+    items, eyes = _calibration_set()
+    for name in DETECTORS:
+        rows = []
+        for (image, box), ref in zip(items, eyes):
+            found = [f for f in detect(image, name, min_score=0.3 if name == "blazeface_full" else None)
+                     if iou(f.box, box) >= 0.3]
+            if found and ref is not None:
+                m, (w, h) = crop_transform(found[0], FER2013_FRAMING)
+                e = np.asarray(ref, float) @ m[:, :2].T + m[:, 2]
+                rows.append([*(e.mean(axis=0) / [w, h]), np.hypot(*(e[1] - e[0])) / w])
+        rows = np.asarray(rows)
+        target = [0.5, FER2013_FRAMING.eye_y, FER2013_FRAMING.eye_gap]
+        np.testing.assert_allclose(np.median(rows, axis=0), target, atol=0.015, err_msg=name)
+        assert np.median(np.abs(rows[:, :2] - target[:2])) < 0.04, name
+
+
+def test_framing_moves_the_crop():
+    face = Face(box=(100.0, 100.0, 200.0, 200.0), score=1.0, detector="haar")
+    _, (w_tight, _) = crop_transform(face, Framing(0.45, 0.4))
+    _, (w_loose, h_loose) = crop_transform(face, Framing(0.3, 0.4, aspect=1.25))
+    assert w_loose > w_tight and h_loose == round(1.25 * w_loose)
+    with pytest.raises(ValueError, match="implausible"):
+        Framing(0.0, 0.4)

