@@ -139,8 +139,19 @@ def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] 
         done = Trained(name, net.model_name, net, history, out_dir, _trainable(net), stage, init=init)
         if test:
             done.test = evaluate.evaluate(net, data.split("test"), tta=tta)
+            _record_in_checkpoint(out_dir, section, done.test, data)
         out.append(done)
     return out
+
+
+def _record_in_checkpoint(out_dir: Path | None, section: dict, test: dict, data: FaceArrays) -> None:
+    """best.pt says its test accuracy and its data (`emolib models` shows them), when the model just
+    tested holds best.pt's weights (fit restored them) and this is the process that writes files."""
+    from .checkpoint import record_evaluation
+    best = Path(out_dir) / "best.pt" if out_dir is not None else None
+    if best is None or not best.is_file() or not section.get("restore_best", True) or not runtime.is_main():
+        return
+    record_evaluation(best, test, data={"source": data.source, "fingerprint": data.fingerprint, "n": len(data)})
 
 
 def notebook_metrics(cfg, trained: list[Trained]) -> tuple[dict, dict]:

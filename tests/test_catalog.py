@@ -89,3 +89,13 @@ def test_an_empty_models_root_says_how_to_fill_it(tmp_path, monkeypatch, capsys)
     assert find_trained() == []
     assert main(["models"]) == 0
     assert "No trained checkpoints" in capsys.readouterr().out
+
+
+def test_training_records_test_accuracy_and_data_in_best_pt(tmp_path, capsys):
+    """`emolib train` (the notebooks' one training call) leaves a best.pt that `emolib models` can describe."""
+    assert main(["train", "02", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    headline = json.loads((tmp_path / "metrics" / "02_cnn_baseline.json").read_text())["headline"]
+    (item,) = [t for t in find_trained(tmp_path) if t.short_name == "cnn_fer"]
+    assert item.test_accuracy == pytest.approx(headline["test_accuracy"], abs=5e-5)   # the headline is rounded
+    assert item.data and item.data.startswith("synthetic")

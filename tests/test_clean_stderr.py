@@ -9,11 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from bad_inputs import write_bad_checkpoints, write_bad_images, write_bad_videos
-
-pytest.importorskip("skimage.data")
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:

@@ -7,17 +7,15 @@ import sys
 
 import cv2
 import numpy as np
+import onnx                      # a dependency (pyproject): a missing install fails here, never skips
 import pytest
 import torch
+from skimage import data as skimage_data
 
-pytest.importorskip("onnxruntime")
-onnx = pytest.importorskip("onnx")
-skimage_data = pytest.importorskip("skimage.data")
-
-from emolib import models  # noqa: E402
-from emolib.export import ExportError, check_parity, export_onnx, parity_crops  # noqa: E402
-from emolib.labels import EMOTIONS  # noqa: E402
-from emolib.onnx_backend import OnnxClassifier, OnnxModelError  # noqa: E402
+from emolib import models
+from emolib.export import ExportError, check_parity, export_onnx, parity_crops
+from emolib.labels import EMOTIONS
+from emolib.onnx_backend import OnnxClassifier, OnnxModelError
 
 SLOW = {"vgg16", "vit_b_16"}           # 134M / 86M parameters: seconds to trace even at 32 px
 
