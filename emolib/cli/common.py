@@ -1,0 +1,22 @@
+"""What every `emolib` command shares: the usage error (exit status 2), stderr messages, the recognizer."""
+from __future__ import annotations
+
+import sys
+
+
+class UsageError(Exception):
+    """Bad option values found after parsing (unknown model, ...): exit status 2."""
+
+
+def _err(msg: str) -> None:
+    print(f"emolib: {msg}", file=sys.stderr, flush=True)
+
+
+def _recognizer(args, **kw):
+    from ..recognizer import EmotionRecognizer
+    try:
+        # --model's default is the recognizer's (DEFAULT_MODEL), not a copy: None lets it choose.
+        model = {} if args.model is None else {"model": args.model}
+        return EmotionRecognizer(detector=args.detector, **model, **kw)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        raise UsageError(str(e).strip("'\"")) from None
