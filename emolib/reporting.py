@@ -17,7 +17,6 @@ run and writes under ``reports/scratch/<profile>/`` and ``models/scratch/<profil
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import json
 import math
 import os
@@ -28,11 +27,11 @@ from pathlib import Path
 
 from . import paths, runs
 from .atomic import write_text
-from .config import NOTEBOOKS, SCHEMAS, ConfigError, resolve, to_dict
+from .config import SCHEMAS, ConfigError, resolve, to_dict
 from .runs import STAGING_ENV
 
-__all__ = ["Run", "start", "output_root", "read_metrics", "format_number", "split_timing", "build_index",
-           "notebook_of", "is_timing_key"]
+__all__ = ["Run", "start", "output_root", "read_metrics", "format_number", "split_timing", "notebook_of",
+           "is_timing_key", "differences"]
 
 # Keys whose values depend on the machine's speed, not on the experiment.
 _TIMING = re.compile(r"(^|_)(seconds|time|times|fps|elapsed|wall|ms)(_|$)|_s$|^ms_per")
@@ -155,6 +154,12 @@ class Run:
 
     def __repr__(self) -> str:
         return "\n".join(self.header_lines())
+
+    def publish(self):
+        """Publish this notebook from JupyterLab: refused unless the saved notebook is the committed one and
+        the parameters are the profile's; then the runner reruns it headless (emolib.publish.publish)."""
+        from .publish import publish
+        return publish(self.notebook, self.profile, self.overrides)
 
     # -- outputs --------------------------------------------------------------------------------
     @property
@@ -279,46 +284,6 @@ def read_metrics(notebook: str) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run {notebook} first (make report NB={notebook[:2]})")
     return json.loads(path.read_text())
-
-
-# ------------------------------------------------------------------------------------------- index
-
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}
-section{border-top:1px solid #ccc;padding:.5rem 0 1rem}table{border-collapse:collapse;margin:.5rem 0}
-td,th{border:1px solid #ddd;padding:.2rem .6rem;text-align:left}.meta{color:#666;font-size:.9em}
-.figs img{height:160px;margin:.2rem;border:1px solid #eee}.missing{color:#a00}"""
-
-
-def build_index(root: Path | None = None) -> Path:
-    """reports/index.html: every notebook's report with its headline numbers, a link, its figures."""
-    root = Path(root) if root is not None else paths.reports_dir()
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>emolib reports</title>"
-             f"<style>{_STYLE}</style></head><body><h1>emolib reports</h1>"]
-    for nb in NOTEBOOKS:
-        esc = html.escape
-        metrics_path = root / "metrics" / f"{nb}.json"
-        report = root / "html" / f"{nb}.html"
-        parts.append(f"<section id='{nb}'><h2>{esc(nb)}</h2>")
-        if not metrics_path.exists() or not report.exists():
-            parts.append(f"<p class='missing'>not run yet: <code>make report NB={nb[:2]}</code></p></section>")
-            continue
-        m = json.loads(metrics_path.read_text())
-        run_path = root / "metrics" / f"{nb}.run.json"
-        run = json.loads(run_path.read_text()) if run_path.exists() else {}
-        data = m.get("data") or {}
-        parts.append(f"<p><a href='html/{nb}.html'>full report</a></p>"
-                     f"<p class='meta'>profile <b>{esc(str(m.get('profile')))}</b> · data {esc(str(data.get('source')))}"
-                     f" (fingerprint {esc(str(data.get('fingerprint')))}) · {esc(str(run.get('code_version', '')))}"
-                     f" · {esc(str(run.get('date', '')))}</p>")
-        rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(format_number(v))}</td></tr>"
-                       for k, v in (m.get("headline") or {}).items())
-        parts.append(f"<table><tr><th>metric</th><th>value</th></tr>{rows}</table>")
-        figs = sorted((root / "figures" / nb).glob("*.png")) if (root / "figures" / nb).is_dir() else []
-        parts.append("<div class='figs'>" + "".join(
-            f"<a href='figures/{nb}/{esc(p.name)}'><img src='figures/{nb}/{esc(p.name)}' alt='{esc(p.stem)}' "
-            f"title='{esc(p.stem)}'></a>" for p in figs) + "</div></section>")
-    parts.append("</body></html>")
-    return write_text(root / "index.html", "\n".join(parts))
 
 
 def replace_tree(src: Path, dst: Path) -> None:

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import yaml
 
-from . import paths
+from . import paths, publish
 from .atomic import write_text
 from .config import ConfigError, notebook_name, resolve
-from .reporting import build_index, replace_tree
+from .dashboard import build_index
+from .reporting import replace_tree
 from .runs import KIND_ENV, STAGING_ENV
 
 KERNEL = "emolib"
@@ -120,6 +121,7 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     # newer: `make report NB=.. PROFILE=..` then `make reproduce` with another profile reruns the notebook.
     write_params(nb, profile, params_stamp(nb))
     _publish(nb, stage)
+    publish.record(nb, profile, "published", paths.reports_dir())   # what the index trusts
     print(f"{nb}: ran in {seconds:.1f} s (profile {parameters['profile']}) -> "
           f"{paths.reports_dir() / 'html' / f'{nb}.html'}")
     return paths.reports_dir() / "html" / f"{nb}.html"
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p_params.add_argument("notebook")
     p_params.add_argument("--profile", default="quick")
     p_params.add_argument("--out", required=True, type=Path)
-    sub.add_parser("index", help="rebuild reports/index.html")
+    p_index = sub.add_parser("index", help="rebuild reports/index.html")
+    p_index.add_argument("--root", type=Path, default=None, help="another reports root (e.g. a dry run's)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "params":
             write_params(args.notebook, args.profile, args.out)
         else:
-            print(build_index())
+            print(build_index(args.root))
     except ConfigError as e:
         print(f"reproduce: invalid parameters: {e}", file=sys.stderr)
         return 2

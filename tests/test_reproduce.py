@@ -113,7 +113,7 @@ def _run(nb="02_cnn_baseline"):
     return reporting.start(cfg, data)
 
 
-def test_run_writes_deterministic_metrics_figures_and_the_index(monkeypatch, tmp_path):
+def test_a_scratch_run_writes_deterministic_metrics_and_figures_under_scratch(monkeypatch, tmp_path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -138,11 +138,7 @@ def test_run_writes_deterministic_metrics_figures_and_the_index(monkeypatch, tmp
     assert json.loads((root / "metrics" / "02_cnn_baseline.run.json").read_text())["timing"] == {"seconds": 1.1}
     with pytest.raises(ValueError, match="timing figure"):
         run.write_metrics({}, headline={"ms_per_face": 1.0})
-    (root / "html").mkdir()
-    (root / "html" / "02_cnn_baseline.html").write_text("<html></html>")
-    index = reporting.build_index(root).read_text()
-    assert "html/02_cnn_baseline.html" in index and "figures/02_cnn_baseline/curve.png" in index
-    assert "0.1235" in index and "not run yet" in index                # 01 has no report here
+    assert (root / "figures" / "02_cnn_baseline" / "curve.png").exists()
     plt.close("all")
 
 

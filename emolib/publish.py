@@ -1,0 +1,172 @@
+"""What the runner published, and whether it still stands: the records the index trusts.
+
+When the runner (emolib.reproduce) has moved a notebook's HTML, figures and metrics into a reports root,
+it writes ``<root>/.published/<notebook>.json``: the sha256 of each of those files and of the run's inputs
+(the notebook's cells, its resolved parameters, the emolib sources, the metrics of the notebooks whose
+checkpoints it reads), and appends one row to ``<root>/history.jsonl``. The index shows a notebook's numbers
+only when its metrics and HTML are byte for byte the ones recorded, so a number on the index is always the
+number in the HTML beside it; and it marks a report *stale* when an input changed since.
+
+`publish` is the one way to publish from JupyterLab: it refuses a notebook or parameters that differ from
+the committed notebook and the profile, and otherwise runs the notebook through the runner.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from . import paths
+from .atomic import write_text
+from .config import ConfigError, notebook_name, resolve
+
+RECORDS = ".published"
+HISTORY = "history.jsonl"
+BATCH_ENV = "EMOLIB_BATCH"          # set once per `make` call: the notebooks one `make reproduce` ran share it
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: Path) -> str | None:
+    return _sha(Path(path).read_bytes()) if Path(path).is_file() else None
+
+
+def cells_digest(path: Path) -> str | None:
+    """The notebook's cell types and sources: outputs a JupyterLab save adds do not count as a change."""
+    if not Path(path).is_file():
+        return None
+    cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+    return _sha(json.dumps([[c.get("cell_type"), "".join(c.get("source", ""))] for c in cells]).encode())
+
+
+def sources_digest() -> str:
+    """All emolib sources (what make's prerequisites also cover)."""
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(pkg.rglob("*.py")):
+        h.update(str(p.relative_to(pkg)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def upstream(notebook: str, profile: str) -> list[str]:
+    """The notebooks whose checkpoints this one reads: those named in its `runs` ("<notebook>/<model>")."""
+    runs = resolve(notebook, profile).get("runs") or []
+    return sorted({r.split("/", 1)[0] for r in runs})
+
+
+def inputs(notebook: str, profile: str, root: Path) -> dict:
+    """Digests of everything a report is made from, as they are now."""
+    nb = notebook_name(notebook)
+    try:
+        params = _sha(yaml.safe_dump(resolve(nb, profile), sort_keys=True).encode())
+        ups = upstream(nb, profile)
+    except ConfigError:
+        params, ups = None, []
+    return {"notebook": cells_digest(paths.notebooks_dir() / f"{nb}.ipynb"), "params": params,
+            "emolib": sources_digest(),
+            "upstream": {u: file_digest(Path(root) / "metrics" / f"{u}.json") for u in ups}}
+
+
+def _outputs(nb: str, root: Path) -> dict:
+    figures = sorted((root / "figures" / nb).glob("*.png")) if (root / "figures" / nb).is_dir() else []
+    return {"html": file_digest(root / "html" / f"{nb}.html"),
+            "metrics": file_digest(root / "metrics" / f"{nb}.json"),
+            "figures": {p.name: file_digest(p) for p in figures}}
+
+
+def record(notebook: str, profile: str, kind: str, root: Path) -> dict:
+    """After the runner published `notebook` into `root`: write its record and append a history row."""
+    nb, root = notebook_name(notebook), Path(root)
+    metrics = json.loads((root / "metrics" / f"{nb}.json").read_text())
+    run_path = root / "metrics" / f"{nb}.run.json"
+    run = json.loads(run_path.read_text()) if run_path.exists() else {}
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    rec = {"notebook": nb, "profile": metrics.get("profile"), "profile_arg": str(profile), "kind": kind,
+           "date": run.get("date", now), "code_version": run.get("code_version"),
+           "batch": os.environ.get(BATCH_ENV) or now, "outputs": _outputs(nb, root), "inputs": inputs(nb, profile, root)}
+    write_text(root / RECORDS / f"{nb}.json", json.dumps(rec, indent=1, sort_keys=True) + "\n")
+    row = {k: rec[k] for k in ("batch", "date", "notebook", "profile", "kind", "code_version")}
+    row.update(fingerprint=(metrics.get("data") or {}).get("fingerprint"), headline=metrics.get("headline") or {})
+    with open(root / HISTORY, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
+    return rec
+
+
+def status(notebook: str, root: Path) -> dict:
+    """How a notebook's report in `root` stands, for the index.
+
+    ``state``: ``missing`` (no report), ``unpublished`` (files the runner did not record, e.g. written by
+    an old interactive run), ``modified`` (the metrics or HTML differ from what the runner recorded) or
+    ``ok``. ``stale``: the inputs that changed since (notebook, params, emolib, upstream notebooks)."""
+    nb, root = notebook_name(notebook), Path(root)
+    rec_path = root / RECORDS / f"{nb}.json"
+    present = (root / "html" / f"{nb}.html").exists() or (root / "metrics" / f"{nb}.json").exists()
+    if not rec_path.exists():
+        return {"state": "unpublished" if present else "missing", "stale": []}
+    rec = json.loads(rec_path.read_text())
+    now = _outputs(nb, root)
+    changed = [k for k in ("html", "metrics") if now[k] != rec["outputs"][k]]
+    if changed:
+        return {"state": "modified", "changed": changed, "stale": [], "record": rec}
+    current = inputs(nb, rec.get("profile_arg") or rec["profile"], root)
+    stale = [k for k in ("notebook", "params", "emolib") if current[k] != rec["inputs"][k]]
+    stale += [f"{u} report" for u, d in current["upstream"].items() if rec["inputs"]["upstream"].get(u) != d]
+    return {"state": "ok", "stale": stale, "record": rec,
+            "metrics": json.loads((root / "metrics" / f"{nb}.json").read_text()),
+            "figures": [n for n, d in now["figures"].items() if rec["outputs"]["figures"].get(n) == d]}
+
+
+def history(root: Path) -> list[dict]:
+    path = Path(root) / HISTORY
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------------------ publish from JupyterLab
+
+class PublishRefused(RuntimeError):
+    """The notebook or its parameters are not the committed notebook and the profile."""
+
+
+def _committed_cells(nb: str) -> str | None:
+    rel = (paths.notebooks_dir() / f"{nb}.ipynb").relative_to(paths.home())
+    try:
+        blob = subprocess.run(["git", "-C", str(paths.home()), "show", f"HEAD:{rel.as_posix()}"],
+                              capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    cells = json.loads(blob).get("cells", [])
+    return _sha(json.dumps([[c.get("cell_type"), "".join(c.get("source", ""))] for c in cells]).encode())
+
+
+def check_publishable(notebook: str, profile: str, overrides: dict | None) -> None:
+    """Raise PublishRefused unless the run is the profile's and the notebook is the committed one."""
+    nb = notebook_name(notebook)
+    if overrides is None or overrides:
+        what = "cannot be compared with the profile" if overrides is None else f"override {sorted(overrides)}"
+        raise PublishRefused(f"{nb}: not published: its parameters {what}; a published report is the "
+                             f"profile's experiment (set overrides = {{}} or change params/{profile}.yaml)")
+    committed = _committed_cells(nb)
+    if committed is None:
+        raise PublishRefused(f"{nb}: not published: no committed version to compare with (not a git checkout?)")
+    if committed != cells_digest(paths.notebooks_dir() / f"{nb}.ipynb"):
+        raise PublishRefused(f"{nb}: not published: the saved notebook differs from the committed one; "
+                             "commit it (or revert it) first")
+
+
+def publish(notebook: str, profile: str, overrides: dict | None) -> Path:
+    """Publish from JupyterLab: checked (`check_publishable`), then run by the runner exactly as
+    `make report NB=..` does, so the published report is always a runner's. Returns its HTML."""
+    from . import dashboard, reproduce
+    check_publishable(notebook, profile, overrides)
+    html = reproduce.run_notebook(notebook, profile)
+    dashboard.build_index()
+    return html
