@@ -5,21 +5,45 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
+# The exact versions `make setup` installs (and environment.yml); `make lock` rewrites it from pyproject.toml.
+LOCK := requirements.lock
+PIP := $(PY) -m pip --disable-pip-version-check
+# One id per make call: the notebooks one `make reproduce` runs share it (one row of the index's history).
+ifndef EMOLIB_BATCH
+EMOLIB_BATCH := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+endif
+export EMOLIB_BATCH
 
-.PHONY: help setup test test-fast lab bench clean reproduce report index FORCE
+.PHONY: help setup lock git-filter test test-fast lab bench clean reproduce report index FORCE
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@# Colour only on a terminal: `make | less` and CI logs get plain text (NO_COLOR=1 turns it off too).
+	@if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
+	grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk -F ':.*## ' -v on="$$on" -v off="$$off" '{printf "  %s%-12s%s %s\n", on, $$1, off, $$2}'
 
-setup: ## fresh machine: .venv, emolib (editable, dev extra), Jupyter kernel `emolib`, offline assets
+setup: ## fresh machine: .venv with the locked versions (requirements.lock), emolib editable, kernel `emolib`, git filter, offline assets
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PIP) install -q -r $(LOCK)
+	$(PIP) install -q --no-deps -e .
 	@# opencv-python and grad-cam's opencv-python-headless share the cv2 folder: the GUI build goes last.
-	$(PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+	$(PIP) install -q --force-reinstall --no-deps \
 	  "opencv-python==$$($(PY) -c 'import importlib.metadata as m; print(m.version("opencv-python"))')"
 	$(PY) -m ipykernel install --sys-prefix --name emolib --display-name "Python (emolib)" >/dev/null
+	@$(MAKE) --no-print-directory git-filter
 	$(PY) -m emolib.assets
+
+lock: ## re-resolve requirements.lock from pyproject.toml, keeping current pins (UPGRADE=1: newest versions); then `make setup`
+	$(PY) -m piptools compile --quiet --extra dev --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links --no-emit-trusted-host $(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
+
+git-filter: ## notebooks enter git without outputs: nbstripout as this checkout's git filter (`make setup` runs it)
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  nbs='"$(abspath $(PY))" -m nbstripout --keep-id'; \
+	  git config filter.nbstripout.clean "$$nbs" && git config filter.nbstripout.smudge cat && \
+	  git config filter.nbstripout.required true && git config diff.ipynb.textconv "$$nbs -t" && \
+	  echo "git filter nbstripout: on (.gitattributes applies it to *.ipynb)"; \
+	else echo "git-filter: not a git checkout, nothing to do"; fi
 
 test: ## every test, the slow end-to-end ones included (what CI runs)
 	$(PY) -m pytest
@@ -47,8 +71,9 @@ report: ## rerun one notebook now, e.g. `make report NB=03` (PROFILE=quick), the
 index: ## rebuild reports/index.html from the reports present
 	$(PY) -m emolib.reproduce index
 
-$(REPORTS)/index.html: $(NOTEBOOKS:%=$(REPORTS)/html/%.html) emolib/reporting.py
-	$(PY) -m emolib.reproduce index
+# Rebuilt on every call (a second at most): its stale marks compare the reports with today's inputs.
+$(REPORTS)/index.html: $(NOTEBOOKS:%=$(REPORTS)/html/%.html) FORCE
+	@$(PY) -m emolib.reproduce index
 
 $(REPORTS)/html/%.html: notebooks/%.ipynb $(REPORTS)/.params/%.yaml $(EMOLIB_SRC)
 	$(PY) -m emolib.reproduce run $* --profile $(PROFILE)
@@ -62,12 +87,22 @@ $(REPORTS)/.params/%.yaml: FORCE
 .PRECIOUS: $(REPORTS)/.params/%.yaml
 FORCE:
 
-lab: ## JupyterLab on notebooks/ with the `emolib` kernel
-	$(VENV)/bin/jupyter lab notebooks/
+# JupyterLab as any user (root in Docker and cloud notebooks too), on this machine only unless
+# LAB_IP says otherwise, at a fixed port (taken: an error, not another port the printed URL would miss).
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
+lab: ## JupyterLab on notebooks/ (kernel `emolib`) at 127.0.0.1:8888 (LAB_IP=0.0.0.0, LAB_PORT=...); prints the URL with its token
+	@token=$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_hex(24))')}; \
+	root=$$( [ "$$(id -u)" = 0 ] && echo --allow-root ); \
+	echo "JupyterLab: http://$(LAB_IP):$(LAB_PORT)/lab?token=$$token  (Ctrl-C stops it)"; \
+	JUPYTER_TOKEN=$$token exec $(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
+	  --ServerApp.port_retries=0 --ServerApp.root_dir=notebooks $$root
 
 bench: ## speed and memory figures -> reports/bench/bench.json
 	$(PY) -m emolib.bench
 
 clean: ## remove generated reports and derived caches (data/raw and assets stay)
-	rm -rf reports/html reports/figures reports/metrics reports/index.html reports/bench reports/.params reports/.staging
+	@# reports/history.jsonl stays: it is the record of past runs, not a report.
+	rm -rf reports/html reports/figures reports/thumbs reports/metrics reports/index.html reports/bench \
+	  reports/.params reports/.staging reports/.published reports/scratch reports/dry-run
 	find data/cache -maxdepth 1 -name '*.npz' -delete 2>/dev/null || true

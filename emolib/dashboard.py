@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import os
+import re
 from pathlib import Path
 
 from . import paths, publish
@@ -22,8 +23,8 @@ __all__ = ["build_index"]
 
 THUMB_PX = 220
 _STYLE = """body{font-family:system-ui,sans-serif;margin:1.5rem auto;max-width:78rem;color:#222;padding:0 1rem}
-table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ddd;padding:.25rem .6rem;
-text-align:left;vertical-align:top}th{background:#f4f4f4}.meta{color:#555;font-size:.85em}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;width:100%}td,th{border:1px solid #ddd;padding:.25rem .6rem;
+text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f4f4f4}.meta{color:#555;font-size:.85em}
 .num{font-family:ui-monospace,monospace;white-space:nowrap}.badge{display:inline-block;padding:0 .4rem;
 border-radius:.3rem;font-size:.8em;font-weight:600}.ok{background:#dfd;color:#050}.stale{background:#fe9;color:#640}
 .dry{background:#fcc;color:#800}.gone{background:#eee;color:#a00}.banner{background:#fcc;color:#600;
@@ -33,6 +34,13 @@ text-align:center;font-size:.8em;color:#444}.figs img{display:block;border:1px s
 
 def _esc(v) -> str:
     return html.escape(str(v), quote=True)
+
+
+def _code(version) -> str:
+    """"0.1.0 (git 1234567890abcdef...-dirty)" shown short, the whole of it on hover."""
+    text = str(version)
+    short = re.sub(r"git ([0-9a-f]{10})[0-9a-f]*", r"git \1", text)
+    return f"<span title='{_esc(text)}'>{_esc(short)}</span>"
 
 
 def _thumbnail(root: Path, nb: str, name: str) -> str:
@@ -81,7 +89,7 @@ def _summary_rows(states: dict) -> list[str]:
         rows.append(f"<tr id='{nb}'><td>{link}<br><a class='meta' href='html/{nb}.html'>full report</a></td>"
                     f"<td>{_mark(st)}</td><td>{_headline(m.get('headline') or {})}</td><td>{_esc(m.get('profile'))}</td>"
                     f"<td class='meta'>{_esc(data.get('source'))}<br>fingerprint <span class='num'>"
-                    f"{_esc(data.get('fingerprint'))}</span></td><td class='meta'>{_esc(rec.get('code_version'))}</td>"
+                    f"{_esc(data.get('fingerprint'))}</span></td><td class='meta'>{_code(rec.get('code_version'))}</td>"
                     f"<td class='meta'>{_esc(rec.get('date'))}</td></tr>")
     return rows
 
@@ -115,7 +123,9 @@ def _history_rows(rows: list[dict]) -> list[str]:
             if r is None:
                 cells.append("<td class='meta'>·</td>")
                 continue
-            key, value = next(iter(r["headline"].items()), ("", None))
+            # The test accuracy where there is one (the key sorted first is often a validation figure).
+            key = next((k for k in r["headline"] if "test_accuracy" in k), next(iter(r["headline"]), ""))
+            value = r["headline"].get(key)
             title = "; ".join(f"{k} {format_number(v)}" for k, v in r["headline"].items())
             cells.append(f"<td title='{_esc(title)}'><span class='meta'>{_esc(key)}</span><br>"
                          f"<span class='num'>{_esc(format_number(value))}</span></td>")
@@ -123,7 +133,7 @@ def _history_rows(rows: list[dict]) -> list[str]:
         dry = " <span class='badge dry'>dry run</span>" if "dry-run" in kinds else ""
         out.append(f"<tr><td class='meta'>{_esc(max(str(r.get('date')) for r in runs))}</td>"
                    f"<td>{_esc(', '.join(sorted({str(r.get('profile')) for r in runs})))}{dry}</td>"
-                   f"<td class='meta'>{_esc(', '.join(sorted({str(r.get('code_version')) for r in runs})))}</td>"
+                   f"<td class='meta'>{'<br>'.join(_code(v) for v in sorted({str(r.get('code_version')) for r in runs}))}</td>"
                    f"<td class='meta num'>{_esc(' '.join(fingerprints))}</td>{''.join(cells)}</tr>")
     return out
 
@@ -156,7 +166,7 @@ def build_index(root: Path | None = None) -> Path:
     parts += _figures(root, states) or ["<p class='meta'>none yet</p>"]
     rows = _history_rows(publish.history(root))
     parts.append("<h2>History of runs</h2><p class='meta'>One row per make call that ran notebooks, newest "
-                 "first; the first headline number of each notebook rerun (hover for all).</p>")
+                 "first; each notebook's test accuracy (else its first headline number), hover for all.</p>")
     parts.append("<table><tr><th>date</th><th>profile</th><th>code</th><th>data fingerprint</th>"
                  + "".join(f"<th>{_esc(nb[:2])}</th>" for nb in NOTEBOOKS) + "</tr>" + "".join(rows) + "</table>"
                  if rows else "<p class='meta'>no runs yet</p>")

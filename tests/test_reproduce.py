@@ -246,7 +246,9 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
         assert list((root / "figures" / nb).glob("*.png")), f"{nb} saved no figure"
     assert (tmp_path / "models" / "smoke" / "02_cnn_baseline" / "cnn_fer" / "best.pt").exists()
     index = (root / "index.html").read_text()
-    assert "not run yet" not in index
+    assert "not run yet" not in index and "not shown" not in index and index.count("badge ok") == 6
+    history = [json.loads(line) for line in (root / "history.jsonl").read_text().splitlines()]
+    assert [r["notebook"] for r in history] == list(config.NOTEBOOKS) and len({r["batch"] for r in history}) == 1
 
     # Nothing changed: make reruns nothing. Then everything again: identical metrics files.
     again = _make(["reproduce"], env)
@@ -256,6 +258,29 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     for nb in config.NOTEBOOKS:
         assert (root / "metrics" / f"{nb}.json").read_bytes() == metrics[nb], f"{nb}: metrics differ between runs"
 
+    # Issue 13's mismatch, reproduced: 02 run as in JupyterLab (papermill without the runner), with an override.
+    published = {p: p.read_bytes() for p in [root / "metrics/02_cnn_baseline.json", root / "html/02_cnn_baseline.html",
+                                             tmp_path / "models/smoke/02_cnn_baseline/cnn_fer/best.pt"]}
+    shown = json.loads(published[root / "metrics/02_cnn_baseline.json"])["headline"]["test_accuracy"]
+    import papermill
+    old_env = {k: os.environ.get(k) for k in ("EMOLIB_REPORTS", "EMOLIB_MODELS")}
+    os.environ.update({k: env[k] for k in old_env})
+    try:
+        papermill.execute_notebook(str(ROOT / "notebooks/02_cnn_baseline.ipynb"), str(tmp_path / "interactive.ipynb"),
+                                   parameters={"profile": "smoke", "overrides": {"train": {"epochs": 2}}},
+                                   kernel_name="emolib", cwd=str(ROOT / "notebooks"), progress_bar=False)
+    finally:
+        for k, v in old_env.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    assert (root / "scratch/smoke/metrics/02_cnn_baseline.json").exists()
+    assert (tmp_path / "models/scratch/smoke/02_cnn_baseline/cnn_fer/best.pt").exists()
+    assert all(p.read_bytes() == b for p, b in published.items()), "the interactive run touched a published file"
+    assert _make(["index"], env).returncode == 0
+    index = (root / "index.html").read_text()
+    row = index.split("<tr id='02_cnn_baseline'>", 1)[1].split("</tr>", 1)[0]
+    assert reporting.format_number(shown) in row and "href='html/02_cnn_baseline.html'" in row
+    assert reporting.format_number(shown) in published[root / "html/02_cnn_baseline.html"].decode()
+
     # Every image and link resolves, and Chromium renders the pages.
     pages = [root / "index.html"] + [root / "html" / f"{nb}.html" for nb in config.NOTEBOOKS]
     for page in pages:
@@ -263,6 +288,11 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     if _chromium() is None:
         pytest.skip("chromium is not installed (CI installs Debian's `chromium`); link checks passed, rendering not checked")
     dom = _render(root / "index.html", tmp_path / "chromium")
-    assert "emolib reports" in dom and dom.count("<img") >= 6
+    assert "emolib reports" in dom and dom.count("<img") >= 6 and "History of runs" in dom
+    shot = Path(os.environ.get("EMOLIB_SCREENSHOTS", tmp_path)) / "index.png"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--user-data-dir={tmp_path / 'chromium'}", f"--screenshot={shot}", "--window-size=1280,2400",
+                    (root / "index.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000, "Chromium drew no screenshot of the index"
     dom = _render(root / "html" / "05_error_analysis.html", tmp_path / "chromium")
     assert "Error analysis" in dom and "data:image/png;base64" in dom
