@@ -33,9 +33,16 @@ setup: ## fresh machine: .venv with the locked versions (requirements.lock), emo
 	@$(MAKE) --no-print-directory git-filter
 	$(PY) -m emolib.assets
 
-lock: ## re-resolve requirements.lock from pyproject.toml, keeping current pins (UPGRADE=1: newest versions); then `make setup`
-	$(PY) -m piptools compile --quiet --extra dev --strip-extras --allow-unsafe --no-emit-index-url \
-	  --no-emit-find-links --no-emit-trusted-host $(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
+# The versions installed in .venv (what the tests ran with) are constraints, so a new dependency is locked
+# at the version that was tested; UPGRADE=1 drops them and takes the newest versions pyproject.toml allows.
+lock: ## re-resolve requirements.lock from pyproject.toml at the versions in .venv (UPGRADE=1: newest); then `make setup`
+	@$(PIP) freeze --exclude-editable | grep '==' > $(VENV)/tested-versions.txt
+	@CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --extra dev --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links --no-emit-trusted-host --annotation-style line \
+	  $(if $(UPGRADE),--upgrade,--constraint $(VENV)/tested-versions.txt) \
+	  --output-file $(LOCK) pyproject.toml 2> >(grep -v -e BuildBackendWarning -e '^ *$$' -e '^!!' -e '\*\*\*' \
+	    -e 'license' -e 'License' -e 'finalize' >&2)
+	@echo "$(LOCK): $$(grep -c '^[A-Za-z0-9].*==' $(LOCK)) packages pinned"
 
 git-filter: ## notebooks enter git without outputs: nbstripout as this checkout's git filter (`make setup` runs it)
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import os
 import re
 from pathlib import Path
 
 from . import paths, publish
+from .atomic import atomic_write, write_text
 from .config import NOTEBOOKS
 
 __all__ = ["build_index"]
@@ -48,12 +48,9 @@ def _thumbnail(root: Path, nb: str, name: str) -> str:
     from PIL import Image
     src, dst = root / "figures" / nb / name, root / "thumbs" / nb / name
     if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(src) as im:
+        with Image.open(src) as im, atomic_write(dst) as f:
             im.thumbnail((THUMB_PX * 2, THUMB_PX))
-            tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-            im.save(tmp, format="PNG")
-        os.replace(tmp, dst)
+            im.save(f, format="PNG")
     return f"thumbs/{nb}/{name}"
 
 
@@ -171,9 +168,4 @@ def build_index(root: Path | None = None) -> Path:
                  + "".join(f"<th>{_esc(nb[:2])}</th>" for nb in NOTEBOOKS) + "</tr>" + "".join(rows) + "</table>"
                  if rows else "<p class='meta'>no runs yet</p>")
     parts.append("</body></html>")
-    out = root / "index.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".index.html.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_text(root / "index.html", "\n".join(parts))
