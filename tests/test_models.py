@@ -277,6 +277,8 @@ def test_weights_record_says_where_the_weights_come_from(name):
     m = re.search(r"-([0-9a-f]{8,})\.pth$", w.filename)
     if m:                                        # torchvision's names carry the hash prefix torch.hub checks
         assert w.sha256.startswith(m.group(1)) and w.url.endswith("/" + w.filename)
+    if w.framing is not None:                    # pretrained weights crop photos as their faces were cropped
+        assert create(name, pretrained=True).spec.framing == w.framing
     if w.predicts_emotions:                      # what the recognizer can use without a checkpoint
         assert set(w.classes) <= set(EMOTIONS) and len(w.classes) == e.builder().head[0].out_channels
 

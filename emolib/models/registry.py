@@ -66,6 +66,8 @@ def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) 
     # A builder whose input depends on its keywords (e.g. input_size) sets its own spec.
     if not isinstance(getattr(model, "spec", None), ModelSpec):
         model.spec = e.spec  # type: ignore[attr-defined]
+    if pretrained and e.weights is not None and e.weights.framing is not None:
+        model.spec = model.spec.with_framing(e.weights.framing)   # crop photos as the weights' faces were
     model.model_name = name  # type: ignore[attr-defined]
     # What emolib.checkpoint needs to rebuild the same architecture from a checkpoint.
     model.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]

@@ -8,8 +8,9 @@ fetched (`emolib.assets`: cache → package → ``torch.hub.download_url_to_file
 checked). A registry entry (`emolib.models.entry(name).weights`) holds its record, or None for a model
 trained from scratch.
 
-The face framing the weights were trained with (margin, offset, alignment) belongs here too; it
-arrives with ModelSpec's framing.
+Weights trained on faces also record the framing of those faces (`emolib.models.spec.Framing`):
+``create(name, pretrained=True)`` puts it on the model's spec, so photos are cropped as the training
+data was.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from .. import assets
 from ..assets import Asset
+from .spec import Framing
 
 __all__ = ["Weights", "torchvision_weights"]
 
@@ -27,6 +29,7 @@ class Weights(Asset):
     classes: tuple[str, ...] | None = None   # the head's outputs in order; None: ImageNet-1k's 1000 categories
     dataset: str = ""                        # what the weights were trained on
     licence: str = ""
+    framing: Framing | None = None           # how the training faces were cropped; None: not trained on faces
 
     @property
     def needs_download(self) -> bool:
