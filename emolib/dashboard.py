@@ -24,8 +24,8 @@ __all__ = ["build_index"]
 THUMB_PX = 220
 _STYLE = """body{font-family:system-ui,sans-serif;margin:1.5rem auto;max-width:78rem;color:#222;padding:0 1rem}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem;width:100%}td,th{border:1px solid #ddd;padding:.25rem .6rem;
-text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f4f4f4}.meta{color:#555;font-size:.85em}
-.num{font-family:ui-monospace,monospace;white-space:nowrap}.badge{display:inline-block;padding:0 .4rem;
+text-align:left;vertical-align:top}th{background:#f4f4f4}.meta{color:#555;font-size:.85em}
+.num{font-family:ui-monospace,monospace;white-space:nowrap}.badge{display:inline-block;padding:0 .4rem;white-space:nowrap;
 border-radius:.3rem;font-size:.8em;font-weight:600}.ok{background:#dfd;color:#050}.stale{background:#fe9;color:#640}
 .dry{background:#fcc;color:#800}.gone{background:#eee;color:#a00}.banner{background:#fcc;color:#600;
 padding:.6rem 1rem;border-radius:.4rem;font-weight:600}.figs a{display:inline-block;margin:.2rem;
@@ -34,6 +34,11 @@ text-align:center;font-size:.8em;color:#444}.figs img{display:block;border:1px s
 
 def _esc(v) -> str:
     return html.escape(str(v), quote=True)
+
+
+def _key(name) -> str:
+    """A metric or notebook name that may wrap after its underscores (long names fit narrow columns)."""
+    return _esc(name).replace("_", "_<wbr>").replace("/", "/<wbr>")
 
 
 def _code(version) -> str:
@@ -56,7 +61,7 @@ def _thumbnail(root: Path, nb: str, name: str) -> str:
 
 def _headline(h: dict) -> str:
     from .reporting import format_number
-    return "<br>".join(f"{_esc(k)} <span class='num'>{_esc(format_number(v))}</span>" for k, v in h.items())
+    return "<br>".join(f"{_key(k)} <span class='num'>{_esc(format_number(v))}</span>" for k, v in h.items())
 
 
 def _mark(st: dict) -> str:
@@ -76,7 +81,7 @@ def _mark(st: dict) -> str:
 def _summary_rows(states: dict) -> list[str]:
     rows = []
     for nb, st in states.items():
-        link = f"<a href='html/{nb}.html'>{_esc(nb)}</a>" if st["state"] == "ok" else _esc(nb)
+        link = f"<a href='html/{nb}.html'>{_key(nb)}</a>" if st["state"] == "ok" else _key(nb)
         if st["state"] != "ok":
             hint = f"<code>make report NB={nb[:2]}</code>" if st["state"] == "missing" else "rerun with make"
             rows.append(f"<tr id='{nb}'><td>{link}</td><td>{_mark(st)}</td><td colspan='5' class='meta'>{hint}</td></tr>")
@@ -124,7 +129,7 @@ def _history_rows(rows: list[dict]) -> list[str]:
             key = next((k for k in r["headline"] if "test_accuracy" in k), next(iter(r["headline"]), ""))
             value = r["headline"].get(key)
             title = "; ".join(f"{k} {format_number(v)}" for k, v in r["headline"].items())
-            cells.append(f"<td title='{_esc(title)}'><span class='meta'>{_esc(key)}</span><br>"
+            cells.append(f"<td title='{_esc(title)}'><span class='meta'>{_key(key)}</span><br>"
                          f"<span class='num'>{_esc(format_number(value))}</span></td>")
         kinds = sorted({r.get("kind") for r in runs})
         dry = " <span class='badge dry'>dry run</span>" if "dry-run" in kinds else ""

@@ -275,6 +275,19 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     assert (root / "scratch/smoke/metrics/02_cnn_baseline.json").exists()
     assert (tmp_path / "models/scratch/smoke/02_cnn_baseline/cnn_fer/best.pt").exists()
     assert all(p.read_bytes() == b for p, b in published.items()), "the interactive run touched a published file"
+    # Publishing from JupyterLab: refused with overrides; otherwise the runner reruns the notebook.
+    from emolib import publish
+    with pytest.raises(publish.PublishRefused):
+        publish.publish("01_data_exploration", "smoke", {"hist_bins": 8})
+    if subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "notebooks"]).returncode == 0:
+        os.environ.update({k: env[k] for k in old_env})
+        try:
+            publish.publish("01_data_exploration", "smoke", {})
+        finally:
+            for k, v in old_env.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        assert [json.loads(line)["notebook"] for line in (root / "history.jsonl").read_text().splitlines()][-1] == \
+            "01_data_exploration"
     assert _make(["index"], env).returncode == 0
     index = (root / "index.html").read_text()
     row = index.split("<tr id='02_cnn_baseline'>", 1)[1].split("</tr>", 1)[0]
