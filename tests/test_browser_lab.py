@@ -154,11 +154,11 @@ def _set_parameters(notebook: Path, source: str) -> None:
 
 def _open(browser, lab, notebook: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{lab}/lab/tree/{notebook}?token={TOKEN}")
+    page.goto(f"{lab}/lab/tree/{notebook}?reset&token={TOKEN}")      # reset: only this notebook open
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
-    # The kernel is up when the toolbar's status says idle.
-    page.wait_for_function("() => document.querySelector('.jp-NotebookPanel [data-status=\"idle\"]') !== null",
-                           timeout=120_000)
+    # The kernel is up when the visible notebook's status indicator says idle.
+    page.wait_for_function("() => document.querySelector("
+                           "'.jp-NotebookPanel:not(.lm-mod-hidden) [data-status=\"idle\"]') !== null", timeout=120_000)
     return page
 
 
@@ -173,8 +173,11 @@ def _screenshot_on_failure(page, path: Path):
 
 
 def _run_all(page) -> None:
+    """Run > Run All Cells, as a user does; returns once the first code cell has started."""
     page.click(".lm-MenuBar-item:has-text('Run')")
     page.click(".lm-Menu-item[data-command='runmenu:run-all']")
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
+                           ".some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))", timeout=60_000)
 
 
 def _prompts(page) -> list[str]:
