@@ -165,7 +165,8 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
                expect_classes=None) -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint (no pretrained download) and load its weights strictly.
 
-    Returns ``(model in eval mode on `device`, checkpoint dict)``.
+    Returns ``(model in eval mode on `device`, checkpoint dict)``; ``model.classes`` holds the
+    checkpoint's class names (one per output, in output order).
     """
     from .models import create
     from .models.spec import ModelSpec
@@ -182,6 +183,7 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit {ckpt['model_name']!r}: {exc}") from exc
+    model.classes = tuple(ckpt["classes"])   # what each output means: callers need not guess the seven emotions
     from .runtime import resolve_device
     return model.to(resolve_device(device)).eval(), ckpt
 

@@ -257,3 +257,15 @@ def test_evidence_row_references():
     assert guided["map_grid"] == "48×48" and guided["ceiling"] == pytest.approx(1.0)
     no_masks, _ = cam.evidence_row(model, images, labels, cam.CamVariant("cnn_fer"), None, steps=3)
     assert set(no_masks) == {"deletion_auc"}
+
+
+def test_evidence_row_deletion_follows_the_maps_target(blob_model):
+    """The deletion curve measures the class the maps were made for (the true labels), not the
+    predicted class: here the targets are the class the model does not predict."""
+    model, images, masks, labels = blob_model
+    faces, other = images[:8], 1 - labels[:8]
+    row, (fractions, conf) = cam.evidence_row(model, faces, other, cam.CamVariant("blob", "gradcam"), steps=2)
+    with torch.no_grad():
+        probs = model(to_model_input(torch.from_numpy(faces), model.spec)).softmax(1).numpy()
+    np.testing.assert_allclose(conf[:, 0], probs[np.arange(8), other], atol=1e-5)
+    assert (conf[:, 0] < 0.5).all(), "the model is confident in the labels, so the other class starts low"

@@ -159,3 +159,10 @@ def test_the_checkpoint_carries_its_framing(cnn, tmp_path):
     assert ModelSpec.from_dict(old).framing == FER2013_FRAMING
     from emolib import EmotionRecognizer
     assert EmotionRecognizer(tmp_path / "f.pt", classes=None).framing == SYNTHETIC_FRAMING
+
+
+def test_load_model_attaches_the_checkpoints_classes(cnn, tmp_path):
+    model, ckpt = load_model(_save(tmp_path / "m.pt", cnn))
+    assert model.classes == FIVE_CLASS == tuple(ckpt["classes"])
+    from emolib.recognizer import EmotionRecognizer
+    assert EmotionRecognizer(model, optimize=False).classes == FIVE_CLASS   # not the seven emotions

@@ -188,7 +188,8 @@ def evidence_row(model: nn.Module, faces: np.ndarray, targets, variant: CamVaria
                  steps: int = 10, seed: int = 0) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
     """Both measures for the maps `variant` makes of `model` on uint8 `faces` for `targets`.
 
-    Returns ``(row, deletion curve)``. The row holds ``deletion_auc`` and, with evidence `masks`,
+    Returns ``(row, deletion curve)``; the curve is the confidence in `targets` (None: the
+    predicted classes), the class the maps are made for. The row holds ``deletion_auc`` and, with evidence `masks`,
     `evidence_score`'s figures plus ``map_grid`` (the grid the map is computed on; the input size
     for guided maps), ``ceiling`` (mean `mask_share_ceiling` on that grid) and
     ``untrained_mask_share``: the same maps from an untrained copy of the model (seeded by
@@ -196,7 +197,9 @@ def evidence_row(model: nn.Module, faces: np.ndarray, targets, variant: CamVaria
     untrained one comes from what the model learnt, not from the image's edges alone.
     """
     maps = compute_cam(model, faces, targets=targets, **variant.options)
-    curve = deletion_curve(model, faces, maps, steps=steps)
+    # The curve follows the class the maps were made for: a map of the true class judged by the
+    # confidence in the predicted one would score a wrong prediction's map against another class.
+    curve = deletion_curve(model, faces, maps, steps=steps, targets=targets)
     row = {"deletion_auc": float(deletion_auc(*curve).mean())}
     if masks is not None:
         grid = tuple(np.shape(faces)[-2:]) if variant.guided else map_grid(model, variant.layer)
