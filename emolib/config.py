@@ -111,7 +111,7 @@ class WebcamDemo(Common):
     live: bool                        # True: camera loop in JupyterLab; False: process a video (headless)
     camera: int | Literal["browser"]  # live: "browser" (the browser's camera) or a camera index on the kernel's machine
     max_seconds: float                # the live loop stops after this long (or the stop button / interrupt)
-    model: str                        # registry name or a checkpoint path (.pt) for the recognizer
+    model: str                        # registry name, a checkpoint path (.pt), or "best": 02-04's best by val accuracy
     detector: str                     # face detector: blazeface (live default) | blazeface_full | ssd | haar
     video_path: str | None            # video file for headless mode; None = a clip made from a real photo
     clip_frames: int                  # frames of the generated clip

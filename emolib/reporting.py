@@ -204,6 +204,31 @@ class Run:
         raise FileNotFoundError(f"no {run}/best.pt under {' or '.join(map(str, roots))}: run {nb} with profile "
                                 f"{self.profile} first (make report NB={nb[:2]} PROFILE={self.profile})")
 
+    def best_trained_checkpoint(self, notebooks=("02_cnn_baseline", "03_transfer_learning", "04_vit_finetune")
+                                ) -> tuple[Path, list[dict]]:
+        """The checkpoint with the highest validation accuracy (``val_acc`` of its saved metrics)
+        among every best.pt the `notebooks` of this profile wrote, and the candidates (best first).
+        Like `trained_checkpoint`, a scratch run falls back to the published checkpoints when it has none."""
+        monitor = "val_acc"
+        from .checkpoint import load_checkpoint
+        roots = [runs.checkpoints_root(self.kind, self.profile)]
+        if self.kind == "scratch":
+            roots.append(runs.checkpoints_root("published", self.profile))
+        for root in roots:
+            found = sorted(p for nb in notebooks for p in (root / nb).glob("*/best.pt"))
+            if found:
+                break
+        if not found:
+            raise FileNotFoundError(f"no checkpoint under {root}/{{{','.join(notebooks)}}}: run notebooks "
+                                    f"02-04 with profile {self.profile} first (make reproduce PROFILE={self.profile})")
+        rows = []
+        for p in found:
+            ckpt = load_checkpoint(p)
+            rows.append({"run": str(p.parent.relative_to(root)), "model": ckpt["model_name"],
+                         monitor: ckpt["metrics"].get(monitor), "checkpoint": p})
+        rows.sort(key=lambda r: (r[monitor] is None, -(r[monitor] or 0.0), r["run"]))
+        return rows[0]["checkpoint"], rows
+
     def write_metrics(self, metrics: dict, headline: dict):
         """Write metrics/<notebook>.json (deterministic) and <notebook>.run.json (timing, date, code).
 

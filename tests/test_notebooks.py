@@ -116,3 +116,18 @@ def test_one_setup_call_then_the_report_header(nb):
     assert sources[header_at].rstrip().endswith("run"), "the header cell ends by displaying the run header"
     assert not any("config.validate(" in s for s in sources), f"{nb}: the setup call validates"
     assert any("run.write_metrics(" in s for s in sources), f"{nb} writes no metrics JSON"
+
+
+@pytest.mark.parametrize("nb", ["05_error_analysis", "06_webcam_demo"])
+def test_models_go_to_the_profiles_device(nb):
+    """`device` is a parameter of every notebook; the evaluating ones must use it too."""
+    code = "\n".join(c.source for c in _code_cells(_read(nb)) if "parameters" not in c.metadata.get("tags", []))
+    assert "resolve_device(cfg.device)" in code
+
+
+def test_pretrained_models_keep_their_own_outputs_on_a_class_subset():
+    """05 scores a pretrained emotion model through its own seven outputs restricted to the data's
+    classes, never through a freshly initialized head sized for the data."""
+    code = "\n".join(c.source for c in _code_cells(_read("05_error_analysis")))
+    assert "restrict_classes(" in code
+    assert "pretrained=True" not in code
