@@ -14,7 +14,7 @@ EMOLIB_BATCH := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 endif
 export EMOLIB_BATCH
 
-.PHONY: help setup lock git-filter test test-fast lab bench clean reproduce report index FORCE
+.PHONY: help setup lock git-filter test test-fast lab bench clean reproduce report index dry-run FORCE
 
 help: ## list the targets
 	@# Colour only on a terminal: `make | less` and CI logs get plain text (NO_COLOR=1 turns it off too).
@@ -74,6 +74,9 @@ report: ## rerun one notebook now, e.g. `make report NB=03` (PROFILE=quick), the
 	@test -n "$(NB)" || { echo "usage: make report NB=03 [PROFILE=quick]"; exit 2; }
 	$(PY) -m emolib.reproduce run $(NB) --profile $(PROFILE)
 	$(PY) -m emolib.reproduce index
+
+dry-run: ## every notebook of PROFILE, training/evaluation capped to a few batches (CPU, minutes) -> reports/dry-run/PROFILE/
+	$(PY) -m emolib.reproduce dry-run --profile $(PROFILE)
 
 index: ## rebuild reports/index.html from the reports present
 	$(PY) -m emolib.reproduce index

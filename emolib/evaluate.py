@@ -18,6 +18,7 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
                              roc_curve, top_k_accuracy_score)
 from torch import nn
 
+from . import dryrun
 from .data.arrays import FaceArrays
 from .runtime import amp_dtype, autocast, module_device, resolve_device
 
@@ -42,7 +43,7 @@ def run_batches(model: nn.Module, loader, device=None, *, forward=None, amp: boo
     outputs, labels = [], []
     try:
         with torch.inference_mode(), autocast(device, amp_dtype(device, amp)):
-            for x, y in loader:
+            for x, y in dryrun.capped(loader):      # a dry run: the first few batches only
                 outputs.append(forward(x.to(device, non_blocking=True)).float().cpu())
                 labels.append(y.cpu())
     finally:

@@ -3,6 +3,7 @@
     python -m emolib.reproduce run 03 --profile quick     # papermill -> HTML -> reports/
     python -m emolib.reproduce params 03 --profile quick --out reports/.params/03_transfer_learning.yaml
     python -m emolib.reproduce index                      # reports/index.html
+    python -m emolib.reproduce dry-run --profile fer2013  # every notebook capped -> reports/dry-run/fer2013/
 
 `run` validates the profile's section for the notebook (unknown keys and wrong types stop it before
 a kernel starts), executes the notebook with papermill (kernel ``emolib``, working directory
@@ -12,6 +13,11 @@ staging folder (``reports/.staging/<notebook>/``), so a failed run leaves the pr
 place. On failure it prints the notebook's name and the failing cell and exits non-zero; the
 executed notebook, error included, stays in the staging folder.
 
+`dry-run` runs every notebook of a profile with training, evaluation and Grad-CAM capped to a few
+batches (`emolib.dryrun`), into ``<reports>/dry-run/<profile>/`` and ``<models>/dry-run/<profile>/``:
+every code path of the profile on a CPU in minutes, each report opening with a banner that says so
+and lists what was substituted (only ImageNet weights absent from disk: a random initialization).
+
 `params` writes the profile's section for one notebook to a file, touching it only when the
 content changed: make uses these files as prerequisites, so a notebook reruns when its own
 section (or the profile) changed, and not when another notebook's section did.
@@ -19,6 +25,7 @@ section (or the profile) changed, and not when another notebook's section did.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -27,9 +34,9 @@ from pathlib import Path
 
 import yaml
 
-from . import paths, publish
+from . import dryrun, paths, publish, runs
 from .atomic import write_text
-from .config import ConfigError, notebook_name, resolve
+from .config import NOTEBOOKS, ConfigError, notebook_name, profile_path, resolve
 from .dashboard import build_index
 from .reporting import replace_tree
 from .runs import KIND_ENV, STAGING_ENV
@@ -54,13 +61,13 @@ class NotebookFailed(RuntimeError):
     """A notebook raised in one of its cells; the message names the notebook and the cell."""
 
 
-def params_stamp(nb: str) -> Path:
-    """reports/.params/<nb>.yaml: the profile section the current report was (or is about to be) made from."""
-    return paths.reports_dir() / ".params" / f"{nb}.yaml"
+def params_stamp(nb: str, root: Path | None = None) -> Path:
+    """<root>/.params/<nb>.yaml: the profile section the current report was (or is about to be) made from."""
+    return (root or paths.reports_dir()) / ".params" / f"{nb}.yaml"
 
 
-def staging_dir(nb: str) -> Path:
-    return paths.reports_dir() / ".staging" / nb
+def staging_dir(nb: str, root: Path | None = None) -> Path:
+    return (root or paths.reports_dir()) / ".staging" / nb
 
 
 def _failure_message(nb: str, err, executed: Path) -> str:
@@ -70,38 +77,49 @@ def _failure_message(nb: str, err, executed: Path) -> str:
             f"The previous report stays in place; the executed notebook with the full traceback is {executed}")
 
 
-def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None = None, log_output: bool = False) -> Path:
-    """Execute one notebook for `profile` and publish its report; returns reports/html/<nb>.html."""
+def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None = None, log_output: bool = False,
+                 caps: dryrun.Caps | None = None) -> Path:
+    """Execute one notebook for `profile` and publish its report; returns <root>/html/<nb>.html.
+
+    `caps`: a dry run (`dry_run`): the kind of run is ``dry-run`` (its own reports and checkpoints
+    roots), the kernel gets the caps in ``EMOLIB_DRY_RUN``, the sample-count parameters are capped
+    through ``overrides``, and the report opens with the dry-run banner."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
     from papermill.exceptions import PapermillExecutionError
 
     nb = notebook_name(notebook)
-    parameters = resolve(nb, profile)           # complete and checked before a kernel starts
+    kind = "published" if caps is None else "dry-run"
+    overrides = {} if caps is None else dryrun.cap_overrides(nb, resolve(nb, profile), caps)
+    parameters = resolve(nb, profile, overrides)     # complete and checked before a kernel starts
+    root = runs.reports_root(kind, profile_path(profile).stem)
     source = paths.notebooks_dir() / f"{nb}.ipynb"
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist")
-    stage = staging_dir(nb)
+    stage = staging_dir(nb, root)
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
     executed = stage / f"{nb}.ipynb"
 
-    # The kernel inherits these: figures and metrics go to staging, checkpoints to the published root,
-    # progress bars stay off.
-    kernel_env = {STAGING_ENV: str(stage), KIND_ENV: "published", **HEADLESS_ENV}
-    old_env = {var: os.environ.get(var) for var in kernel_env}
+    # The kernel inherits these: figures and metrics go to staging, checkpoints to the kind's root,
+    # progress bars stay off, a dry run's caps reach the training and evaluation loops.
+    kernel_env = {STAGING_ENV: str(stage), KIND_ENV: kind, **HEADLESS_ENV,
+                  **({dryrun.ENV: caps.to_json()} if caps is not None else {})}
+    old_env = {var: os.environ.get(var) for var in {**kernel_env, dryrun.ENV: None}}
     os.environ.update(kernel_env)
+    if caps is None:
+        os.environ.pop(dryrun.ENV, None)       # a real run is never capped, whatever the shell holds
     t0 = time.perf_counter()
     try:
         # The notebook reads its section itself (emolib.session); the runner names the profile and
         # clears any overrides a committed parameters cell might hold: a published report is the profile.
-        papermill.execute_notebook(str(source), str(executed), parameters={"profile": str(profile), "overrides": {}},
+        papermill.execute_notebook(str(source), str(executed), parameters={"profile": str(profile), "overrides": overrides},
                                    kernel_name=KERNEL, cwd=str(paths.notebooks_dir()), progress_bar=False,
                                    log_output=log_output, execution_timeout=timeout, config=kernel_config())
     except PapermillExecutionError as err:
-        raise NotebookFailed(_failure_message(nb, err, executed)) from None
+        raise NotebookFailed(("DRY RUN: " if caps else "") + _failure_message(nb, err, executed)) from None
     finally:
         for var, value in old_env.items():
             if value is None:
@@ -110,26 +128,63 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
                 os.environ[var] = value
     seconds = time.perf_counter() - t0
 
+    book = nbformat.read(executed, as_version=4)
+    if caps is not None:
+        _mark_dry_run(book, stage, nb, profile, caps)
     exporter = HTMLExporter()                # outputs' images are embedded as data: URIs
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4),
-                                          resources={"metadata": {"name": nb}})
+    body, _ = exporter.from_notebook_node(book, resources={"metadata": {"name": nb}})
     staged_html = stage / "html" / f"{nb}.html"
     staged_html.parent.mkdir(parents=True)
     staged_html.write_text(body, encoding="utf-8")
 
     # Record what this report is made from (make's prerequisite), before the HTML lands so the HTML is
     # newer: `make report NB=.. PROFILE=..` then `make reproduce` with another profile reruns the notebook.
-    write_params(nb, profile, params_stamp(nb))
-    _publish(nb, stage)
-    publish.record(nb, profile, "published", paths.reports_dir())   # what the index trusts
-    print(f"{nb}: ran in {seconds:.1f} s (profile {parameters['profile']}) -> "
-          f"{paths.reports_dir() / 'html' / f'{nb}.html'}")
-    return paths.reports_dir() / "html" / f"{nb}.html"
+    write_params(nb, profile, params_stamp(nb, root))
+    _publish(nb, stage, root)
+    publish.record(nb, profile, kind, root)   # what the index trusts
+    print(f"{nb}: ran in {seconds:.1f} s ({'DRY RUN of ' if caps else ''}profile {parameters['profile']}) -> "
+          f"{root / 'html' / f'{nb}.html'}")
+    return root / "html" / f"{nb}.html"
 
 
-def _publish(nb: str, stage: Path) -> None:
-    """Move the staged outputs into reports/: figures and metrics first, the HTML last."""
-    root = paths.reports_dir()
+def _mark_dry_run(book, stage: Path, nb: str, profile: str, caps: dryrun.Caps) -> None:
+    """The dry-run banner as the report's first cell; the caps and substitutions in its metrics."""
+    import nbformat
+    substituted = dryrun.substitutions(stage)
+    cell = nbformat.v4.new_markdown_cell(dryrun.banner(profile_path(profile).stem, caps, substituted))
+    cell["id"] = "dry-run-banner"
+    book.cells.insert(0, cell)
+    metrics = stage / "metrics" / f"{nb}.json"
+    if metrics.exists():
+        m = json.loads(metrics.read_text())
+        m["dry_run"] = {"caps": json.loads(caps.to_json()), "substituted": substituted}
+        metrics.write_text(json.dumps(m, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def dry_run(profile: str, notebooks=NOTEBOOKS, caps: dryrun.Caps | None = None, *, log_output: bool = False) -> Path:
+    """Every notebook of `profile`, in order, with training, evaluation and Grad-CAM capped
+    (`emolib.dryrun`), into the dry-run roots (``<reports>/dry-run/<profile>/``,
+    ``<models>/dry-run/<profile>/``: the real reports and checkpoints are never touched); the data are
+    read as the real run reads them. Returns its index.html; a failing notebook raises NotebookFailed."""
+    caps = caps or dryrun.Caps()
+    name = profile_path(profile).stem
+    root = runs.reports_root("dry-run", name)
+    t0 = time.perf_counter()
+    substituted = []
+    for nb in map(notebook_name, notebooks):
+        run_notebook(nb, profile, caps=caps, log_output=log_output)
+        metrics = root / "metrics" / f"{nb}.json"
+        m = json.loads(metrics.read_text()) if metrics.exists() else {}
+        substituted += [f"{nb}: {line}" for line in m.get("dry_run", {}).get("substituted", [])]
+    index = build_index(root)
+    write_text(index, index.read_text().replace("<body>", "<body>" + dryrun.banner(name, caps, substituted), 1))
+    print(f"DRY RUN of profile {name}: {len(notebooks)} notebooks in {time.perf_counter() - t0:.0f} s -> {index}")
+    return index
+
+
+def _publish(nb: str, stage: Path, root: Path | None = None) -> None:
+    """Move the staged outputs into the reports root: figures and metrics first, the HTML last."""
+    root = root or paths.reports_dir()
     figures = stage / "figures" / nb
     if figures.is_dir():
         replace_tree(figures, root / "figures" / nb)
@@ -170,10 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     p_params.add_argument("--out", required=True, type=Path)
     p_index = sub.add_parser("index", help="rebuild reports/index.html")
     p_index.add_argument("--root", type=Path, default=None, help="another reports root (e.g. a dry run's)")
+    p_dry = sub.add_parser("dry-run", help="every notebook, training/evaluation capped -> <reports>/dry-run/<profile>/")
+    p_dry.add_argument("--profile", default="quick")
+    p_dry.add_argument("--log-output", action="store_true", help="echo the notebooks' output while they run")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             run_notebook(args.notebook, args.profile, timeout=args.timeout, log_output=args.log_output)
+        elif args.command == "dry-run":
+            dry_run(args.profile, log_output=args.log_output)
         elif args.command == "params":
             write_params(args.notebook, args.profile, args.out)
         else:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch import nn
 
-from . import ddp, progress, runtime
+from . import ddp, dryrun, progress, runtime
 from .evaluate import run_batches
 from .models.spec import stamp_framing
 from .settings import TrainConfig
@@ -135,7 +136,9 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
     dtype = runtime.amp_dtype(device, cfg.amp)
     channels_last = cfg.channels_last and device.type == "cuda"
     loss_sum, correct, seen, lr = 0.0, 0, 0, optimizer.param_groups[0]["lr"]
-    bar = progress.bar(loader, show=cfg.progress and runtime.is_main(), desc=desc, leave=False, dynamic_ncols=True)
+    # a dry run: a few batches (emolib.dryrun)
+    bar = progress.bar(dryrun.capped(loader), total=dryrun.capped_len(len(loader)),
+                       show=cfg.progress and runtime.is_main(), desc=desc, leave=False, dynamic_ncols=True)
     for x, y in bar:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:   # NHWC convolutions are faster on tensor cores (CUDA only)
@@ -175,6 +178,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
     the history after every epoch (live plots); an exception from it, KeyboardInterrupt included,
     ends the run with last.pt holding the last completed epoch.
     """
+    cfg = replace(cfg, epochs=dryrun.cap_epochs(cfg.epochs))   # a dry run trains 2 epochs at most
     device = runtime.resolve_device(cfg.device)
     classes = list(classes if classes is not None else train_loader.classes)
     stamp_framing(model, train_loader)     # the checkpoint crops photos as its training faces were framed
@@ -187,7 +191,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
             model.to(memory_format=torch.channels_last)
         train_loader, val_loader = ddp.shard(train_loader), ddp.shard(val_loader)
         optimizer = build_optimizer(model, cfg, param_groups)
-        scheduler = build_scheduler(optimizer, cfg, len(train_loader))
+        scheduler = build_scheduler(optimizer, cfg, dryrun.capped_len(len(train_loader)))
         per_batch = scheduler_steps_per_batch(cfg)
         criterion = build_criterion(cfg, train_loader, device)
         # Only fp16 needs loss scaling; bf16 has float32's exponent range.

@@ -88,3 +88,39 @@ def canonical_order(arrays: FaceArrays) -> np.ndarray:
     because fixture file names carry the CSV row number and folders are read in natural name order."""
     split_idx = np.array([("train", "val", "test").index(s) for s in arrays.splits])
     return np.lexsort((arrays.labels, split_idx))
+
+
+# ------------------------------------------------------------------------------ full size
+
+# The real FER2013's class counts per Usage (angry, disgust, fear, happy, sad, surprise, neutral).
+FER2013_COUNTS = {"Training": (3995, 436, 4097, 7215, 4830, 3171, 4965),
+                  "PublicTest": (467, 56, 496, 895, 653, 415, 607),
+                  "PrivateTest": (491, 55, 528, 879, 594, 416, 626)}
+FER2013_BLANK_TRAINING = 13
+
+
+def write_full_size_fer2013(path: Path, seed: int = 0) -> Path:
+    """A fer2013.csv as the Kaggle release lays it out: 35,887 rows (Training 28,709, PublicTest 3,589,
+    PrivateTest 3,589, in that order), the real per-split class counts, 13 blank Training images.
+
+    The faces are the synthetic source's, drawn per class (so a model could learn them), each used once."""
+    from emolib.data import synthetic
+    pool = synthetic.generate(40_000, seed=seed)
+    by_class = [list(np.flatnonzero(pool.labels == c)) for c in range(len(EMOTIONS))]
+    rng = np.random.default_rng(seed)
+    rows, usages = [], []
+    for usage, counts in FER2013_COUNTS.items():
+        block = [(c, by_class[c].pop()) for c, k in enumerate(counts) for _ in range(k)]
+        rows += [block[i] for i in rng.permutation(len(block))]
+        usages += [usage] * len(block)
+    labels = np.array([c for c, _ in rows])
+    images = pool.images[[i for _, i in rows]]
+    images[rng.choice(sum(FER2013_COUNTS["Training"]),
+                      FER2013_BLANK_TRAINING, replace=False)] = 0
+    token = [str(v) for v in range(256)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        f.write("emotion,pixels,Usage\n")
+        for img, label, usage in zip(images.reshape(len(images), -1).tolist(), labels, usages):
+            f.write(f"{label},{' '.join([token[v] for v in img])},{usage}\n")
+    return path

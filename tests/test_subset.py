@@ -17,7 +17,7 @@ def _faces(n=6):
 def test_restricted_probabilities_are_the_seven_renormalized(name):
     torch.manual_seed(0)
     full = models.create(name, pretrained=name == "fer2013-mini-xception").eval()
-    from emolib.data.dataset import to_model_input
+    from emolib.models.preprocess import to_model_input
     x = to_model_input(torch.from_numpy(_faces()), full.spec)
     with torch.no_grad():
         p7 = full(x).softmax(1)
