@@ -61,9 +61,14 @@ class _Pickled:        # a class instance: what a weights_only load must refuse
 
 
 def write_bad_checkpoints(d: Path) -> dict[str, str]:
-    """Bad --model checkpoint files in `d` -> a word their error must contain."""
+    """Bad --model files (checkpoints and ONNX) in `d` -> a word their error must contain."""
     (d / "garbage.pt").write_bytes(os.urandom(4096))
     torch.save(torch.nn.Linear(2, 2).state_dict(), d / "bare.pt")
     torch.save({"format": "emolib-checkpoint", "payload": _Pickled()}, d / "pickled.pt")
+    (d / "garbage.onnx").write_bytes(b"garbage" * 50)
+    torch.onnx.export(torch.nn.Linear(4, 2).eval(), (torch.zeros(1, 4),), str(d / "plain.onnx"), dynamo=True,
+                      external_data=False, verbose=False)          # ONNX, but not an emolib export
     return {"garbage.pt": "not a readable emolib checkpoint", "bare.pt": "bare state_dict",
-            "pickled.pt": "not a readable emolib checkpoint", "missing.pt": "does not exist"}
+            "pickled.pt": "not a readable emolib checkpoint", "missing.pt": "does not exist",
+            "garbage.onnx": "not a readable ONNX model", "plain.onnx": "not an emolib export",
+            "missing.onnx": "does not exist"}

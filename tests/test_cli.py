@@ -145,6 +145,7 @@ def test_every_command_has_help(command, capsys):
     (["predict", "x.jpg", "--detector", "yolo"], "invalid choice"),
     (["predict", "x.jpg", "--model", "nope"], "unknown model 'nope'"),
     (["predict", "x.jpg", "--model", "cnn_fer"], "no emotion-trained weights"),
+    (["export", "fer2013-mini-xception", "--onnx", "x.txt"], "must end in .onnx"),
     (["video", "x.mp4", "--detect-every", "0"], "at least 1"),
     (["video", "x.mp4", "--out", "x.avi"], ".mp4"),
     (["webcam", "--smooth", "1.5"], "--smooth"),

@@ -91,6 +91,8 @@ def cmd_assets(args) -> int:
 def cmd_export(args) -> int:
     from ..export import ExportError, export_onnx
     from ..recognizer import load_classifier
+    if not args.onnx.lower().endswith(".onnx"):
+        raise UsageError(f"--onnx {args.onnx}: the file name must end in .onnx")
     try:
         model, classes, source = load_classifier(args.model)
     except (ValueError, KeyError, FileNotFoundError) as e:
