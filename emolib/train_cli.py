@@ -100,6 +100,7 @@ def cmd_train(args) -> int:
     from . import config, ddp, reporting, runtime, session
     from .cli import UsageError
     from .experiment import TRAINING_NOTEBOOKS, notebook_metrics, train_notebook
+    from .train_state import ResumeError
 
     try:
         nb = config.notebook_name(args.notebook)
@@ -136,6 +137,8 @@ def cmd_train(args) -> int:
                          f"{t.out_dir / 'best.pt'}")
                 _say(f"metrics: {reporting.output_root(cfg.profile) / 'metrics' / (nb + '.json')}")
             return 0
+        except ResumeError as e:
+            raise UsageError(f"--resume: {e}") from None
         except KeyboardInterrupt:
             print(f"emolib train: interrupted (rank {runtime.rank()}); last.pt holds the last completed epoch: "
                   "rerun with --resume to continue", file=sys.stderr, flush=True)

@@ -16,8 +16,12 @@ from . import ddp, runtime
 from .checkpoint import load_checkpoint, save_checkpoint
 from .settings import TrainConfig
 
-__all__ = ["TrainState", "new_history", "end_of_epoch", "restore_resume_state", "monitor_mode", "improved",
+__all__ = ["ResumeError", "TrainState", "new_history", "end_of_epoch", "restore_resume_state", "monitor_mode", "improved",
            "RESUME_MAY_CHANGE", "HISTORY_KEYS"]
+
+
+class ResumeError(ValueError):
+    """last.pt cannot continue this run (another model, classes or recipe, or another global batch)."""
 
 
 def _plain(v):
@@ -63,10 +67,10 @@ def _read_resume(out_dir: Path, model: nn.Module, cfg: TrainConfig, classes: lis
         return None
     ckpt = load_checkpoint(last_path, expect_classes=classes)
     if ckpt.get("state") is None:
-        raise ValueError(f"{last_path} holds no training state to resume from")
+        raise ResumeError(f"{last_path} holds no training state to resume from")
     name = getattr(model, "model_name", None)
     if name is not None and ckpt["model_name"] != name:
-        raise ValueError(f"{last_path} is a checkpoint of {ckpt['model_name']!r}, not of {name!r}")
+        raise ResumeError(f"{last_path} is a checkpoint of {ckpt['model_name']!r}, not of {name!r}")
     # An exact continuation needs the same recipe; only where/how the run is watched may change, and
     # the split of the global batch over processes (batch_size * processes must stay the same).
     saved, world = ckpt.get("config", {}), runtime.world_size()
@@ -74,11 +78,11 @@ def _read_resume(out_dir: Path, model: nn.Module, cfg: TrainConfig, classes: lis
     changed = sorted(k for k, v in cfg.to_dict().items()
                      if k not in RESUME_MAY_CHANGE | {"batch_size"} and k in saved and saved[k] != _plain(v))
     if changed:
-        raise ValueError(f"cannot resume from {last_path}: the config changed in {changed} "
+        raise ResumeError(f"cannot resume from {last_path}: the config changed in {changed} "
                          f"(saved {[saved[k] for k in changed]}, now {[getattr(cfg, k) for k in changed]}); "
                          "start a new run (another out_dir, or resume=False)")
     if "batch_size" in saved and saved["batch_size"] * saved_world != cfg.batch_size * world:
-        raise ValueError(f"cannot resume from {last_path}: its global batch was {saved_world} process(es) x "
+        raise ResumeError(f"cannot resume from {last_path}: its global batch was {saved_world} process(es) x "
                          f"batch_size {saved['batch_size']}, now {world} x {cfg.batch_size}; keep "
                          "batch_size x processes the same")
     best = load_checkpoint(best_path)["state_dict"] if best_path.exists() else None
