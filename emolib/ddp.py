@@ -24,7 +24,8 @@ from torch import nn
 
 from . import runtime
 
-__all__ = ["ShardedLoader", "shard", "wrap", "all_sum", "all_gather_rows", "broadcast_object", "all_gather_object", "main_first"]
+__all__ = ["ShardedLoader", "shard", "wrap", "all_sum", "all_gather_rows", "broadcast_object", "all_gather_object", "main_first",
+           "sync_buffers"]
 
 
 def _generator(seed: int, epoch: int, rank: int) -> torch.Generator:
@@ -145,3 +146,16 @@ def main_first():
     yield
     if runtime.is_distributed() and runtime.is_main():
         dist.barrier()
+
+
+def sync_buffers(model: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank.
+
+    DDP copies them from rank 0 before each training forward, so after the last step every rank holds
+    its own update; evaluating with those would score each shard with slightly different statistics
+    than the checkpoint rank 0 writes.
+    """
+    if not runtime.is_distributed():
+        return
+    for buf in model.buffers():
+        dist.broadcast(buf, src=0)

@@ -210,6 +210,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
                 record = train_one_epoch(net, train_loader, optimizer, criterion, scaler, cfg, device,
                                          scheduler=scheduler if per_batch else None,
                                          desc=f"epoch {epoch + 1}/{cfg.epochs}")
+                ddp.sync_buffers(model)          # every rank evaluates the weights rank 0 saves
                 val = evaluate_loss(model, val_loader, device, amp=cfg.amp)
                 record.update(val_loss=val["loss"], val_acc=val["acc"], val_macro_f1=val["macro_f1"])
                 metric = record[cfg.monitor]
