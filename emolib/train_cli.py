@@ -113,6 +113,7 @@ def cmd_train(args) -> int:
 
     distributed = runtime.launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1
     out = Path(args.out) if args.out else None
+    previous_staging = None
     with _sigterm_interrupts():
         try:
             if distributed:
@@ -123,6 +124,7 @@ def cmd_train(args) -> int:
                 cfg, data, run = session.setup(nb, args.profile, overrides)
             if out is not None:             # this process's figures and metrics go to DIR (emolib.runs)
                 from .runs import STAGING_ENV
+                previous_staging = os.environ.get(STAGING_ENV)
                 os.environ[STAGING_ENV] = str(out)
             checkpoint_dir = (lambda name: out / name) if out is not None else run.checkpoint_dir
             backend = f", {dist.get_backend()}" if distributed else ""
@@ -152,6 +154,11 @@ def cmd_train(args) -> int:
             return 1
         finally:
             runtime.destroy_distributed()
+            if out is not None:             # main() called in-process (tests, notebooks) leaves no trace
+                from .runs import STAGING_ENV
+                os.environ.pop(STAGING_ENV, None)
+                if previous_staging is not None:
+                    os.environ[STAGING_ENV] = previous_staging
 
 
 def _lost_peer(e: RuntimeError) -> bool:

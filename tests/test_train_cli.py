@@ -1,5 +1,6 @@
 """`emolib train`: overrides validated like a profile, the notebook's code path, interruption and --resume."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -81,3 +82,10 @@ def test_sigterm_leaves_last_pt_and_resume_finishes(tmp_path):
     assert r.returncode == 0, r.stderr
     history = load_checkpoint(last)["state"]["history"]
     assert history["resumed_from_epoch"] == done and history["completed_epochs"] == 6
+
+
+def test_out_leaves_no_environment_behind(tmp_path, monkeypatch):
+    from emolib.runs import STAGING_ENV
+    monkeypatch.delenv(STAGING_ENV, raising=False)
+    assert main(["train", "02", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    assert STAGING_ENV not in os.environ
