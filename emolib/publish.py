@@ -55,10 +55,18 @@ def sources_digest() -> str:
     return h.hexdigest()
 
 
+# The notebooks that train checkpoints: `model: best` (notebook 06 on real data) picks among them.
+TRAINING_NOTEBOOKS = ("02_cnn_baseline", "03_transfer_learning", "04_vit_finetune")
+
+
 def upstream(notebook: str, profile: str) -> list[str]:
-    """The notebooks whose checkpoints this one reads: those named in its `runs` ("<notebook>/<model>")."""
-    runs = resolve(notebook, profile).get("runs") or []
-    return sorted({r.split("/", 1)[0] for r in runs})
+    """The notebooks whose checkpoints this one reads: those named in its `runs` ("<notebook>/<model>"),
+    and every training notebook for ``model: best``."""
+    section = resolve(notebook, profile)
+    found = {r.split("/", 1)[0] for r in section.get("runs") or []}
+    if section.get("model") == "best":
+        found.update(TRAINING_NOTEBOOKS)
+    return sorted(found)
 
 
 def inputs(notebook: str, profile: str, root: Path) -> dict:

@@ -146,3 +146,8 @@ def test_publishing_from_jupyterlab_is_refused_unless_it_is_the_profiles_run(hom
     nbformat.write(book, home / "notebooks" / f"{NB}.ipynb")
     with pytest.raises(publish.PublishRefused, match="differs from the committed one"):
         publish.check_publishable(NB, "smoke", {})
+
+
+def test_upstream_reports_are_the_checkpoints_a_notebook_reads():
+    assert publish.upstream("05", "quick") == ["02_cnn_baseline", "03_transfer_learning", "04_vit_finetune"]
+    assert publish.upstream("02", "quick") == []
