@@ -174,3 +174,31 @@ def test_webcam_loop_shows_frames_and_quits_on_q(clip, recognizer, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(VideoSourceError, match="no display"):
         video.run_webcam(0, recognizer)
+
+
+def test_detecting_ahead_gives_the_plain_loops_results(tmp_path):
+    """process_video with the next frame detected in a worker thread (prefetch) labels every frame exactly as
+    the plain loop does: same boxes, labels, probabilities and track ids."""
+    import cv2
+    from skimage import data
+    from emolib.recognizer import EmotionRecognizer
+    from emolib.video import pan_zoom_frames, process_video, write_video
+    clip = write_video(tmp_path / "c.mp4", pan_zoom_frames(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), 12))
+    recognizer = EmotionRecognizer.live()
+    runs = {}
+    for prefetch in (False, True):
+        seen = []
+        process_video(clip, None, recognizer, prefetch=prefetch,
+                      on_frame=lambda i, img, results: seen.append([(r.box, r.label, r.probs, r.track_id) for r in results]))
+        runs[prefetch] = seen
+    assert len(runs[True]) == 12 and sum(map(len, runs[True])) >= 10
+    assert runs[True] == runs[False]
+
+
+def test_detect_ahead_stops_with_its_consumer():
+    from emolib.prefetch import detect_ahead
+    calls = []
+    gen = detect_ahead(iter(range(100)), lambda f: calls.append(f) or [f])
+    assert [next(gen) for _ in range(3)] == [(0, [0]), (1, [1]), (2, [2])]
+    gen.close()
+    assert calls == [0, 1, 2, 3]                  # one frame read ahead, then nothing more

@@ -100,7 +100,7 @@ def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
     # One face at a time is too little work to split across threads, and spare threads spin and
     # stall when the cores are busy: 1 is the fast choice for this small-batch inference.
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N",
-                   help="torch CPU threads for the classifier (default: 1, fastest for a few faces)")
+                   help="CPU threads for the classifier and for the detector, each (default: 1, fastest for a few faces)")
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
@@ -201,9 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--smooth must be in [0, 1), got {args.smooth}")
     previous_threads = None
     if getattr(args, "threads", None):
+        import cv2
         import torch
-        previous_threads = torch.get_num_threads()
+        # The detector (cv2's DNN) gets the same count: on 2 cores its threads and torch's contend (measured:
+        # detection 2.35 ms on 1 thread, 3.6 ms on 2), while video detects the next frame beside classification.
+        previous_threads = torch.get_num_threads(), cv2.getNumThreads()
         torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     try:
         return args.func(args)
     except UsageError as e:
@@ -222,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         if previous_threads is not None:     # main() called in-process (tests, notebooks) leaves no trace
-            torch.set_num_threads(previous_threads)
+            torch.set_num_threads(previous_threads[0])
+            cv2.setNumThreads(previous_threads[1])
 
 
 if __name__ == "__main__":
