@@ -88,7 +88,11 @@ $(REPORTS)/index.html: $(NOTEBOOKS:%=$(REPORTS)/html/%.html) FORCE
 $(REPORTS)/html/%.html: notebooks/%.ipynb $(REPORTS)/.params/%.yaml $(EMOLIB_SRC)
 	$(PY) -m emolib.reproduce run $* --profile $(PROFILE)
 
-$(REPORTS)/html/05_error_analysis.html: $(patsubst %,$(REPORTS)/html/%.html,02_cnn_baseline 03_transfer_learning 04_vit_finetune)
+TRAINED := $(patsubst %,$(REPORTS)/html/%.html,02_cnn_baseline 03_transfer_learning 04_vit_finetune)
+# 05 analyses the checkpoints of 02-04; 06 demos the best of them where the profile says `model: best`.
+$(REPORTS)/html/05_error_analysis.html $(REPORTS)/html/06_webcam_demo.html: $(TRAINED)
+# 04 shows the recorded recipe study of its profile (emolib.studies).
+$(REPORTS)/html/04_vit_finetune.html: $(wildcard params/studies/$(PROFILE)/04_*.json)
 
 # Always checked, rewritten only when the content changed (make compares mtimes after the recipe).
 $(REPORTS)/.params/%.yaml: FORCE
