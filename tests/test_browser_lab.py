@@ -156,8 +156,16 @@ def _open(browser, lab, notebook: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{lab}/lab/tree/{notebook}?reset&token={TOKEN}")      # reset: only this notebook open
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
+    # On a loaded machine JupyterLab may open the notebook before it has the kernel specs, and then asks which
+    # kernel to start (seen in CI): accept its proposal, the notebook's own `emolib` kernel, as a user would.
+    page.wait_for_function("() => document.querySelector('.jp-Dialog') !== null || document.querySelector("
+                           "'.jp-NotebookPanel:not(.lm-mod-hidden) [data-status=\"idle\"]') !== null", timeout=120_000)
+    if page.query_selector(".jp-Dialog:has-text('Select Kernel')"):
+        proposed = page.eval_on_selector(".jp-Dialog select", "s => s.options[s.selectedIndex].text")
+        assert proposed == "Python (emolib)", f"JupyterLab proposes the kernel {proposed!r}"
+        page.click(".jp-Dialog .jp-mod-accept")
     # The kernel is up when the visible notebook's status indicator says idle.
-    page.wait_for_function("() => document.querySelector("
+    page.wait_for_function("() => document.querySelector('.jp-Dialog') === null && document.querySelector("
                            "'.jp-NotebookPanel:not(.lm-mod-hidden) [data-status=\"idle\"]') !== null", timeout=120_000)
     return page
 
