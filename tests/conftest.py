@@ -17,3 +17,17 @@ def _isolated_roots(tmp_path_factory):
                      ("EMOLIB_MODELS", "models"), ("EMOLIB_REPORTS", "reports")]:
         os.environ[var] = str(root / sub)
     yield root
+
+
+@pytest.fixture
+def scratch_home(tmp_path, monkeypatch):
+    """A copy of notebooks/ and params/ under a temporary EMOLIB_HOME, with its own reports and models roots."""
+    import shutil
+    from emolib import paths
+    home = tmp_path / "home"
+    shutil.copytree(paths.home() / "notebooks", home / "notebooks")
+    shutil.copytree(paths.home() / "params", home / "params")
+    monkeypatch.setenv("EMOLIB_HOME", str(home))
+    monkeypatch.setenv("EMOLIB_REPORTS", str(tmp_path / "reports"))
+    monkeypatch.setenv("EMOLIB_MODELS", str(tmp_path / "models"))
+    return home

@@ -3,7 +3,6 @@ recorded random initialization (only in a dry run), a failure names its notebook
 (slow) `make dry-run` on the quick profile and on a full-size FER2013 CSV, end to end."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -87,17 +86,6 @@ def test_cam_samples_are_capped_through_overrides():
     assert dryrun.cap_overrides("05_error_analysis", {"cam_samples": 500, "gallery_size": 24}, CAPS) == {"cam_samples": 4}
     assert dryrun.cap_overrides("05_error_analysis", {"cam_samples": 3}, CAPS) == {}
     assert dryrun.cap_overrides("02_cnn_baseline", {"cam_samples": 500}, CAPS) == {}
-
-
-@pytest.fixture
-def scratch_home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    shutil.copytree(ROOT / "notebooks", home / "notebooks")
-    shutil.copytree(ROOT / "params", home / "params")
-    monkeypatch.setenv("EMOLIB_HOME", str(home))
-    monkeypatch.setenv("EMOLIB_REPORTS", str(tmp_path / "reports"))
-    monkeypatch.setenv("EMOLIB_MODELS", str(tmp_path / "models"))
-    return home
 
 
 def test_a_failing_dry_run_names_the_notebook_and_cell(scratch_home, capsys):

@@ -144,17 +144,6 @@ def test_a_scratch_run_writes_deterministic_metrics_and_figures_under_scratch(mo
 
 # ------------------------------------------------------------------------------- runner failure
 
-@pytest.fixture
-def scratch_home(tmp_path, monkeypatch):
-    """A copy of notebooks/ and params/ under a temporary EMOLIB_HOME (reports/models/data stay isolated)."""
-    home = tmp_path / "home"
-    shutil.copytree(ROOT / "notebooks", home / "notebooks")
-    shutil.copytree(ROOT / "params", home / "params")
-    monkeypatch.setenv("EMOLIB_HOME", str(home))
-    monkeypatch.setenv("EMOLIB_REPORTS", str(tmp_path / "reports"))
-    return home
-
-
 def test_a_failing_notebook_names_its_cell_and_keeps_the_previous_report(scratch_home, capsys):
     book = nbformat.read(scratch_home / "notebooks" / "01_data_exploration.ipynb", as_version=4)
     at = next(i for i, c in enumerate(book.cells) if "session.setup(" in c.source) + 1

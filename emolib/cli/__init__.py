@@ -173,9 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_args(p)
     p.set_defaults(func=cmd_webcam)
 
-    p = sub.add_parser("models", formatter_class=_Formatter, help="list the registered models",
-                       description="List the registered models: input, pretrained weights and whether they are\n"
-                                   "available offline.",
+    p = sub.add_parser("models", formatter_class=_Formatter, help="list the registered models and the trained checkpoints",
+                       description="List the registered models (input, pretrained weights, offline or not) and the\n"
+                                   "checkpoints trained under the models root (short name for --model, accuracy).",
                        epilog="examples:\n  emolib models\n  emolib models --json")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
     p.set_defaults(func=cmd_models)
