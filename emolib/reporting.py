@@ -17,6 +17,7 @@ run and writes under ``reports/scratch/<profile>/`` and ``models/scratch/<profil
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import json
 import math
 import os
@@ -112,6 +113,14 @@ def _portable(obj):
     return obj
 
 
+def _shown(path: Path) -> str:
+    """A path as a user finds it: relative to the checkout when it is inside it."""
+    try:
+        return str(path.relative_to(paths.home()))
+    except ValueError:
+        return str(path)
+
+
 def _write_json(path: Path, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
@@ -139,8 +148,8 @@ class Run:
             params = "exactly as in the profile"
         where = {"published": "published by the runner (make reproduce)",
                  "dry-run": "DRY RUN: training and evaluation capped, the numbers mean nothing",
-                 "scratch": f"scratch: outputs in {_portable(runs.reports_root('scratch', self.profile))} and "
-                            f"{_portable(runs.checkpoints_root('scratch', self.profile))}; the published reports "
+                 "scratch": f"scratch: outputs in {_shown(runs.reports_root('scratch', self.profile))} and "
+                            f"{_shown(runs.checkpoints_root('scratch', self.profile))}; the published reports "
                             "are untouched"}[self.kind]
         return [f"Profile: {self.profile} (params/{self.profile}.yaml), {params}",
                 f"Run: {where}",
@@ -150,7 +159,9 @@ class Run:
                 f"Date: {self.date}"]
 
     def _repr_markdown_(self) -> str:
-        return "\n".join(f"- **{line.split(':', 1)[0]}**:{line.split(':', 1)[1]}" for line in self.header_lines())
+        # escaped: Markdown would take a `<...>` in a value (an override, a path) for an HTML tag and hide it
+        return "\n".join(f"- **{line.split(':', 1)[0]}**:{html.escape(line.split(':', 1)[1], quote=False)}"
+                         for line in self.header_lines())
 
     def __repr__(self) -> str:
         return "\n".join(self.header_lines())

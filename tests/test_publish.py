@@ -55,7 +55,12 @@ def test_scratch_runs_never_write_the_published_roots(home):
     cfg = session.configure(NB, "smoke", {"train": {"epochs": 2}})
     run = reporting.start(cfg, {"source": "unit-test", "fingerprint": "f00d"})
     assert run.kind == "scratch" and run.overrides == {"train.epochs": 2}
-    assert "overrides train.epochs=2" in run._repr_markdown_()
+    header = run._repr_markdown_()
+    assert "overrides train.epochs=2" in header
+    # the scratch locations are readable in the notebook (a `<reports>` tag would vanish in the rendered Markdown)
+    assert f"outputs in {paths.reports_dir() / 'scratch' / 'smoke'} and " in header, header   # outside the home
+    assert "<" not in header
+    assert reporting._shown(paths.home() / "reports" / "scratch") == "reports/scratch"          # inside it
     assert run.checkpoint_dir("cnn_fer") == paths.models_dir() / "scratch" / "smoke" / NB / "cnn_fer"
     run.write_metrics({"acc": 0.5}, headline={"test_accuracy": 0.5})
     assert (paths.reports_dir() / "scratch" / "smoke" / "metrics" / f"{NB}.json").exists()
