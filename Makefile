@@ -14,7 +14,7 @@ EMOLIB_BATCH := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 endif
 export EMOLIB_BATCH
 
-.PHONY: help setup lock git-filter test test-fast lab bench clean reproduce report index dry-run FORCE
+.PHONY: help setup lock git-filter test test-fast lab bench bench-peers clean reproduce report index dry-run FORCE
 
 help: ## list the targets
 	@# Colour only on a terminal: `make | less` and CI logs get plain text (NO_COLOR=1 turns it off too).
@@ -114,6 +114,16 @@ lab: ## JupyterLab on notebooks/ (kernel `emolib`) at 127.0.0.1:8888 (LAB_IP=0.0
 
 bench: ## speed and memory figures -> reports/bench/bench.json
 	$(PY) -m emolib.bench
+
+# The `fer` package needs TensorFlow, which stays out of .venv: it gets its own environment (about 2 GB).
+PEERS_VENV := .venv-peers
+PEERS_LOCK := emolib/bench/peers-requirements.txt
+bench-peers: ## emolib against the `fer` package (in its own .venv-peers) on the same real photos -> reports/bench/peers.json
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $(PEERS_LOCK)
+	$(PEERS_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps fer==25.10.3
+	$(PY) -m emolib.bench.group_photos >/dev/null
+	$(PY) -m emolib.bench.peers --python $(PEERS_VENV)/bin/python
 
 clean: ## remove generated reports and derived caches (data/raw and assets stay)
 	@# reports/history.jsonl stays: it is the record of past runs, not a report.

@@ -13,6 +13,8 @@ import torch
 from .. import paths
 from .. import bench as bench_pkg
 
+SEPARATE = {"peers"}      # `make bench-peers`: needs its own environment (TensorFlow for the `fer` package)
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m emolib.bench", description=__doc__)
@@ -22,7 +24,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     figures: dict[str, float] = {}
-    names = [m.name for m in pkgutil.iter_modules(bench_pkg.__path__) if not m.name.startswith("_")]
+    names = [m.name for m in pkgutil.iter_modules(bench_pkg.__path__)
+             if not m.name.startswith("_") and m.name not in SEPARATE]
     for name in sorted(names):
         if args.only and name not in args.only:
             continue
