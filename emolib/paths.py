@@ -21,6 +21,14 @@ def home() -> Path:
     return Path.cwd()
 
 
+def shown(path: Path) -> str:
+    """A path as a user finds it: relative to the project root when it is inside it."""
+    try:
+        return str(Path(path).relative_to(home()))
+    except ValueError:
+        return str(path)
+
+
 def _root(var: str, default: Path) -> Path:
     return Path(os.environ[var]).expanduser() if os.environ.get(var) else default
 

@@ -113,14 +113,6 @@ def _portable(obj):
     return obj
 
 
-def _shown(path: Path) -> str:
-    """A path as a user finds it: relative to the checkout when it is inside it."""
-    try:
-        return str(path.relative_to(paths.home()))
-    except ValueError:
-        return str(path)
-
-
 def _write_json(path: Path, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
@@ -148,8 +140,8 @@ class Run:
             params = "exactly as in the profile"
         where = {"published": "published by the runner (make reproduce)",
                  "dry-run": "DRY RUN: training and evaluation capped, the numbers mean nothing",
-                 "scratch": f"scratch: outputs in {_shown(runs.reports_root('scratch', self.profile))} and "
-                            f"{_shown(runs.checkpoints_root('scratch', self.profile))}; the published reports "
+                 "scratch": f"scratch: outputs in {paths.shown(runs.reports_root('scratch', self.profile))} and "
+                            f"{paths.shown(runs.checkpoints_root('scratch', self.profile))}; the published reports "
                             "are untouched"}[self.kind]
         return [f"Profile: {self.profile} (params/{self.profile}.yaml), {params}",
                 f"Run: {where}",

@@ -60,7 +60,7 @@ def test_scratch_runs_never_write_the_published_roots(home):
     # the scratch locations are readable in the notebook (a `<reports>` tag would vanish in the rendered Markdown)
     assert f"outputs in {paths.reports_dir() / 'scratch' / 'smoke'} and " in header, header   # outside the home
     assert "<" not in header
-    assert reporting._shown(paths.home() / "reports" / "scratch") == "reports/scratch"          # inside it
+    assert paths.shown(paths.home() / "reports" / "scratch") == "reports/scratch"          # inside it
     assert run.checkpoint_dir("cnn_fer") == paths.models_dir() / "scratch" / "smoke" / NB / "cnn_fer"
     run.write_metrics({"acc": 0.5}, headline={"test_accuracy": 0.5})
     assert (paths.reports_dir() / "scratch" / "smoke" / "metrics" / f"{NB}.json").exists()
