@@ -54,7 +54,7 @@ def time_emolib(items: list[dict], repeats: int) -> dict:
     """{item: {"ms", "faces": [{"box", "label", "probs"}]}} with emolib's defaults (still, or live for the clip)."""
     import torch
 
-    from ..bench.faces import median_ms
+    from .faces import median_ms
     from ..recognizer import EmotionRecognizer
 
     previous = torch.get_num_threads(), cv2.getNumThreads()
