@@ -10,6 +10,7 @@ import os
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -60,7 +61,7 @@ def read_image(path, *, max_side: int | None = MAX_SIDE) -> np.ndarray:
             raise ImageReadError(path, "not a recognised image format (is it really an image?)") from None
         except (OSError, ValueError, SyntaxError) as e:   # truncated or corrupt data; SyntaxError: broken headers
             raise ImageReadError(path, f"corrupt or truncated image ({e})") from None
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)     # a new contiguous array, faster than numpy's [..., ::-1] copy
 
 
 def _decode(path: Path, max_side: int | None) -> np.ndarray:
@@ -73,7 +74,7 @@ def _decode(path: Path, max_side: int | None) -> np.ndarray:
             if k < 1:
                 img.draft(img.mode, (max(1, int(w * k)), max(1, int(h * k))))
         img.load()
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)      # in place: no copy of an already upright photo
         if max_side and max(img.size) > max_side:
             img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
         return _to_rgb(img)
@@ -92,7 +93,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    return np.asarray(img.convert("RGB"))     # L, 1, P, CMYK, YCbCr, LAB, HSV, RGB
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))     # L, 1, P, CMYK, YCbCr, LAB, HSV, RGB
 
 
 def iter_image_files(paths) -> list[Path | ImageReadError]:

@@ -29,7 +29,7 @@ from .settings import DEVICE_NAME
 __all__ = ["resolve_device", "module_device", "seed_everything", "rank_seed", "rng_state", "set_rng_state",
            "deterministic", "amp_dtype", "autocast", "launched_by_torchrun", "is_distributed", "rank",
            "local_rank", "world_size", "is_main", "init_distributed", "destroy_distributed",
-           "DEFAULT_TIMEOUT_S"]
+           "cpu_threads", "DEFAULT_TIMEOUT_S"]
 
 # How long a collective waits for the other ranks before it fails (init_distributed's default).
 # Long enough for rank 0 to write a checkpoint of a large model between two all-reduces.
@@ -37,6 +37,21 @@ DEFAULT_TIMEOUT_S = 300.0
 
 
 # --------------------------------------------------------------------------------------------- device
+
+@contextmanager
+def cpu_threads(n: int):
+    """torch's and cv2's CPU thread counts both set to `n` inside the block, restored after (emolib.faces.detection
+    has the defaults by use: LIVE_THREADS, still_threads)."""
+    import cv2
+    previous = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous[0])
+        cv2.setNumThreads(previous[1])
+
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """A device name (see the module docstring) -> torch.device; asking for a missing GPU is an error.

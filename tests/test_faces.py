@@ -223,9 +223,33 @@ def test_full_range_anchors_match_mediapipe_layout():
 def test_full_range_outputs_match_the_anchors():
     from emolib.faces import get_detector
     det = get_detector("blazeface_full")
-    det.net.setInput(np.zeros((1, 3, 192, 192), np.float32))
-    scores, boxes = det.net.forward(det.outputs)
+    net = det._net()
+    net.setInput(np.zeros((1, 3, 192, 192), np.float32))
+    scores, boxes = net.forward(det.outputs)
     assert scores.reshape(-1).shape == (2304,) and boxes.reshape(-1, 16).shape == (2304, 16)
+
+
+def test_tiles_side_by_side_find_exactly_what_they_find_one_after_another(astronaut):
+    """A still's views run on as many threads as cv2 has, each thread with its own net: the same faces, to the bit."""
+    import threading
+    from emolib.faces import get_detector
+    half = cv2.resize(astronaut, None, fx=0.5, fy=0.5)
+    photo = np.hstack([astronaut, np.vstack([half, half])])                                         # 768×512
+    photo = cv2.resize(photo, None, fx=2, fy=2)                                                      # tiled
+    det = get_detector("blazeface_full")
+    previous = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        alone = det(photo, min_score=0.6, nms_iou=0.3)
+        cv2.setNumThreads(2)
+        side_by_side = det(photo, min_score=0.6, nms_iou=0.3)
+    finally:
+        cv2.setNumThreads(previous)
+    assert any(t.name.startswith("emolib-blazeface") for t in threading.enumerate())   # the pool ran them
+    assert len(alone) >= 3
+    assert [(f.box, f.score) for f in side_by_side] == [(f.box, f.score) for f in alone]
+    for a, b in zip(alone, side_by_side):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
 
 
 def test_letterbox_and_its_inverse():

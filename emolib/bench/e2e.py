@@ -4,7 +4,7 @@ Frames come from a real photo (skimage's astronaut, scikit-image): a short clip
 panning and zooming over her, JPEG-encoded in memory so every frame is decoded as a camera or a
 file would deliver it. "1face" frames show her alone; "4faces" frames tile four copies (two
 mirrored) on one frame, all classified in one batch. Median milliseconds per frame over the clip.
-The classifier runs with one torch thread, as the CLI does (see `emolib.cli --threads`).
+torch and cv2 get one thread each (LIVE_THREADS), as the CLI's live commands run (see `emolib.cli --threads`).
 Pure detector timings are in emolib/bench/faces.py (detect_ms_640x480_*), not repeated here.
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ import time
 
 import cv2
 import numpy as np
-import torch
 
 DETECTORS = ("blazeface", "ssd", "haar")
 
@@ -68,14 +67,14 @@ def time_pipeline(recognizer, jpegs: list[np.ndarray], expect_faces: int, warmup
 
 
 def run(quick: bool = False) -> dict[str, float]:
+    from ..faces.detection import LIVE_THREADS
     from ..recognizer import EmotionRecognizer
+    from ..runtime import cpu_threads
 
     n = 8 if quick else 40
     clips = {"1face": (encode(clip_1face(n)), 1), "4faces": (encode(clip_4faces(n)), 4)}
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     out: dict[str, float] = {}
-    try:
+    with cpu_threads(LIVE_THREADS):
         for detector in DETECTORS:
             recognizer = EmotionRecognizer(detector=detector).warmup()
             for name, (jpegs, faces) in clips.items():
@@ -85,8 +84,6 @@ def run(quick: bool = False) -> dict[str, float]:
                 if detector == "blazeface":          # where the time goes, for the default pipeline
                     for stage in ("decode", "detect", "classify", "draw"):
                         out[f"e2e_stage_ms_640x480_{name}_blazeface_{stage}"] = t[stage]
-    finally:
-        torch.set_num_threads(previous_threads)
     out["e2e_fps_640x480_1face_blazeface"] = 1000.0 / out["e2e_ms_640x480_1face_blazeface"]
     return out
 

@@ -4,12 +4,13 @@ Live (`e2e_ms_live_640x480_{1face,4faces}`, targets ≤ 6 and ≤ 8 ms): the cli
 (real faces, JPEG-encoded in memory) through the loop `emolib video` / `webcam` run: decode, the live
 detector, then `FramePipeline` (crop, classify, track, smooth, draw), with the next frame decoded and
 detected in a worker thread (`emolib.prefetch`) while this one is classified. Each stage gets one thread
-(torch 1, cv2 1): on 2 cores they then run side by side instead of contending. Figure: wall time / frames,
+(torch 1, cv2 1: LIVE_THREADS): on 2 cores they then run side by side instead of contending. Figure: wall time / frames,
 best of 3 passes over the clip. `e2e_live_prefetch_speedup_*` is the same loop without the worker, ÷.
 
 Still (`e2e_ms_still_1920x1280`): a real group photo (insightface's t1.jpg, 6 faces, resized to 1920×1280
 and JPEG-encoded) through what `emolib predict` does: decode, the still detector (with its tiles), classify
-every face in one batch, draw. Median of the repeats.
+every face in one batch, draw, with `emolib predict`'s threads (every core: the tiles run side by side).
+Median of the repeats.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import time
 
 import cv2
 import numpy as np
-import torch
 
 from .e2e import clip_1face, clip_4faces, encode
 
@@ -67,24 +67,21 @@ def still_ms(recognizer, jpeg: np.ndarray, expect_faces: int, repeats: int) -> f
 
 
 def run(quick: bool = False) -> dict[str, float]:
+    from ..faces.detection import LIVE_THREADS, still_threads
     from ..recognizer import EmotionRecognizer
+    from ..runtime import cpu_threads
     n = 8 if quick else 40
-    previous = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
     out: dict[str, float] = {}
-    try:
+    with cpu_threads(LIVE_THREADS):
         live = EmotionRecognizer.live().warmup()
         for name, clip, faces in (("1face", clip_1face(n), 1), ("4faces", clip_4faces(n), 4)):
             jpegs = encode(clip)
             out[f"e2e_ms_live_640x480_{name}"] = live_ms(live, jpegs, faces, prefetch=True)
             plain = live_ms(live, jpegs, faces, prefetch=False)
             out[f"e2e_live_prefetch_speedup_640x480_{name}"] = plain / out[f"e2e_ms_live_640x480_{name}"]
-        jpeg, faces = still_photo()
+    jpeg, faces = still_photo()
+    with cpu_threads(still_threads()):
         out["e2e_ms_still_1920x1280"] = still_ms(EmotionRecognizer().warmup(), jpeg, faces, 3 if quick else 10)
-    finally:
-        torch.set_num_threads(previous[0])
-        cv2.setNumThreads(previous[1])
     return out
 
 

@@ -6,8 +6,9 @@ Not part of `make bench` or `make test`: `fer` needs TensorFlow, so it lives in 
 
 Each side goes from a file to labels with its own defaults, as a user gets them:
 - emolib: `EmotionRecognizer().recognize_path` (full-range BlazeFace with tiles, the framing of
-  fer2013-mini-xception, PyTorch), one torch and one cv2 thread as `emolib predict` uses; on the 640×480
-  clip `EmotionRecognizer.live()` (short-range BlazeFace), as `emolib webcam` / `video`;
+  fer2013-mini-xception, PyTorch) with `emolib predict`'s threads (every core: the tiles run side by side);
+  on the 640×480 clip `EmotionRecognizer.live()` (short-range BlazeFace) on one thread, as `emolib webcam` /
+  `video` run it;
 - fer: `cv2.imread` + `FER().detect_emotions` (Haar cascade, the quantized TFLite model, TensorFlow's
   own thread count), and `FER(use_tflite=False)` (the Keras weights emolib imports) as a second peer.
 Items: the cached group photos of emolib/bench/group_photos.py (21 faces labelled by eye, with their
@@ -29,6 +30,7 @@ from pathlib import Path
 import cv2
 
 from .. import paths
+from ..faces.detection import LIVE_THREADS, still_threads
 from . import group_photos
 
 PEERS = {"fer": True, "fer_keras": False}     # name -> use_tflite
@@ -52,26 +54,20 @@ def photo_items() -> list[dict]:
 
 def time_emolib(items: list[dict], repeats: int) -> dict:
     """{item: {"ms", "faces": [{"box", "label", "probs"}]}} with emolib's defaults (still, or live for the clip)."""
-    import torch
-
-    from .faces import median_ms
     from ..recognizer import EmotionRecognizer
+    from ..runtime import cpu_threads
+    from .faces import median_ms
 
-    previous = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    try:
-        recognizers = {"group_photos": EmotionRecognizer().warmup(), LIVE: EmotionRecognizer.live().warmup()}
-        out = {}
-        for item in items:
-            recognizer = recognizers[item["set"]]
+    uses = {"group_photos": (EmotionRecognizer().warmup(), still_threads()),
+            LIVE: (EmotionRecognizer.live().warmup(), LIVE_THREADS)}
+    out = {}
+    for item in items:
+        recognizer, threads = uses[item["set"]]
+        with cpu_threads(threads):
             ms = median_ms(lambda: recognizer.recognize_path(item["path"]), repeats, warmup=1)
             out[item["name"]] = {"ms": ms, "faces": [{"box": list(r.box), "label": r.label, "probs": r.probs}
                                                      for r in recognizer.recognize_path(item["path"])]}
-        return out
-    finally:
-        torch.set_num_threads(previous[0])
-        cv2.setNumThreads(previous[1])
+    return out
 
 
 def run_peer(python: str, items: list[dict], repeats: int, folder: Path) -> dict:
@@ -160,7 +156,8 @@ def main(argv=None) -> int:
     report = {"figures": figures,
               "setup": {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                         "photos": [i["name"] for i in photos], "clip_frames": args.frames, "repeats": args.repeats,
-                        "emolib": "EmotionRecognizer() on photos, .live() on the clip; 1 torch + 1 cv2 thread",
+                        "emolib": f"EmotionRecognizer() on photos ({still_threads()} threads), .live() on the clip "
+                                  f"({LIVE_THREADS})",
                         "peer": peer["versions"]},
               "per_file": {"emolib": ours, **peer["results"]}}
     out = args.out or paths.reports_dir() / "bench" / "peers.json"

@@ -9,12 +9,13 @@ processed), 2 for usage errors (bad options, unknown model or detector).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 # The detectors, fallbacks and defaults by use are emolib.faces' own (importing it loads no model).
 from ..faces.detection import DETECTORS as _DETECTORS
-from ..faces.detection import FALLBACKS, LIVE_DETECTOR, STILL_DETECTOR
+from ..faces.detection import FALLBACKS, LIVE_DETECTOR, LIVE_THREADS, STILL_DETECTOR, still_threads
 from ..labels import EMOTIONS
 from .common import UsageError, _err, _recognizer
 from .model_commands import cmd_assets, cmd_export, cmd_models
@@ -97,10 +98,10 @@ def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
     p.add_argument("--detector", "-d", default=default, choices=DETECTORS,
                    help=f"face detector (default: {default}; " + ("blazeface_full finds smaller faces, slower)" if live
                         else "blazeface is the fast selfie-range one, for video)"))
-    # One face at a time is too little work to split across threads, and spare threads spin and
-    # stall when the cores are busy: 1 is the fast choice for this small-batch inference.
-    p.add_argument("--threads", type=_positive_int, default=1, metavar="N",
-                   help="CPU threads for the classifier and for the detector, each (default: 1, fastest for a few faces)")
+    threads = LIVE_THREADS if live else still_threads()
+    p.add_argument("--threads", type=_positive_int, default=threads, metavar="N",
+                   help=f"CPU threads for the classifier and for the detector, each (default: {threads}: " +
+                        ("1 is fastest for a few faces a frame)" if live else "every core: the detector runs a photo's tiles side by side)"))
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
@@ -194,22 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _cpu_threads(n: int):
+    from ..runtime import cpu_threads       # imports torch: only once a command runs
+    return cpu_threads(n)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not 0 <= getattr(args, "smooth", 0.0) < 1:
         parser.error(f"--smooth must be in [0, 1), got {args.smooth}")
-    previous_threads = None
-    if getattr(args, "threads", None):
-        import cv2
-        import torch
-        # The detector (cv2's DNN) gets the same count: on 2 cores its threads and torch's contend (measured:
-        # detection 2.35 ms on 1 thread, 3.6 ms on 2), while video detects the next frame beside classification.
-        previous_threads = torch.get_num_threads(), cv2.getNumThreads()
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+    # The detector (cv2's DNN) gets the classifier's count: on 2 cores more threads than that contend (measured:
+    # live detection 2.35 ms on 1 thread, 3.6 ms on 2), while video detects the next frame beside classification.
+    # In-process callers (tests, notebooks) get their thread counts back.
+    threads = getattr(args, "threads", None)
     try:
-        return args.func(args)
+        with _cpu_threads(threads) if threads else contextlib.nullcontext():
+            return args.func(args)
     except UsageError as e:
         parser.exit(2, f"{parser.prog} {args.command}: error: {e}\n")
     except RuntimeError as e:
@@ -224,10 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:                  # `emolib predict ... | head`
         sys.stderr.close()
         return 0
-    finally:
-        if previous_threads is not None:     # main() called in-process (tests, notebooks) leaves no trace
-            torch.set_num_threads(previous_threads[0])
-            cv2.setNumThreads(previous_threads[1])
 
 
 if __name__ == "__main__":

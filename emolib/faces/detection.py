@@ -6,6 +6,7 @@ Each detector is a small class in its own module with ``__call__(image_bgr, min_
 from __future__ import annotations
 
 import importlib
+import os
 from functools import lru_cache
 
 import cv2
@@ -29,6 +30,15 @@ FALLBACKS = ("none", "whole", "center")
 # a face at arm's length from the camera.
 STILL_DETECTOR = "blazeface_full"
 LIVE_DETECTOR = "blazeface"
+# CPU threads by use, torch's and cv2's each (emolib.runtime.cpu_threads; `emolib --threads N` overrides). A video
+# frame: 1, as its one face is too little work to split and on 2 cores spare threads stall the stages that run side
+# by side (emolib.prefetch). A still photo: every core, for the detector's tiles run one per thread (blazeface.py).
+LIVE_THREADS = 1
+
+
+def still_threads() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def list_detectors() -> list[str]:
