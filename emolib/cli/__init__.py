@@ -100,8 +100,8 @@ def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
                         else "blazeface is the fast selfie-range one, for video)"))
     threads = LIVE_THREADS if live else still_threads()
     p.add_argument("--threads", type=_positive_int, default=threads, metavar="N",
-                   help=f"CPU threads for the classifier and for the detector, each (default: {threads}: " +
-                        ("1 is fastest for a few faces a frame)" if live else "every core: the detector runs a photo's tiles side by side)"))
+                   help=f"CPU threads for the classifier and for the detector, each (default: {threads}, " +
+                        ("fastest for a few faces a frame)" if live else "every core: a photo's tiles run side by side)"))
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
