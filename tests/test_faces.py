@@ -223,9 +223,7 @@ def test_full_range_anchors_match_mediapipe_layout():
 def test_full_range_outputs_match_the_anchors():
     from emolib.faces import get_detector
     det = get_detector("blazeface_full")
-    net = det._net()
-    net.setInput(np.zeros((1, 3, 192, 192), np.float32))
-    scores, boxes = net.forward(det.outputs)
+    scores, boxes = det.nets(np.zeros((192, 192, 3), np.uint8))
     assert scores.reshape(-1).shape == (2304,) and boxes.reshape(-1, 16).shape == (2304, 16)
 
 
@@ -250,6 +248,39 @@ def test_tiles_side_by_side_find_exactly_what_they_find_one_after_another(astron
     assert [(f.box, f.score) for f in side_by_side] == [(f.box, f.score) for f in alone]
     for a, b in zip(alone, side_by_side):
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
+
+
+@pytest.mark.parametrize("name", ["blazeface", "blazeface_full"])
+def test_litert_and_opencv_find_the_same_faces(astronaut, name):
+    """LiteRT is the default runtime where it is installed (it is a dependency); cv2.dnn runs the same model."""
+    from emolib.faces import get_detector
+    from emolib.faces.tflite import default_runtime
+    assert default_runtime() == "litert" and get_detector(name).runtime == "litert"
+    half = cv2.resize(astronaut, None, fx=0.5, fy=0.5)
+    for image in (astronaut, np.hstack([astronaut, np.vstack([half, half])])):
+        a = get_detector(name, runtime="litert")(image, min_score=0.5, nms_iou=0.3)
+        b = get_detector(name, runtime="opencv")(image, min_score=0.5, nms_iou=0.3)
+        assert len(a) == len(b) >= 1
+        np.testing.assert_allclose([f.box for f in a], [f.box for f in b], atol=0.5)
+        np.testing.assert_allclose([f.score for f in a], [f.score for f in b], atol=1e-3)
+        np.testing.assert_allclose(np.stack([f.keypoints for f in a]), np.stack([f.keypoints for f in b]), atol=0.5)
+
+
+def test_an_unknown_runtime_is_named():
+    from emolib.faces import get_detector
+    with pytest.raises(ValueError, match="litert, opencv"):
+        get_detector("blazeface", runtime="onnx")
+
+
+def test_litert_keeps_its_banner_off_the_terminal(capfd):
+    """LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr for every interpreter."""
+    from emolib import assets
+    from emolib.faces.tflite import NetPool
+    pool = NetPool(str(assets.resolve("face_detection_short_range.tflite")), ["classificators", "regressors"], "litert")
+    pool.reserve(2)
+    scores, boxes = pool(np.zeros((128, 128, 3), np.uint8))
+    assert scores.size == 896 and boxes.size == 896 * 16
+    assert capfd.readouterr().err == ""
 
 
 def test_letterbox_and_its_inverse():

@@ -1,5 +1,5 @@
-"""MediaPipe BlazeFace (short range 128×128, full range 192×192 TFLite) run through cv2.dnn; anchors and
-decoding are ours.
+"""MediaPipe BlazeFace (short range 128×128, full range 192×192 TFLite), run by LiteRT or cv2.dnn
+(emolib.faces.tflite); anchors and decoding are ours.
 
 - short range ("blazeface"): selfie distance, faces that fill a good part of the frame (roughly > 1/10 of
   the image's longer side after letterboxing to a square). Fast: the live default.
@@ -13,7 +13,6 @@ NonMaxSuppressionCalculator options), face_detection_short_range.pbtxt / face_de
 """
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +22,7 @@ import numpy as np
 
 from .. import assets
 from .detection import weighted_nms
+from .tflite import NetPool
 from .types import Face
 
 NUM_KEYPOINTS = 6
@@ -169,30 +169,19 @@ class BlazeFace:
     name = "blazeface"
     model = SHORT_RANGE
 
-    def __init__(self, tiles: int = 1):
-        self._path = str(assets.resolve(self.model.filename))
-        self._nets = threading.local()
-        self._net()                                   # loaded now: a bad file fails here, not in a worker
-        self.outputs = [self.model.scores_output, self.model.boxes_output]
+    def __init__(self, tiles: int = 1, runtime: str | None = None):
+        outputs = [self.model.scores_output, self.model.boxes_output]
+        self.nets = NetPool(str(assets.resolve(self.model.filename)), outputs, runtime)
+        self.runtime = self.nets.runtime              # "litert" or "opencv" (emolib.faces.tflite)
         self.size = self.model.anchors["input_size"]
         self.anchors = ssd_anchors(**self.model.anchors)
         self.tiles = tiles
-
-    def _net(self):
-        """This thread's copy of the network: a cv2.dnn.Net must not run two inputs at once."""
-        if not hasattr(self._nets, "net"):
-            self._nets.net = cv2.dnn.readNetFromTFLite(self._path)
-        return self._nets.net
 
     def _run(self, image_bgr: np.ndarray, view, min_score: float):
         """Scores, boxes (image px), keypoints (image px) above min_score for one square view."""
         n = self.size
         square, gain, offset = letterbox(image_bgr, *view, n)
-        # RGB in [-1, 1]; OpenCV's TFLite importer takes NCHW.
-        blob = cv2.dnn.blobFromImage(square, 1 / 127.5, (n, n), (127.5, 127.5, 127.5), swapRB=True)
-        net = self._net()
-        net.setInput(blob)
-        raw_scores, raw_boxes = net.forward(self.outputs)
+        raw_scores, raw_boxes = self.nets(square)
         logits = np.clip(raw_scores.reshape(-1), -SCORE_CLIP, SCORE_CLIP)
         scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))   # float64: exp(100) overflows float32
         ok = scores >= min_score
@@ -205,10 +194,11 @@ class BlazeFace:
     def __call__(self, image_bgr: np.ndarray, min_score: float, nms_iou: float) -> list[Face]:
         h, w = image_bgr.shape[:2]
         views = tile_views(w, h, self.size, self.tiles)
-        # A tiled still's views are independent: they run side by side, as many as cv2 has threads (so
-        # `--threads` stays the budget). Measured on 2 cores, 7 views of a 1280×886 photo: 31 ms against
-        # 47 ms one after another with cv2's 2 threads inside each, 55 ms with 1.
+        # A tiled still's views are independent: they run side by side, one network instance each, as many as
+        # cv2 has threads (so `--threads` stays the budget). Measured on 2 cores with cv2.dnn, 7 views of a
+        # 1280×886 photo: 31 ms against 47 ms one after another with cv2's 2 threads inside each.
         workers = min(len(views), cv2.getNumThreads())
+        self.nets.reserve(workers)
         run = lambda view: self._run(image_bgr, view, min_score)  # noqa: E731
         found = list(_pool(workers).map(run, views)) if workers > 1 else [run(v) for v in views]
         scores = np.concatenate([f[0] for f in found])
@@ -228,5 +218,5 @@ class BlazeFaceFull(BlazeFace):
     name = "blazeface_full"
     model = FULL_RANGE
 
-    def __init__(self, tiles: int = 3):
-        super().__init__(tiles)
+    def __init__(self, tiles: int = 3, runtime: str | None = None):
+        super().__init__(tiles, runtime)
