@@ -56,13 +56,16 @@ def captured_native_stderr():
     is flushed first so nothing of ours is swallowed.
     """
     lines: list[str] = []
+    fd = 2      # where C libraries write, whatever sys.stderr is (a notebook kernel forwards fd 2 through a pipe)
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):       # no real stderr (e.g. under a notebook kernel)
+        saved = os.dup(fd)
+    except OSError:                                      # no descriptor 2 at all
         yield lines
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), fd)
         try:
