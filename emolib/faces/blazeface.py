@@ -177,8 +177,9 @@ class BlazeFace:
         self.anchors = ssd_anchors(**self.model.anchors)
         self.tiles = tiles
 
-    def _run(self, image_bgr: np.ndarray, view, min_score: float):
-        """Scores, boxes (image px), keypoints (image px) above min_score for one square view."""
+    def _run(self, image_bgr: np.ndarray, view, min_score: float, scale=(1.0, 1.0)):
+        """Scores, boxes, keypoints above min_score for one square view of `image_bgr`, in its pixels times
+        `scale` (x, y): the original photo's pixels when `image_bgr` is a shrunk copy of it."""
         n = self.size
         square, gain, offset = letterbox(image_bgr, *view, n)
         raw_scores, raw_boxes = self.nets(square)
@@ -189,18 +190,28 @@ class BlazeFace:
         boxes = (boxes.reshape(-1, 2, 2) * n * gain + offset).reshape(-1, 4)
         keypoints = keypoints * n * gain + offset
         keep = ~inner_edge(boxes, view, image_bgr.shape[1], image_bgr.shape[0])
-        return scores[ok][keep], boxes[keep], keypoints[keep]
+        sx, sy = scale
+        return scores[ok][keep], boxes[keep] * [sx, sy, sx, sy], keypoints[keep] * [sx, sy]
 
     def __call__(self, image_bgr: np.ndarray, min_score: float, nms_iou: float) -> list[Face]:
         h, w = image_bgr.shape[:2]
         views = tile_views(w, h, self.size, self.tiles)
+        jobs = [(image_bgr, views[0], (1.0, 1.0))]
+        if len(views) > 1:
+            # The tiles share one scale: the photo is shrunk to it once (area averaging), each tile is a crop of
+            # that copy and the whole view a 2× reduction of it, instead of one resize of the photo per view
+            # (a 1280×886 photo's 7 letterboxes: 7.9 ms, now 3.0).
+            k = self.size / views[1][2]
+            small = cv2.resize(image_bgr, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+            scale = (w / small.shape[1], h / small.shape[0])
+            jobs = [(small, tuple(round(v * k) for v in view), scale) for view in views]
         # A tiled still's views are independent: they run side by side, one network instance each, as many as
         # cv2 has threads (so `--threads` stays the budget). Measured on 2 cores with cv2.dnn, 7 views of a
         # 1280×886 photo: 31 ms against 47 ms one after another with cv2's 2 threads inside each.
         workers = min(len(views), cv2.getNumThreads())
         self.nets.reserve(workers)
-        run = lambda view: self._run(image_bgr, view, min_score)  # noqa: E731
-        found = list(_pool(workers).map(run, views)) if workers > 1 else [run(v) for v in views]
+        run = lambda job: self._run(job[0], job[1], min_score, job[2])  # noqa: E731
+        found = list(_pool(workers).map(run, jobs)) if workers > 1 else [run(job) for job in jobs]
         scores = np.concatenate([f[0] for f in found])
         if not len(scores):
             return []
