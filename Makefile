@@ -22,7 +22,7 @@ help: ## list the targets
 	grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk -F ':.*## ' -v on="$$on" -v off="$$off" '{printf "  %s%-12s%s %s\n", on, $$1, off, $$2}'
 
-setup: ## fresh machine: .venv with the locked versions (requirements.lock), emolib editable, kernel `emolib`, git filter, offline assets
+setup: ## fresh machine: .venv with the locked versions (requirements.lock), emolib editable, kernel `emolib`, git filter, offline assets, the default model for ONNX Runtime
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -r $(LOCK)
 	$(PIP) install -q --no-deps -e .
@@ -32,6 +32,7 @@ setup: ## fresh machine: .venv with the locked versions (requirements.lock), emo
 	$(PY) -m ipykernel install --sys-prefix --name emolib --display-name "Python (emolib)" >/dev/null
 	@$(MAKE) --no-print-directory git-filter
 	$(PY) -m emolib.assets
+	$(PY) -m emolib.onnx_cache
 
 # The versions installed in .venv (what the tests ran with) are constraints, so a new dependency is locked
 # at the version that was tested; UPGRADE=1 drops them and takes the newest versions pyproject.toml allows.

@@ -175,7 +175,9 @@ class EmotionRecognizer:
     crop_size: side of the face crop before `to_model_input` resizes it to the model's input
     (default: the model's input size; 48 reproduces the look of 48 px training data exactly).
     backend: "torch", "onnx" (an `emolib export` file run by ONNX Runtime on the CPU; spec and
-    classes from its metadata) or "auto" (onnx for an .onnx file, else torch).
+    classes from its metadata) or "auto": onnx for an .onnx file, and on the CPU for a pretrained model
+    that `make setup` exported (emolib.onnx_cache: the default model, same outputs); else torch.
+    ``backend`` and ``source`` say which runs.
     """
 
     def __init__(self, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, detector: str | None = None, *,
@@ -196,6 +198,8 @@ class EmotionRecognizer:
             self.classes, self.source = self.model.classes, f"onnx {self.model.path}"
         else:
             self.model, self.classes, self.source = load_classifier(model, device, classes)
+            if backend == "auto" and device.type == "cpu" and classes is None:
+                self._use_cached_onnx(model)
         if optimize and self.backend == "torch":   # a copy: a module passed in stays as it was
             from .models.inference import prepare_for_inference
             self.model = prepare_for_inference(self.model)
@@ -204,6 +208,14 @@ class EmotionRecognizer:
         self.device, self.min_score = device, min_score
         self.framing = framing if framing is not None else self.spec.framing
         self.crop_size = int(crop_size or self.spec.input_size)
+
+    def _use_cached_onnx(self, model) -> None:
+        """Run a pretrained model's up-to-date ONNX export, when `make setup` made one (emolib.onnx_cache)."""
+        from . import onnx_cache
+        if isinstance(model, str) and (path := onnx_cache.cached(model, self.model, self.classes)):
+            from .onnx_backend import OnnxClassifier
+            self.model, self.backend = OnnxClassifier(path), "onnx"
+            self.source += f" (ONNX Runtime: {path})"
 
     @classmethod
     def live(cls, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, **kwargs) -> "EmotionRecognizer":

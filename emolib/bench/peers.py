@@ -6,7 +6,7 @@ Not part of `make bench` or `make test`: `fer` needs TensorFlow, so it lives in 
 
 Each side goes from a file to labels with its own defaults, as a user gets them:
 - emolib: `EmotionRecognizer().recognize_path` (full-range BlazeFace with tiles, the framing of
-  fer2013-mini-xception, PyTorch) with `emolib predict`'s threads (every core: the tiles run side by side);
+  fer2013-mini-xception on ONNX Runtime once `make setup` exported it, else PyTorch) with `emolib predict`'s threads (every core: the tiles run side by side);
   on the 640×480 clip `EmotionRecognizer.live()` (short-range BlazeFace) on one thread, as `emolib webcam` /
   `video` run it;
 - fer: `cv2.imread` + `FER().detect_emotions` (Haar cascade, the quantized TFLite model, TensorFlow's
@@ -58,15 +58,15 @@ def time_emolib(items: list[dict], repeats: int) -> dict:
     from ..runtime import cpu_threads
     from .faces import median_ms
 
-    uses = {"group_photos": (EmotionRecognizer().warmup(), still_threads()),
-            LIVE: (EmotionRecognizer.live().warmup(), LIVE_THREADS)}
     out = {}
-    for item in items:
-        recognizer, threads = uses[item["set"]]
+    for item_set, make, threads in (("group_photos", EmotionRecognizer, still_threads()),
+                                    (LIVE, EmotionRecognizer.live, LIVE_THREADS)):
         with cpu_threads(threads):
-            ms = median_ms(lambda: recognizer.recognize_path(item["path"]), repeats, warmup=1)
-            out[item["name"]] = {"ms": ms, "faces": [{"box": list(r.box), "label": r.label, "probs": r.probs}
-                                                     for r in recognizer.recognize_path(item["path"])]}
+            recognizer = make().warmup()      # built under its threads: ONNX Runtime's session keeps them
+            for item in (i for i in items if i["set"] == item_set):
+                ms = median_ms(lambda: recognizer.recognize_path(item["path"]), repeats, warmup=1)
+                out[item["name"]] = {"ms": ms, "faces": [{"box": list(r.box), "label": r.label, "probs": r.probs}
+                                                         for r in recognizer.recognize_path(item["path"])]}
     return out
 
 
@@ -143,6 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=20, help="frames of the 640×480 clip (default 20)")
     ap.add_argument("--out", type=Path, default=None, help="output JSON (default reports/bench/peers.json)")
     args = ap.parse_args(argv)
+    from ..recognizer import EmotionRecognizer
     photos = photo_items()
     if not photos:
         raise SystemExit("no group photos cached: run `.venv/bin/python -m emolib.bench.group_photos` first")
@@ -157,7 +158,7 @@ def main(argv=None) -> int:
               "setup": {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                         "photos": [i["name"] for i in photos], "clip_frames": args.frames, "repeats": args.repeats,
                         "emolib": f"EmotionRecognizer() on photos ({still_threads()} threads), .live() on the clip "
-                                  f"({LIVE_THREADS})",
+                                  f"({LIVE_THREADS}); {EmotionRecognizer().source}",
                         "peer": peer["versions"]},
               "per_file": {"emolib": ours, **peer["results"]}}
     out = args.out or paths.reports_dir() / "bench" / "peers.json"
