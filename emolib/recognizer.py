@@ -211,11 +211,11 @@ class EmotionRecognizer:
 
     def _use_cached_onnx(self, model) -> None:
         """Run a pretrained model's up-to-date ONNX export, when `make setup` made one (emolib.onnx_cache)."""
-        from . import onnx_cache
+        from . import onnx_cache, paths
         if isinstance(model, str) and (path := onnx_cache.cached(model, self.model, self.classes)):
             from .onnx_backend import OnnxClassifier
             self.model, self.backend = OnnxClassifier(path), "onnx"
-            self.source += f" (ONNX Runtime: {path})"
+            self.source += f" (ONNX Runtime: {paths.shown(path)})"
 
     @classmethod
     def live(cls, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, **kwargs) -> "EmotionRecognizer":
