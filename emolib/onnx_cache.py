@@ -1,5 +1,5 @@
 """The default emotion model exported once for ONNX Runtime, which `EmotionRecognizer(backend="auto")` then runs on
-the CPU: 4.6× PyTorch's speed for one face and 1.6× for 64 (`make bench`), with the same probabilities to 1e-4,
+the CPU: about 4× PyTorch's speed for one face and 1.4× for 64 (`make bench`), with the same probabilities to 1e-4,
 checked on real face crops before the file is written (emolib.export). `make setup` exports it
 (`python -m emolib.onnx_cache`).
 
