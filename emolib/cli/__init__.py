@@ -205,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= getattr(args, "smooth", 0.0) < 1:
         parser.error(f"--smooth must be in [0, 1), got {args.smooth}")
-    # The detector (cv2's DNN) gets the classifier's count: on 2 cores more threads than that contend (measured:
-    # live detection 2.35 ms on 1 thread, 3.6 ms on 2), while video detects the next frame beside classification.
+    # torch and cv2 get the same count (cv2's also says how many detector views run side by side): more than
+    # the cores contend, and video detects the next frame beside the classification of this one.
     # In-process callers (tests, notebooks) get their thread counts back.
     threads = getattr(args, "threads", None)
     try:
