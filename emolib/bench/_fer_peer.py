@@ -56,8 +56,8 @@ def main(job_path: str, out_path: str) -> int:
         results[config["name"]] = {item["name"]: time_item(detector, item["path"], job["repeats"])
                                    for item in job["items"]}
     versions = {"fer": fer.__version__, "tensorflow": tf.__version__, "opencv": cv2.__version__,
-                "python": sys.version.split()[0], "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-                "cv2_threads": cv2.getNumThreads()}
+                "python": sys.version.split()[0], "cv2_threads": cv2.getNumThreads(),
+                "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
     with open(out_path, "w") as f:
         json.dump({"versions": versions, "results": results}, f)
     return 0

@@ -5,7 +5,7 @@ real face crops included: its max |Δp| is a figure too) and timed with ONNX Run
 and thread count as the PyTorch figures of `classifier` (prepared model: BatchNorm folded,
 channels-last), in the same run so the ratio compares like with like. The live pipeline
 (`e2e.time_pipeline`: decode, detect with the live detector, crop, classify, draw) runs with both
-backends of the default emotion model, one torch / ORT thread as the CLI does.
+backends of the default emotion model, one torch / ORT / cv2 thread as the CLI's live commands run.
 
 Figures: ``classifier_faces_per_s_bs{1,64}_<model>_onnx``, ``classifier_onnx_vs_torch_bs{1,64}_<model>``
 (ratio > 1: ONNX Runtime is faster), ``export_parity_max_abs_prob_diff_<model>``,
@@ -48,23 +48,20 @@ def _classifier(tmp: Path, window_s: float, repeats: int) -> dict[str, float]:
 
 def _e2e(tmp: Path, quick: bool) -> dict[str, float]:
     from ..export import export_model
-    from ..faces.detection import LIVE_DETECTOR
+    from ..faces.detection import LIVE_DETECTOR, LIVE_THREADS
     from ..recognizer import DEFAULT_MODEL, EmotionRecognizer
+    from ..runtime import cpu_threads
     from .e2e import clip_1face, clip_4faces, encode, time_pipeline
 
     export_model(DEFAULT_MODEL, tmp / "default.onnx")
     n = 8 if quick else 40
     clips = {"1face": (encode(clip_1face(n)), 1), "4faces": (encode(clip_4faces(n)), 4)}
     out = {}
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with cpu_threads(LIVE_THREADS):
         for backend, model in (("torch", DEFAULT_MODEL), ("onnx", str(tmp / "default.onnx"))):
             recognizer = EmotionRecognizer(model, detector=LIVE_DETECTOR, backend=backend).warmup()
             for clip, (jpegs, faces) in clips.items():
                 out[f"e2e_ms_640x480_{clip}_{LIVE_DETECTOR}_{backend}"] = time_pipeline(recognizer, jpegs, faces)["total"]
-    finally:
-        torch.set_num_threads(previous)
     return out
 
 
