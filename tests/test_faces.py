@@ -228,7 +228,8 @@ def test_full_range_outputs_match_the_anchors():
 
 
 def test_tiles_side_by_side_find_exactly_what_they_find_one_after_another(astronaut):
-    """A still's views run on as many threads as cv2 has, each thread with its own net: the same faces, to the bit."""
+    """A still's views run on as many threads as cv2 has, each thread with its own net, and the odd 7th view on one
+    net of both threads: the same faces, to the bit."""
     import threading
     from emolib.faces import get_detector
     half = cv2.resize(astronaut, None, fx=0.5, fy=0.5)
@@ -244,6 +245,7 @@ def test_tiles_side_by_side_find_exactly_what_they_find_one_after_another(astron
     finally:
         cv2.setNumThreads(previous)
     assert any(t.name.startswith("emolib-blazeface") for t in threading.enumerate())   # the pool ran them
+    assert det._pools[2].threads == 2                                                  # and a wider net the last
     assert len(alone) >= 3
     assert [(f.box, f.score) for f in side_by_side] == [(f.box, f.score) for f in alone]
     for a, b in zip(alone, side_by_side):

@@ -92,6 +92,33 @@ def test_exif_orientation_6_rotates(tmp_path):
     assert np.abs(img.astype(int) - expect).mean() < 6
 
 
+@pytest.mark.parametrize("mode,orientation", [("RGB", 1), ("RGB", 6), ("L", 8)])
+def test_plain_jpegs_decode_through_opencv_as_pillow_decodes_them(tmp_path, mode, orientation):
+    """OpenCV takes plain JPEGs (faster); the pixels and the orientation are Pillow's, exactly."""
+    from PIL import ImageOps
+    from emolib.imageio import _decode_plain_jpeg
+    im = Image.fromarray(_gradient(64, 48)).convert(mode)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / "p.jpg", exif=exif, quality=90)
+    fast = _decode_plain_jpeg(tmp_path / "p.jpg")
+    assert fast is not None
+    pillow = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "p.jpg")).convert("RGB"))[:, :, ::-1]
+    np.testing.assert_array_equal(fast, pillow)
+    np.testing.assert_array_equal(read_image(tmp_path / "p.jpg"), pillow)
+
+
+def test_a_truncated_jpeg_goes_to_pillow_which_says_so(tmp_path):
+    """OpenCV would pad a cut stream with gray and only warn on stderr; the warning sends the file to Pillow."""
+    from emolib.imageio import _decode_plain_jpeg
+    Image.fromarray(_gradient(640, 480)).save(tmp_path / "full.jpg", quality=95)
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])
+    assert _decode_plain_jpeg(tmp_path / "cut.jpg") is None
+    with pytest.raises(ImageReadError, match="truncated"):
+        read_image(tmp_path / "cut.jpg")
+
+
 def test_huge_jpeg_is_bounded(tmp_path):
     Image.new("RGB", (6000, 3000), (10, 200, 30)).save(tmp_path / "big.jpg")
     img = read_image(tmp_path / "big.jpg", max_side=1000)

@@ -26,9 +26,9 @@ def default_runtime() -> str:
 
 
 class _LiteRT:
-    def __init__(self, path: str, outputs: list[str]):
+    def __init__(self, path: str, outputs: list[str], threads: int):
         from ai_edge_litert.interpreter import Interpreter
-        self.interpreter = Interpreter(model_path=path, num_threads=1)
+        self.interpreter = Interpreter(model_path=path, num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         index = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
@@ -43,7 +43,7 @@ class _LiteRT:
 
 
 class _OpenCV:
-    def __init__(self, path: str, outputs: list[str]):
+    def __init__(self, path: str, outputs: list[str], threads: int):     # cv2.dnn runs on cv2's own thread pool
         self.net = cv2.dnn.readNetFromTFLite(path)
         self.outputs = outputs
 
@@ -56,13 +56,15 @@ class _OpenCV:
 
 class NetPool:
     """Instances of one network (`outputs`: its output tensors, by name), each used by one thread at a time:
-    neither runtime's object may run two inputs at once. Calling the pool runs one square BGR uint8 input."""
+    neither runtime's object may run two inputs at once. Calling the pool runs one square BGR uint8 input.
+    `threads`: the threads each LiteRT instance runs on (cv2.dnn's take cv2's thread count)."""
 
-    def __init__(self, path: str, outputs: list[str], runtime: str | None = None):
+    def __init__(self, path: str, outputs: list[str], runtime: str | None = None, threads: int = 1):
         self.runtime = runtime or default_runtime()
         if self.runtime not in RUNTIMES:
             raise ValueError(f"unknown detector runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
-        self._make = lambda: (_LiteRT if self.runtime == "litert" else _OpenCV)(path, outputs)
+        self.path, self.outputs, self.threads = path, outputs, threads
+        self._make = lambda: (_LiteRT if self.runtime == "litert" else _OpenCV)(path, outputs, threads)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._made = 0
         self._lock = threading.Lock()
