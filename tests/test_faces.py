@@ -11,7 +11,7 @@ from emolib import faces
 from emolib.faces import Face, detect, iou
 from emolib.faces.align import BOX_EYES, crop_face, crop_faces, crop_transform, eye_angle, measure_box_eyes
 from emolib.models.spec import FER2013_FRAMING, Framing
-from emolib.faces.blazeface import ANCHOR_OPTIONS, FULL_RANGE, decode, inner_edge, letterbox, ssd_anchors, tile_views
+from emolib.faces.blazeface import ANCHOR_OPTIONS, FULL_RANGE, SHORT_RANGE, decode, grid_anchors, letterbox, padded, ssd_anchors
 from emolib.faces.detection import nms, weighted_nms
 
 DETECTORS = ["haar", "ssd", "blazeface", "blazeface_full"]
@@ -67,7 +67,7 @@ def test_blazeface_keypoints_in_image_coordinates(astronaut, name):
 @pytest.mark.parametrize("name", ["blazeface", "blazeface_full"])
 def test_letterbox_maps_back_on_wide_and_tall_frames(astronaut, name):
     """Padding the image to a square must not shift the boxes: same face, offset by the padding we add
-    (for blazeface_full the 1174 px frames are also tiled)."""
+    (for blazeface_full the 1174 px frames also get the fine pass)."""
     pads = [(150, 0, 0, 0), (0, 150, 0, 0), (0, 0, 150, 0), (0, 0, 0, 150)]       # top, bottom, left, right
     for pad in pads + ([(0, 0, 662, 0), (700, 0, 0, 500)] if name == "blazeface_full" else []):
         t, b, l, r = pad
@@ -227,29 +227,57 @@ def test_full_range_outputs_match_the_anchors():
     assert scores.reshape(-1).shape == (2304,) and boxes.reshape(-1, 16).shape == (2304, 16)
 
 
-def test_tiles_side_by_side_find_exactly_what_they_find_one_after_another(astronaut):
-    """A still's views run on as many threads as cv2 has, each thread with its own net, and the odd 7th view on one
-    net of both threads: the same faces, to the bit."""
-    import threading
+def _crowd(astronaut, faces_across=6, faces_down=4, side=128):
+    """The astronaut `faces_across`×`faces_down` times at side×side (a face ~23 px wide at 128): a crowd of
+    faces too small for the full-range model's whole view."""
+    one = cv2.resize(astronaut, (side, side), interpolation=cv2.INTER_AREA)
+    return np.tile(one, (faces_down, faces_across, 1))
+
+
+def test_the_fine_pass_finds_the_faces_too_small_for_the_whole_view(astronaut):
+    from emolib.faces.blazeface import BlazeFaceFull
+    crowd = _crowd(astronaut)                                                  # 768×512, 24 faces
+    whole_only = BlazeFaceFull(zoom=0)(crowd, min_score=0.6, nms_iou=0.3)
+    both = BlazeFaceFull()(crowd, min_score=0.6, nms_iou=0.3)
+    assert len(whole_only) <= 2 and len(both) >= 12
+    centres = {(int(f.center[0] // 128), int(f.center[1] // 128)) for f in both}
+    assert len(centres) == len(both)                                           # one box per face, in its cell
+
+
+def test_the_fine_pass_finds_the_same_faces_on_one_thread_or_two(astronaut):
+    """Every pass runs on cv2's thread count; XNNPACK's split of the work does not change what it finds."""
     from emolib.faces import get_detector
-    half = cv2.resize(astronaut, None, fx=0.5, fy=0.5)
-    photo = np.hstack([astronaut, np.vstack([half, half])])                                         # 768×512
-    photo = cv2.resize(photo, None, fx=2, fy=2)                                                      # tiled
     det = get_detector("blazeface_full")
+    crowd = _crowd(astronaut)
     previous = cv2.getNumThreads()
     try:
         cv2.setNumThreads(1)
-        alone = det(photo, min_score=0.6, nms_iou=0.3)
+        one = det(crowd, min_score=0.6, nms_iou=0.3)
         cv2.setNumThreads(2)
-        side_by_side = det(photo, min_score=0.6, nms_iou=0.3)
+        two = det(crowd, min_score=0.6, nms_iou=0.3)
     finally:
         cv2.setNumThreads(previous)
-    assert any(t.name.startswith("emolib-blazeface") for t in threading.enumerate())   # the pool ran them
-    assert det._pools[2].threads == 2                                                  # and a wider net the last
-    assert len(alone) >= 3
-    assert [(f.box, f.score) for f in side_by_side] == [(f.box, f.score) for f in alone]
-    for a, b in zip(alone, side_by_side):
-        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+    assert len(one) == len(two) >= 12
+    np.testing.assert_allclose([f.box for f in one], [f.box for f in two], atol=1e-3)
+    np.testing.assert_allclose([f.score for f in one], [f.score for f in two], atol=1e-5)
+
+
+def test_a_resized_network_is_the_same_network():
+    """resized_model changes the input's size and the upsampling sizes, nothing else: on the trained size it
+    gives the original's outputs to the bit; a larger input gets the continued anchor grid."""
+    from emolib import assets
+    from emolib.faces.tflite import NetPool, resized_model
+    path = str(assets.resolve(FULL_RANGE.filename))
+    outputs = [FULL_RANGE.scores_output, FULL_RANGE.boxes_output]
+    x = np.random.default_rng(0).integers(0, 256, (192, 192, 3), np.uint8)
+    for a, b in zip(NetPool(path, outputs)(x), NetPool(path, outputs, shape=(192, 192))(x)):
+        np.testing.assert_array_equal(a, b)
+    scores, boxes = NetPool(path, outputs, shape=(288, 384))(np.zeros((288, 384, 3), np.uint8))
+    assert scores.size == len(grid_anchors(FULL_RANGE, 288, 384)) == 72 * 96
+    with pytest.raises(ValueError, match="multiple of the network's stride 32"):
+        resized_model(path, 300, 384)
+    with pytest.raises(ValueError, match="one feature map"):
+        grid_anchors(SHORT_RANGE, 256, 256)
 
 
 @pytest.mark.parametrize("name", ["blazeface", "blazeface_full"])
@@ -298,19 +326,20 @@ def test_letterbox_and_its_inverse():
     assert tile.mean() > 0 and np.allclose(gain, 300 / 192) and np.allclose(offset, [300, 0])
 
 
-def test_tile_views_cover_the_image_with_overlap():
-    assert tile_views(640, 480, 192, 1) == [(0, -80, 640)]
-    assert tile_views(300, 200, 192, 3) == [(0, -50, 300)]        # small: the whole view only
-    views = tile_views(1920, 1280, 192, 3)
-    assert views[0] == (0, -320, 1920) and len(views) == 7     # whole + 3×2 tiles of 960 px
-    covered = np.zeros((1280, 1920), bool)
-    for x0, y0, side in views[1:]:
-        assert side == 960 and x0 >= 0 and y0 >= 0 and x0 + side <= 1920 and y0 + side <= 1280
-        covered[y0:y0 + side, x0:x0 + side] = True
-    assert covered.all()
-    # A box cut by a tile's inner edge is dropped; one on the image's own border is kept.
-    boxes = np.array([[955.0, 100, 990, 140], [0, 100, 40, 140], [500, 500, 600, 600]])
-    assert inner_edge(boxes, (0, 0, 960), 1920, 1280).tolist() == [True, False, False]
+def test_grid_anchors_continue_the_trained_layout():
+    square = grid_anchors(FULL_RANGE, 192, 192)
+    np.testing.assert_array_equal(square, ssd_anchors(**FULL_RANGE.anchors))
+    wide = grid_anchors(FULL_RANGE, 192, 384)                   # 48 rows of 96 cells, row-major as the network
+    assert wide.shape == (48 * 96, 4)
+    np.testing.assert_allclose(wide[:48, :2], square[:48, :2])   # the first row's left half: the square's row
+    np.testing.assert_allclose(wide[95, :2], [(95 + 0.5) / 48, 0.5 / 48])   # centres in units of the 192 px side
+
+
+def test_padded_adds_zeros_below_and_right():
+    img = np.full((266, 384, 3), 200, np.uint8)
+    out = padded(img, 32)
+    assert out.shape == (288, 384, 3) and (out[:266] == 200).all() and out[266:].max() == 0
+    assert padded(out, 32).shape == out.shape
 
 
 def test_decode():

@@ -3,9 +3,10 @@
 
 - short range ("blazeface"): selfie distance, faces that fill a good part of the frame (roughly > 1/10 of
   the image's longer side after letterboxing to a square). Fast: the live default.
-- full range ("blazeface_full"): faces down to ~1/30 of the longer side (group photos, a room seen from a
-  few metres); for still photos larger than its input, `tiles` runs it on a grid of overlapping views
-  too, so faces of ~30 px in a 2-megapixel photo are found.
+- full range ("blazeface_full"): faces down to ~1/20 of the longer side in its one letterboxed view (group
+  photos, a room seen from a few metres). On still photos over twice its input it makes a second, finer
+  pass: the whole photo at `zoom` (2.25) times the first pass's scale, through the same network with its
+  input resized (it is fully convolutional), for the small faces of a group photo.
 
 References: MediaPipe face_detection.pbtxt (SsdAnchorsCalculator, TensorsToDetectionsCalculator and
 NonMaxSuppressionCalculator options), face_detection_short_range.pbtxt / face_detection_full_range.pbtxt
@@ -13,9 +14,7 @@ NonMaxSuppressionCalculator options), face_detection_short_range.pbtxt / face_de
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -101,6 +100,17 @@ def decode(raw: np.ndarray, anchors: np.ndarray, scale: float = 128.0):
     return boxes, keypoints
 
 
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` reduced to `size` (w, h): halved by 2×2 averaging while it stays at least twice the size, then
+    bilinear for the last factor under 2, as a mipmap does (or Pillow's reducing_gap). The same antialiasing
+    as cv2's INTER_AREA, which is fast only for an exact halving: straight from 1280×886 to 384×266 it takes
+    1.4 ms, this 0.24. An odd last row or column is dropped before a halving (under 0.1% of a photo's side)."""
+    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
+        h, w = image.shape[:2]
+        image = cv2.resize(image[: h // 2 * 2, : w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return image if image.shape[1::-1] == tuple(size) else cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
 def letterbox(image_bgr: np.ndarray, x0: int, y0: int, side: int, n: int):
     """The square view (x0, y0, side) of the image as an n×n network input (zero padding where it leaves
     the image, as MediaPipe's BORDER_ZERO), and the map back: image = input_px * gain + offset.
@@ -115,7 +125,7 @@ def letterbox(image_bgr: np.ndarray, x0: int, y0: int, side: int, n: int):
     dw, dh = max(1, round((ix1 - ix0) / gain)), max(1, round((iy1 - iy0) / gain))
     dw, dh = min(dw, n - dx0), min(dh, n - dy0)
     part = image_bgr[iy0:iy1, ix0:ix1]
-    small = cv2.resize(part, (dw, dh), interpolation=cv2.INTER_AREA if dw < part.shape[1] else cv2.INTER_LINEAR)
+    small = shrink(part, (dw, dh)) if dw < part.shape[1] else cv2.resize(part, (dw, dh), interpolation=cv2.INTER_LINEAR)
     square = np.zeros((n, n, 3), np.uint8)
     square[dy0:dy0 + dh, dx0:dx0 + dw] = small
     # Exact map for the resized part: input px -> image px.
@@ -123,96 +133,92 @@ def letterbox(image_bgr: np.ndarray, x0: int, y0: int, side: int, n: int):
     return square, np.array([gx, gy], np.float32), np.array([ix0 - dx0 * gx, iy0 - dy0 * gy], np.float32)
 
 
-@lru_cache(maxsize=None)
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="emolib-blazeface")
+def grid_anchors(model: BlazeFaceModel, height: int, width: int) -> np.ndarray:
+    """`model`'s anchors for a height×width input: its SsdAnchorsCalculator layout on the square input it was
+    trained on; on a larger input (full range: one feature map) the same grid continued over it. Centres are
+    in units of the trained input's side, which is also the unit its boxes regress in (MediaPipe's x_scale =
+    input size), so `decode` serves every input size."""
+    opts = model.anchors
+    n = opts["input_size"]
+    if (height, width) == (n, n):
+        return ssd_anchors(**opts)
+    if len(opts["strides"]) != 1 or opts["interpolated_scale_aspect_ratio"] > 0 or len(opts["aspect_ratios"]) != 1:
+        raise ValueError(f"{model.filename}: only a model with one feature map runs on a resized input")
+    (stride,) = opts["strides"]               # one feature map, one anchor per cell
+    ys, xs = np.mgrid[0:height // stride, 0:width // stride]
+    centres = (np.stack([xs.ravel(), ys.ravel()], axis=1) + opts["anchor_offset"]) * stride / n
+    return np.hstack([centres, np.ones_like(centres)]).astype(np.float32)
 
 
-def tile_views(w: int, h: int, n: int, tiles: int) -> list[tuple[int, int, int]]:
-    """(x0, y0, side) square views: the whole image (letterboxed), plus, when `tiles` > 1 and the image's
-    longer side is over twice the input, a grid of squares of 1/`tiles` of it with ~1/3 overlap, so a
-    small face is seen at up to `tiles`× the resolution and a face cut by one tile's edge is whole in a
-    neighbour. The short side gets fewer tiles (a 3:2 photo: 3×2)."""
-    long_side = max(w, h)
-    views = [((w - long_side) // 2, (h - long_side) // 2, long_side)]
-    if tiles <= 1 or long_side <= 2 * n:
-        return views
-    side = int(np.ceil(long_side / tiles * 1.5))
-
-    def starts(length):
-        if length <= side:
-            return [(length - side) // 2]
-        k = int(np.ceil((length - side) / (side * 2 / 3))) + 1      # steps of at most 2/3 of a tile
-        return [round(i * (length - side) / (k - 1)) for i in range(k)]
-    views += [(x0, y0, side) for y0 in starts(h) for x0 in starts(w)]
-    return views
-
-
-def inner_edge(boxes: np.ndarray, view, w: int, h: int, slack: float = 2.0) -> np.ndarray:
-    """Boxes touching an edge of the view that lies inside the image: a face cut by a tile border, which
-    the neighbouring tile (or the whole view) sees whole."""
-    x0, y0, side = view
-    cut = np.zeros(len(boxes), bool)
-    if x0 > 0:
-        cut |= boxes[:, 0] <= x0 + slack
-    if y0 > 0:
-        cut |= boxes[:, 1] <= y0 + slack
-    if x0 + side < w:
-        cut |= boxes[:, 2] >= x0 + side - slack
-    if y0 + side < h:
-        cut |= boxes[:, 3] >= y0 + side - slack
-    return cut
+def padded(image_bgr: np.ndarray, multiple: int) -> np.ndarray:
+    """`image_bgr` with zero rows and columns added below and right up to multiples of `multiple` (the
+    network's total stride), as MediaPipe's letterbox pads: with zeros."""
+    h, w = image_bgr.shape[:2]
+    out = np.zeros((-(-h // multiple) * multiple, -(-w // multiple) * multiple, 3), np.uint8)
+    out[:h, :w] = image_bgr
+    return out
 
 
 class BlazeFace:
     """Short-range BlazeFace: one letterboxed 128×128 pass."""
     name = "blazeface"
     model = SHORT_RANGE
+    STRIDE = 32           # the networks' total stride: a resized input is a multiple of it
 
-    def __init__(self, tiles: int = 1, runtime: str | None = None):
-        outputs = [self.model.scores_output, self.model.boxes_output]
-        self._pools = {1: NetPool(str(assets.resolve(self.model.filename)), outputs, runtime)}
-        self.nets = self._pools[1]                    # single-threaded instances, one per view run side by side
+    def __init__(self, zoom: float = 0.0, runtime: str | None = None):
+        self.path = str(assets.resolve(self.model.filename))
+        self.outputs = [self.model.scores_output, self.model.boxes_output]
+        self.nets = NetPool(self.path, self.outputs, runtime)      # the trained input, one thread (loaded now)
         self.runtime = self.nets.runtime              # "litert" or "opencv" (emolib.faces.tflite)
+        self._pools = {(None, 1): self.nets}
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self.size = self.model.anchors["input_size"]
-        self.anchors = ssd_anchors(**self.model.anchors)
-        self.tiles = tiles
+        self.anchors = grid_anchors(self.model, self.size, self.size)
+        self.zoom = zoom
 
-    def _nets(self, threads: int) -> NetPool:
-        """The instances that run on `threads` threads each (made on first use)."""
-        if threads not in self._pools:
-            self._pools[threads] = NetPool(self.nets.path, self.nets.outputs, self.runtime, threads)
-        return self._pools[threads]
+    def _nets(self, shape: tuple[int, int], threads: int) -> NetPool:
+        """The network instances for an input of `shape` (h, w) on `threads` threads each (made on first use:
+        a new shape costs one model load, ~10 ms)."""
+        key = (None if shape == (self.size, self.size) else shape, threads)
+        if key not in self._pools:
+            self._pools[key] = NetPool(self.path, self.outputs, self.runtime, threads, key[0])
+        return self._pools[key]
 
-    def _run(self, image_bgr: np.ndarray, view, scale=(1.0, 1.0), *, min_score: float, threads: int = 1):
-        """Scores, boxes, keypoints above min_score for one square view of `image_bgr`, in its pixels times
-        `scale` (x, y): the original photo's pixels when `image_bgr` is a shrunk copy of it."""
-        n = self.size
-        square, gain, offset = letterbox(image_bgr, *view, n)
-        raw_scores, raw_boxes = self._nets(threads)(square)
+    def _run(self, net_input: np.ndarray, gain, offset, *, min_score: float, threads: int):
+        """Scores, boxes and keypoints above min_score for one network input; its pixels map to the photo's as
+        photo = input px * gain + offset."""
+        h, w = net_input.shape[:2]
+        raw_scores, raw_boxes = self._nets((h, w), threads)(net_input)
+        if (h, w) not in self._anchors:
+            self._anchors[h, w] = grid_anchors(self.model, h, w)
         logits = np.clip(raw_scores.reshape(-1), -SCORE_CLIP, SCORE_CLIP)
         scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))   # float64: exp(100) overflows float32
         ok = scores >= min_score
-        boxes, keypoints = decode(raw_boxes.reshape(-1, 16)[ok], self.anchors[ok], float(n))
+        n = self.size
+        boxes, keypoints = decode(raw_boxes.reshape(-1, 16)[ok], self._anchors[h, w][ok], float(n))
         boxes = (boxes.reshape(-1, 2, 2) * n * gain + offset).reshape(-1, 4)
-        keypoints = keypoints * n * gain + offset
-        keep = ~inner_edge(boxes, view, image_bgr.shape[1], image_bgr.shape[0])
-        sx, sy = scale
-        return scores[ok][keep], boxes[keep] * [sx, sy, sx, sy], keypoints[keep] * [sx, sy]
+        return scores[ok], boxes, keypoints * n * gain + offset
 
     def __call__(self, image_bgr: np.ndarray, min_score: float, nms_iou: float) -> list[Face]:
         h, w = image_bgr.shape[:2]
-        views = tile_views(w, h, self.size, self.tiles)
-        jobs = [(image_bgr, views[0], (1.0, 1.0))]
-        if len(views) > 1:
-            # The tiles share one scale: the photo is shrunk to it once (area averaging), each tile is a crop of
-            # that copy and the whole view a 2× reduction of it, instead of one resize of the photo per view
-            # (a 1280×886 photo's 7 letterboxes: 7.9 ms, now 3.0).
-            k = self.size / views[1][2]
-            small = cv2.resize(image_bgr, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
-            scale = (w / small.shape[1], h / small.shape[0])
-            jobs = [(small, tuple(round(v * k) for v in view), scale) for view in views]
-        found = self._run_all(jobs, min_score)
+        n, longer = self.size, max(w, h)
+        # Every pass runs on all of cv2's threads (`--threads`: every core for a still, 1 live). The passes run
+        # one after another: the fine one is the bulk of the work, and XNNPACK splits it well.
+        threads = max(1, cv2.getNumThreads())
+        fine = self.zoom > 0 and longer > 2 * n
+        small, scale = image_bgr, np.ones(2, np.float32)
+        if fine:
+            # One copy at the fine pass's scale serves both passes: the fine pass runs on it, and the whole view is
+            # a reduction of it (cheaper than a second reduction of the photo).
+            k = min(1.0, self.zoom * n / longer)
+            small = shrink(image_bgr, (max(1, round(w * k)), max(1, round(h * k))))
+            scale = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
+        sh, sw = small.shape[:2]
+        side = max(sw, sh)
+        square, gain, offset = letterbox(small, (sw - side) // 2, (sh - side) // 2, side, n)
+        found = [self._run(square, gain * scale, offset * scale, min_score=min_score, threads=threads)]
+        if fine:
+            found.append(self._run(padded(small, self.STRIDE), scale, 0.0, min_score=min_score, threads=threads))
         scores = np.concatenate([f[0] for f in found])
         if not len(scores):
             return []
@@ -225,29 +231,17 @@ class BlazeFace:
                 for b, s, k in zip(boxes, scores, keypoints)]
 
 
-    def _run_all(self, jobs: list, min_score: float) -> list:
-        """`_run` on every (image, view, scale) job, on as many threads as cv2 has (so `--threads` stays the
-        budget). A tiled still's views are independent: they run side by side, one single-threaded network
-        instance each (measured on 2 cores with cv2.dnn, 7 views of a 1280×886 photo: 31 ms against 47 ms one
-        after another with cv2's 2 threads inside each). The last round, when fewer views than threads are left
-        (or a single view), shares the threads out instead of leaving some idle: with LiteRT on 2 cores one
-        view takes 1.8 ms on 2 threads against 2.8 on one."""
-        threads = max(1, cv2.getNumThreads())
-        even = len(jobs) - len(jobs) % threads         # whole rounds of one view per thread
-        found = []
-        for part, side_by_side in ((jobs[:even], threads), (jobs[even:], len(jobs) - even)):
-            if part:
-                per_net = threads // side_by_side
-                self._nets(per_net).reserve(side_by_side)
-                run = lambda job: self._run(*job, min_score=min_score, threads=per_net)  # noqa: E731
-                found += map(run, part) if side_by_side == 1 else _pool(side_by_side).map(run, part)
-        return found
-
-
 class BlazeFaceFull(BlazeFace):
-    """Full-range BlazeFace: the letterboxed 192×192 pass, plus a grid of tiles on large stills."""
+    """Full-range BlazeFace: the letterboxed 192×192 pass, plus the fine pass on stills over 384 px.
+
+    Why 2.25 (measured here, before it replaced a grid of tiles): the full-range model finds faces down to about
+    10 px of its input. Six overlapping 192 px tiles at 2× the whole view's scale found small faces; one fully
+    convolutional pass at the same 2× found fewer of the smallest, since each face in the tiles' overlaps had
+    two to four tries and the best score counted. At 2.25× the one pass finds at least as many (README, "Face
+    detection") in about 2/3 of the time: 4 views' worth of pixels on a 3:2 photo instead of 7.
+    """
     name = "blazeface_full"
     model = FULL_RANGE
 
-    def __init__(self, tiles: int = 3, runtime: str | None = None):
-        super().__init__(tiles, runtime)
+    def __init__(self, zoom: float = 2.25, runtime: str | None = None):
+        super().__init__(zoom, runtime)

@@ -1,5 +1,5 @@
-"""The TFLite face-detector networks (MediaPipe's BlazeFace), run by LiteRT or by OpenCV's cv2.dnn, and handed
-out to threads one at a time.
+"""The TFLite face-detector networks (MediaPipe's BlazeFace), run by LiteRT or by OpenCV's cv2.dnn, at their
+trained input size or resized to a larger one, and handed out to threads one at a time.
 
 LiteRT (`ai-edge-litert`, Google's runtime for TFLite models, with its XNNPACK kernels) is the default where
 its wheel exists (Linux, macOS): measured here it runs the full-range model in 2.7 ms against cv2.dnn's
@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import queue
 import threading
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -25,46 +26,82 @@ def default_runtime() -> str:
     return "litert" if importlib.util.find_spec("ai_edge_litert") else "opencv"
 
 
+@lru_cache(maxsize=None)
+def resized_model(path: str, height: int, width: int) -> bytes:
+    """The TFLite file at `path` with its input resized to height×width, for a fully convolutional network such
+    as BlazeFace: every layer follows the input's size except RESIZE_BILINEAR, whose output size is a constant
+    of the file; those constants are scaled in place (same bytes, same layout). height and width must be
+    multiples of the network's total stride (BlazeFace: 32). Raises ValueError otherwise."""
+    from ai_edge_litert.schema_py_generated import BuiltinOperator, Model   # the flatbuffer schema, in LiteRT's wheel
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    model = Model.GetRootAsModel(data, 0)
+    graph = model.Subgraphs(0)
+    shape = graph.Tensors(graph.Inputs(0)).ShapeAsNumpy()      # views into `data`: writing them edits the file
+    side = int(shape[1])
+    resizes = []                   # (its size constant, the stride of its input map)
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == BuiltinOperator.RESIZE_BILINEAR:
+            size = model.Buffers(graph.Tensors(op.Inputs(1)).Buffer()).DataAsNumpy().view(np.int32)
+            resizes.append((size, side // int(graph.Tensors(op.Inputs(0)).ShapeAsNumpy()[1])))
+    stride = max((s for _, s in resizes), default=1)
+    if height % stride or width % stride:
+        raise ValueError(f"{path}: input {height}×{width} is not a multiple of the network's stride {stride}")
+    for size, _ in resizes:
+        out_stride = side // int(size[0])
+        size[:] = (height // out_stride, width // out_stride)
+    shape[1:3] = (height, width)
+    return bytes(data)
+
+
 class _LiteRT:
-    def __init__(self, path: str, outputs: list[str], threads: int):
+    def __init__(self, path: str, outputs: list[str], threads: int, shape: tuple[int, int] | None):
         from ai_edge_litert.interpreter import Interpreter
-        self.interpreter = Interpreter(model_path=path, num_threads=threads)
+        if shape is None:
+            self.interpreter = Interpreter(model_path=path, num_threads=threads)
+        else:
+            self.interpreter = Interpreter(model_content=resized_model(path, *shape), num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         index = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
         self.outputs = [index[name] for name in outputs]
 
-    def __call__(self, square_bgr: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, image_bgr: np.ndarray) -> list[np.ndarray]:
         # NHWC, RGB in [-1, 1]
-        x = cv2.cvtColor(square_bgr, cv2.COLOR_BGR2RGB)[None].astype(np.float32) * (1 / 127.5) - 1.0
+        x = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)[None].astype(np.float32) * (1 / 127.5) - 1.0
         self.interpreter.set_tensor(self.input, x)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self.outputs]
 
 
 class _OpenCV:
-    def __init__(self, path: str, outputs: list[str], threads: int):     # cv2.dnn runs on cv2's own thread pool
-        self.net = cv2.dnn.readNetFromTFLite(path)
+    def __init__(self, path: str, outputs: list[str], threads: int, shape: tuple[int, int] | None):
+        # cv2.dnn runs on cv2's own thread pool: `threads` is cv2's setting
+        self.net = cv2.dnn.readNetFromTFLite(path if shape is None else np.frombuffer(resized_model(path, *shape), np.uint8))
         self.outputs = outputs
 
-    def __call__(self, square_bgr: np.ndarray) -> list[np.ndarray]:
-        n = square_bgr.shape[0]
+    def __call__(self, image_bgr: np.ndarray) -> list[np.ndarray]:
+        h, w = image_bgr.shape[:2]
         # RGB in [-1, 1]; OpenCV's TFLite importer takes NCHW.
-        self.net.setInput(cv2.dnn.blobFromImage(square_bgr, 1 / 127.5, (n, n), (127.5, 127.5, 127.5), swapRB=True))
+        self.net.setInput(cv2.dnn.blobFromImage(image_bgr, 1 / 127.5, (w, h), (127.5, 127.5, 127.5), swapRB=True))
         return self.net.forward(self.outputs)
 
 
 class NetPool:
     """Instances of one network (`outputs`: its output tensors, by name), each used by one thread at a time:
-    neither runtime's object may run two inputs at once. Calling the pool runs one square BGR uint8 input.
-    `threads`: the threads each LiteRT instance runs on (cv2.dnn's take cv2's thread count)."""
+    neither runtime's object may run two inputs at once. Calling the pool runs one BGR uint8 input of the
+    network's size: as trained, or `shape` (height, width; see `resized_model`). `threads`: the threads each
+    LiteRT instance runs on (cv2.dnn's take cv2's thread count)."""
 
-    def __init__(self, path: str, outputs: list[str], runtime: str | None = None, threads: int = 1):
+    def __init__(self, path: str, outputs: list[str], runtime: str | None = None, threads: int = 1,
+                 shape: tuple[int, int] | None = None):
         self.runtime = runtime or default_runtime()
         if self.runtime not in RUNTIMES:
             raise ValueError(f"unknown detector runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
-        self.path, self.outputs, self.threads = path, outputs, threads
-        self._make = lambda: (_LiteRT if self.runtime == "litert" else _OpenCV)(path, outputs, threads)
+        self.path, self.outputs, self.threads, self.shape = path, outputs, threads, shape
+        self._make = lambda: (_LiteRT if self.runtime == "litert" else _OpenCV)(path, outputs, threads, shape)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._made = 0
         self._lock = threading.Lock()
@@ -79,9 +116,9 @@ class NetPool:
                     self._free.put(self._make())
                 self._made += 1
 
-    def __call__(self, square_bgr: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, image_bgr: np.ndarray) -> list[np.ndarray]:
         net = self._free.get()
         try:
-            return net(square_bgr)
+            return net(image_bgr)
         finally:
             self._free.put(net)
