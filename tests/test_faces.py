@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import photos
-from emolib import faces
+from emolib import faces, paths
 from emolib.faces import Face, detect, iou
 from emolib.faces.align import BOX_EYES, crop_face, crop_faces, crop_transform, eye_angle, measure_box_eyes
 from emolib.models.spec import FER2013_FRAMING, Framing
@@ -132,6 +132,23 @@ def test_full_range_finds_every_face_of_the_group_photos():
     assert full["found"] == full["faces"] == 21 and full["false"] == 0, full["per_photo"]
     short = group_photos.evaluate("blazeface")
     assert short["recall"] < 0.5 and short["false"] == 0, short["per_photo"]
+
+
+def test_the_fine_pass_finds_small_faces_the_whole_view_cannot():
+    """emolib/bench/small_faces.py: the group photos' faces, 64 px wide, pasted 16 to a 1280×853 scene."""
+    _group_photos()
+    from emolib.bench import small_faces
+    from emolib.faces.blazeface import BlazeFaceFull
+    if not (paths.opencv_doc_data() / "building.jpg").is_file():
+        pytest.skip("building.jpg comes with Debian's opencv-doc")
+    (image, boxes), = small_faces.scenes(64, 1)
+    background = small_faces.background()
+    assert image.shape == background.shape == (853, 1280, 3) and len(boxes) == 16
+    for x0, y0, x1, y1 in np.round(boxes).astype(int):          # each face is pasted where its box says
+        assert 0 <= x0 < x1 <= 1280 and 0 <= y0 < y1 <= 853
+        assert np.abs(image[y0:y1, x0:x1].astype(int) - background[y0:y1, x0:x1]).mean() > 10
+    fine, whole = small_faces.recall(BlazeFaceFull(), 64, 1), small_faces.recall(BlazeFaceFull(zoom=0), 64, 1)
+    assert fine >= 0.3 and whole <= 0.1, (fine, whole)
 
 
 def test_huge_photo_keeps_bounded_memory():

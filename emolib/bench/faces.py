@@ -39,7 +39,7 @@ def run(quick: bool = False) -> dict[str, float]:
             raise RuntimeError(f"{name} found no face on the benchmark frame")
         out[f"detect_ms_640x480_{name}"] = median_ms(lambda: detect(frame, name), repeats)
     out["detect_speedup_blazeface_vs_ssd"] = out["detect_ms_640x480_ssd"] / out["detect_ms_640x480_blazeface"]
-    # The still-photo detector on one large photo (its tiles run here; group_photos.py has the recall).
+    # The still-photo detector on one large photo (its fine pass runs here; group_photos.py has the recall).
     still = cv2.resize(frame, (1920, 1280), interpolation=cv2.INTER_LINEAR)
     out["detect_ms_1920x1280_blazeface_full"] = median_ms(lambda: detect(still, "blazeface_full"), max(3, repeats // 4))
     face = detect(frame, "blazeface")[0]

@@ -8,8 +8,8 @@ detected in a worker thread (`emolib.prefetch`) while this one is classified. Ea
 best of 3 passes over the clip. `e2e_live_prefetch_speedup_*` is the same loop without the worker, ÷.
 
 Still (`e2e_ms_still_1920x1280`): a real group photo (insightface's t1.jpg, 6 faces, resized to 1920×1280
-and JPEG-encoded) through what `emolib predict` does: decode, the still detector (with its tiles), classify
-every face in one batch, draw, with `emolib predict`'s threads (every core: the tiles run side by side).
+and JPEG-encoded) through what `emolib predict` does: decode, the still detector (with its fine pass),
+classify every face in one batch, draw, with `emolib predict`'s threads (every core).
 Median of the repeats.
 """
 from __future__ import annotations

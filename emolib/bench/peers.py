@@ -5,9 +5,9 @@ Not part of `make bench` or `make test`: `fer` needs TensorFlow, so it lives in 
 (.venv-peers, from emolib/bench/peers-requirements.txt), and emolib/bench/_fer_peer.py runs there.
 
 Each side goes from a file to labels with its own defaults, as a user gets them:
-- emolib: `EmotionRecognizer().recognize_path` (full-range BlazeFace with tiles, the framing of
+- emolib: `EmotionRecognizer().recognize_path` (full-range BlazeFace with its fine pass, the framing of
   fer2013-mini-xception, on ONNX Runtime once `make setup` exported it, else PyTorch) with `emolib
-  predict`'s threads (every core: the tiles run side by side); on the 640×480 clip
+  predict`'s threads (every core); on the 640×480 clip
   `EmotionRecognizer.live()` (short-range BlazeFace) on one thread, as `emolib webcam` / `video` run it;
 - fer: `cv2.imread` + `FER().detect_emotions` (Haar cascade, the quantized TFLite model, TensorFlow's
   own thread count), and `FER(use_tflite=False)` (the Keras weights emolib imports) as a second peer.

@@ -19,7 +19,7 @@ DETECTORS: dict[str, tuple[str, str, float]] = {
     # Fast default, for faces that fill a good part of the frame. 0.65 rather than MediaPipe's 0.5:
     # measured here, uniform noise scores up to ~0.63 while upscaled LFW faces score >= 0.75 (5th pct).
     "blazeface": ("blazeface", "BlazeFace", 0.65),
-    # Small faces (group photos, stills): MediaPipe's full-range model, tiled on large images.
+    # Small faces (group photos, stills): MediaPipe's full-range model, plus a finer pass on large images.
     "blazeface_full": ("blazeface", "BlazeFaceFull", 0.6),
     "ssd": ("ssd", "SSDFace", 0.5),                    # OpenCV res10 SSD; slower, better on small faces
     "haar": ("haar", "HaarFace", 0.0),                 # Viola-Jones; score = cascade's last-stage weight
@@ -32,7 +32,7 @@ STILL_DETECTOR = "blazeface_full"
 LIVE_DETECTOR = "blazeface"
 # CPU threads by use, torch's and cv2's each (emolib.runtime.cpu_threads; `emolib --threads N` overrides). A video
 # frame: 1, as its one face is too little work to split and on 2 cores spare threads stall the stages that run side
-# by side (emolib.prefetch). A still photo: every core, for the detector's tiles run one per thread (blazeface.py).
+# by side (emolib.prefetch). A still photo: every core, which the detector's fine pass splits well (blazeface.py).
 LIVE_THREADS = 1
 
 
