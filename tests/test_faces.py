@@ -279,6 +279,16 @@ def test_the_fine_pass_finds_the_same_faces_on_one_thread_or_two(astronaut):
     np.testing.assert_allclose([f.score for f in one], [f.score for f in two], atol=1e-5)
 
 
+def test_photos_of_many_shapes_keep_only_a_few_resized_networks():
+    """Each photo shape gets its own fine-pass network (32 px steps); a batch of many shapes keeps the last few."""
+    from emolib.faces.blazeface import BlazeFaceFull
+    det = BlazeFaceFull()
+    for rows in range(2, 9):                                      # 7 shapes: 1344 px wide, 192 to 768 px high
+        det(np.zeros((rows * 96, 1344, 3), np.uint8), min_score=0.6, nms_iou=0.3)
+    resized = [shape for shape, _ in det._pools if shape is not None]
+    assert len(resized) == det.KEEP_SHAPES and resized[-1] == (256, 448)      # the last photo's: 768×1344 -> 247×432
+
+
 def test_a_resized_network_is_the_same_network():
     """resized_model changes the input's size and the upsampling sizes, nothing else: on the trained size it
     gives the original's outputs to the bit; a larger input gets the continued anchor grid."""

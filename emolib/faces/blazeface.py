@@ -164,6 +164,7 @@ class BlazeFace:
     name = "blazeface"
     model = SHORT_RANGE
     STRIDE = 32           # the networks' total stride: a resized input is a multiple of it
+    KEEP_SHAPES = 4       # resized networks kept (the fine pass: one per photo shape, 32 px steps)
 
     def __init__(self, zoom: float = 0.0, runtime: str | None = None):
         self.path = str(assets.resolve(self.model.filename))
@@ -177,12 +178,16 @@ class BlazeFace:
         self.zoom = zoom
 
     def _nets(self, shape: tuple[int, int], threads: int) -> NetPool:
-        """The network instances for an input of `shape` (h, w) on `threads` threads each (made on first use:
-        a new shape costs one model load, ~10 ms)."""
+        """The network instances for an input of `shape` (h, w) on `threads` threads each, made on first use (a
+        new shape costs one model load, ~10 ms). Only the last few resized ones are kept: each holds its
+        activations (15 to 35 MB for the fine pass), and a batch of photos of many shapes would pile them up."""
         key = (None if shape == (self.size, self.size) else shape, threads)
-        if key not in self._pools:
-            self._pools[key] = NetPool(self.path, self.outputs, self.runtime, threads, key[0])
-        return self._pools[key]
+        pool = self._pools.pop(key, None) or NetPool(self.path, self.outputs, self.runtime, threads, key[0])
+        self._pools[key] = pool                           # most recently used last
+        resized = [k for k in self._pools if k[0] is not None]
+        for old in resized[:-self.KEEP_SHAPES]:
+            del self._pools[old]
+        return pool
 
     def _run(self, net_input: np.ndarray, gain, offset, *, min_score: float, threads: int):
         """Scores, boxes and keypoints above min_score for one network input; its pixels map to the photo's as

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import queue
 import threading
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import cv2
 import numpy as np
@@ -101,7 +101,8 @@ class NetPool:
         if self.runtime not in RUNTIMES:
             raise ValueError(f"unknown detector runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
         self.path, self.outputs, self.threads, self.shape = path, outputs, threads, shape
-        self._make = lambda: (_LiteRT if self.runtime == "litert" else _OpenCV)(path, outputs, threads, shape)
+        # a partial, not a lambda over self: a pool that is dropped frees its networks at once (no cycle to collect)
+        self._make = partial(_LiteRT if self.runtime == "litert" else _OpenCV, path, outputs, threads, shape)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._made = 0
         self._lock = threading.Lock()
