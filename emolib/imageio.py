@@ -1,8 +1,9 @@
 """`read_image(path)`: any photo a user hands us, as BGR uint8 H×W×3, or an ImageReadError that says why.
 
 Pillow does the decoding (EXIF orientation, CMYK, palettes, 16-bit, alpha), except for plain JPEGs, which
-OpenCV decodes faster; OpenCV conventions (BGR, uint8) come out. Large images are bounded: JPEGs decode reduced with draft(), anything with
-a side over `max_side` is shrunk, and images over Pillow's decompression-bomb limit are refused.
+OpenCV decodes faster; OpenCV conventions (BGR, uint8) come out. Large images are bounded: JPEGs decode
+reduced with draft(), anything with a side over `max_side` is shrunk, and images over Pillow's
+decompression-bomb limit are refused.
 """
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ from emolib import faces, paths
 from emolib.faces import Face, detect, iou
 from emolib.faces.align import BOX_EYES, crop_face, crop_faces, crop_transform, eye_angle, measure_box_eyes
 from emolib.models.spec import FER2013_FRAMING, Framing
-from emolib.faces.blazeface import ANCHOR_OPTIONS, FULL_RANGE, SHORT_RANGE, decode, grid_anchors, letterbox, padded, ssd_anchors
+from emolib.faces.blazeface import (ANCHOR_OPTIONS, FULL_RANGE, SHORT_RANGE, decode, grid_anchors, letterbox, padded,
+                                    ssd_anchors)
 from emolib.faces.detection import nms, weighted_nms
 
 DETECTORS = ["haar", "ssd", "blazeface", "blazeface_full"]

@@ -101,7 +101,7 @@ def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
     threads = LIVE_THREADS if live else still_threads()
     p.add_argument("--threads", type=_positive_int, default=threads, metavar="N",
                    help=f"CPU threads for the classifier and for the detector, each (default: {threads}, " +
-                        ("fastest for a few faces a frame)" if live else "every core: the detector's fine pass splits well)"))
+                        ("fastest for a few faces a frame)" if live else "every core)"))
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ NonMaxSuppressionCalculator options), face_detection_short_range.pbtxt / face_de
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -171,22 +172,26 @@ class BlazeFace:
         self.outputs = [self.model.scores_output, self.model.boxes_output]
         self.nets = NetPool(self.path, self.outputs, runtime)      # the trained input, one thread (loaded now)
         self.runtime = self.nets.runtime              # "litert" or "opencv" (emolib.faces.tflite)
-        self._pools = {(None, 1): self.nets}
-        self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self.size = self.model.anchors["input_size"]
         self.anchors = grid_anchors(self.model, self.size, self.size)
         self.zoom = zoom
+        self._pools = {(None, 1): self.nets}
+        self._anchors = {(self.size, self.size): self.anchors}
+        self._lock = threading.Lock()                 # the caches above, for a detector shared by threads
 
     def _nets(self, shape: tuple[int, int], threads: int) -> NetPool:
         """The network instances for an input of `shape` (h, w) on `threads` threads each, made on first use (a
         new shape costs one model load, ~10 ms). Only the last few resized ones are kept: each holds its
         activations (15 to 35 MB for the fine pass), and a batch of photos of many shapes would pile them up."""
         key = (None if shape == (self.size, self.size) else shape, threads)
-        pool = self._pools.pop(key, None) or NetPool(self.path, self.outputs, self.runtime, threads, key[0])
-        self._pools[key] = pool                           # most recently used last
-        resized = [k for k in self._pools if k[0] is not None]
-        for old in resized[:-self.KEEP_SHAPES]:
-            del self._pools[old]
+        with self._lock:
+            pool = self._pools.pop(key, None) or NetPool(self.path, self.outputs, self.runtime, threads, key[0])
+            self._pools[key] = pool                       # most recently used last
+            resized = [k for k in self._pools if k[0] is not None]
+            for old in resized[:-self.KEEP_SHAPES]:
+                del self._pools[old]
+            if shape not in self._anchors:
+                self._anchors[shape] = grid_anchors(self.model, *shape)
         return pool
 
     def _run(self, net_input: np.ndarray, gain, offset, *, min_score: float, threads: int):
@@ -194,8 +199,6 @@ class BlazeFace:
         photo = input px * gain + offset."""
         h, w = net_input.shape[:2]
         raw_scores, raw_boxes = self._nets((h, w), threads)(net_input)
-        if (h, w) not in self._anchors:
-            self._anchors[h, w] = grid_anchors(self.model, h, w)
         logits = np.clip(raw_scores.reshape(-1), -SCORE_CLIP, SCORE_CLIP)
         scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))   # float64: exp(100) overflows float32
         ok = scores >= min_score
@@ -243,7 +246,7 @@ class BlazeFaceFull(BlazeFace):
     10 px of its input. Six overlapping 192 px tiles at 2× the whole view's scale found small faces; one fully
     convolutional pass at the same 2× found fewer of the smallest, since each face in the tiles' overlaps had
     two to four tries and the best score counted. At 2.25× the one pass finds at least as many (README, "Face
-    detection") in about 2/3 of the time: 4 views' worth of pixels on a 3:2 photo instead of 7.
+    detection") in about 2/3 of the time: 4.5 views' worth of pixels on a 3:2 photo instead of 7.
     """
     name = "blazeface_full"
     model = FULL_RANGE

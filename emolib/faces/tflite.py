@@ -79,7 +79,8 @@ class _LiteRT:
 class _OpenCV:
     def __init__(self, path: str, outputs: list[str], threads: int, shape: tuple[int, int] | None):
         # cv2.dnn runs on cv2's own thread pool: `threads` is cv2's setting
-        self.net = cv2.dnn.readNetFromTFLite(path if shape is None else np.frombuffer(resized_model(path, *shape), np.uint8))
+        model = path if shape is None else np.frombuffer(resized_model(path, *shape), np.uint8)
+        self.net = cv2.dnn.readNetFromTFLite(model)
         self.outputs = outputs
 
     def __call__(self, image_bgr: np.ndarray) -> list[np.ndarray]:
