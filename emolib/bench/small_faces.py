@@ -3,8 +3,8 @@ surroundings, shrunk to a face width of 32, 48 or 64 px and pasted 16 to a 1280Ã
 (Debian's opencv-doc), 6 scenes a size. The group photos' own faces are 30 to 190 px; these show where the
 full-range detector's fine pass starts to matter, against its whole view alone (`zoom=0`).
 
-Figures: `recall_small_faces_<px>px_blazeface_full` and `..._whole_view`. A pasted face counts as found when a box
-overlaps it with IoU > 0.3 (its reference box is the labelled box, scaled).
+Figures: `recall_small_faces_<px>px_blazeface_full` and `..._whole_view`. A pasted face (its reference box: the
+labelled box, scaled) counts as found as in the recall benchmark (`group_photos.score_photo`).
 """
 from __future__ import annotations
 
@@ -62,11 +62,10 @@ def scenes(face_px: int, count: int, seed: int = 0):
 
 
 def recall(detector, face_px: int, count: int) -> float:
-    from ..faces.detection import iou
     hits = total = 0
     for image, boxes in scenes(face_px, count):
         found = [f.box for f in detector(image, min_score=0.6, nms_iou=0.3) if min(f.width, f.height) >= 20]
-        hits += sum(bool(found) and float(np.max(iou(np.asarray(found), np.asarray([b])))) > 0.3 for b in boxes)
+        hits += group_photos.score_photo(found, boxes)[0]
         total += len(boxes)
     return hits / total
 

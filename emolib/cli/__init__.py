@@ -205,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= getattr(args, "smooth", 0.0) < 1:
         parser.error(f"--smooth must be in [0, 1), got {args.smooth}")
-    # torch and cv2 get the same count (cv2's also says how many detector views run side by side): more than
-    # the cores contend, and video detects the next frame beside the classification of this one.
+    # torch and cv2 get the same count (cv2's is also the detector's, LiteRT's included): more than the cores
+    # contend, and video detects the next frame beside the classification of this one.
     # In-process callers (tests, notebooks) get their thread counts back.
     threads = getattr(args, "threads", None)
     try:

@@ -101,7 +101,6 @@ class NetPool:
         self.runtime = runtime or default_runtime()
         if self.runtime not in RUNTIMES:
             raise ValueError(f"unknown detector runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
-        self.path, self.outputs, self.threads, self.shape = path, outputs, threads, shape
         # a partial, not a lambda over self: a pool that is dropped frees its networks at once (no cycle to collect)
         self._make = partial(_LiteRT if self.runtime == "litert" else _OpenCV, path, outputs, threads, shape)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
