@@ -2,7 +2,7 @@
 
 Submodules are imported lazily where they pull heavy dependencies, so `import emolib` is cheap.
 """
-from .labels import EMOJI, EMOTIONS
+from emolib.labels import EMOJI, EMOTIONS
 
 __version__ = "0.1.0"
 
@@ -11,6 +11,6 @@ __all__ = ["EMOTIONS", "EMOJI", "__version__", "EmotionRecognizer"]
 
 def __getattr__(name):
     if name == "EmotionRecognizer":
-        from .recognizer import EmotionRecognizer
+        from emolib.recognizer import EmotionRecognizer
         return EmotionRecognizer
     raise AttributeError(f"module 'emolib' has no attribute {name!r}")

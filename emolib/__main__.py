@@ -1,4 +1,4 @@
 """`python -m emolib` is the `emolib` command."""
-from .cli import main
+from emolib.cli import main
 
 raise SystemExit(main())

@@ -17,8 +17,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
-from .atomic import copy_file
+from emolib import paths
+from emolib.atomic import copy_file
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def lookup(name: str | Asset) -> Asset:
         return name
     if name in ASSETS:
         return ASSETS[name]
-    from .models.weights import by_filename     # the registry imports torch: only when asked for weights
+    from emolib.models.weights import by_filename     # the registry imports torch: only when asked for weights
     if (w := by_filename(name)) is not None:
         return w
     raise KeyError(f"unknown asset {name!r}; known: {', '.join(known())}")
@@ -83,7 +83,7 @@ def lookup(name: str | Asset) -> Asset:
 
 def known() -> dict[str, Asset]:
     """Every file emolib knows: the detector files and every registry entry's weights."""
-    from .models import entry, list_models
+    from emolib.models import entry, list_models
     out = dict(ASSETS)
     for model in list_models():
         if (w := entry(model).weights) is not None:

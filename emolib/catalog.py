@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import paths
+from emolib import paths
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 BEST = "best.pt"
@@ -59,7 +59,7 @@ def candidates(name: str) -> list[Path]:
 
 def _layout(rel: Path) -> tuple[str | None, str | None]:
     """(kind, profile) from a path under the models root, as `emolib.runs.checkpoints_root` lays them out."""
-    from .runs import RESERVED
+    from emolib.runs import RESERVED
     parts = rel.parts
     if len(parts) >= 5 and parts[0] in RESERVED:      # dry-run/<profile>/<notebook>/<model>/best.pt
         return parts[0], parts[1]
@@ -82,7 +82,7 @@ def _checkpoint_files(root: Path) -> list[Path]:
 
 def describe(path: Path, root: Path | None = None) -> TrainedModel:
     """What `emolib models` shows for one checkpoint file (an unreadable file gets `error`, no exception)."""
-    from .checkpoint import CheckpointError, load_checkpoint
+    from emolib.checkpoint import CheckpointError, load_checkpoint
     root = root or paths.models_dir()
     item = TrainedModel(short_name=short_name(path, root), path=str(path))
     item.kind, item.profile = _layout(Path(path).resolve().relative_to(root.resolve()))

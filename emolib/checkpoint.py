@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, paths
-from .atomic import atomic_write
-from .labels import canonical, resolve_classes
+from emolib import __version__, paths
+from emolib.atomic import atomic_write
+from emolib.labels import canonical, resolve_classes
 
 FORMAT = "emolib-checkpoint"
 FORMAT_VERSION = 1
@@ -168,8 +168,8 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
     Returns ``(model in eval mode on `device`, checkpoint dict)``; ``model.classes`` holds the
     checkpoint's class names (one per output, in output order).
     """
-    from .models import create
-    from .models.spec import ModelSpec
+    from emolib.models import create
+    from emolib.models.spec import ModelSpec
 
     ckpt = load_checkpoint(path, expect_model=expect_model, expect_classes=expect_classes)
     model = create(ckpt["model_name"], num_classes=ckpt["num_classes"], pretrained=False,
@@ -184,7 +184,7 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit {ckpt['model_name']!r}: {exc}") from exc
     model.classes = tuple(ckpt["classes"])   # what each output means: callers need not guess the seven emotions
-    from .runtime import resolve_device
+    from emolib.runtime import resolve_device
     return model.to(resolve_device(device)).eval(), ckpt
 
 

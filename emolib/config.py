@@ -29,10 +29,10 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from . import paths
+from emolib import paths
 # The checks every settings dataclass shares, and TrainConfig, live in the torch-free emolib.settings
 # (re-exported here for the modules that import them from config).
-from .settings import Device, TrainConfig, check_field_types, describe, from_mapping, type_ok  # noqa: F401
+from emolib.settings import Device, TrainConfig, check_field_types, describe, from_mapping, type_ok  # noqa: F401
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
            "resolve", "schema", "validate"]

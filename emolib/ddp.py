@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import runtime
+from emolib import runtime
 
 __all__ = ["ShardedLoader", "shard", "wrap", "all_sum", "all_gather_rows", "broadcast_object", "all_gather_object", "main_first",
            "sync_buffers"]

@@ -13,7 +13,7 @@ import functools
 import cv2
 import numpy as np
 
-from .labels import EMOTIONS, canonical
+from emolib.labels import EMOTIONS, canonical
 
 _SUPERSAMPLE = 4
 

@@ -18,9 +18,9 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
                              roc_curve, top_k_accuracy_score)
 from torch import nn
 
-from . import dryrun
-from .data.arrays import FaceArrays
-from .runtime import amp_dtype, autocast, module_device, resolve_device
+from emolib import dryrun
+from emolib.data.arrays import FaceArrays
+from emolib.runtime import amp_dtype, autocast, module_device, resolve_device
 
 TTA_MODES = (None, "flip", "tencrop")
 ECE_BINS = 15
@@ -56,7 +56,7 @@ def run_batches(model: nn.Module, loader, device=None, *, forward=None, amp: boo
 def _as_loader(model: nn.Module, data, batch_size: int, device):
     """FaceArrays -> a non-augmented, unshuffled FaceLoader built from the model's spec; loaders pass through."""
     if isinstance(data, FaceArrays):
-        from .data.dataset import FaceLoader
+        from emolib.data.dataset import FaceLoader
         if not hasattr(model, "spec"):
             raise ValueError("predict on FaceArrays needs a model with .spec (use emolib.models.create) "
                              "to derive preprocessing; or pass a FaceLoader")

@@ -20,13 +20,13 @@ from typing import Callable
 
 from torch import nn
 
-from . import evaluate, models, runtime
-from .config import CNNBaseline, TransferLearning, ViTFinetune
-from .data.arrays import FaceArrays
-from .data.dataset import AugmentConfig, FaceLoader
-from .models.transfer import freeze_backbone, unfreeze_last
-from .settings import TrainConfig
-from .train import fit
+from emolib import evaluate, models, runtime
+from emolib.config import CNNBaseline, TransferLearning, ViTFinetune
+from emolib.data.arrays import FaceArrays
+from emolib.data.dataset import AugmentConfig, FaceLoader
+from emolib.models.transfer import freeze_backbone, unfreeze_last
+from emolib.settings import TrainConfig
+from emolib.train import fit
 
 __all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "transfer_inits",
            "TRAINING_NOTEBOOKS"]
@@ -147,7 +147,7 @@ def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] 
 def _record_in_checkpoint(out_dir: Path | None, section: dict, test: dict, data: FaceArrays) -> None:
     """best.pt says its test accuracy and its data (`emolib models` shows them), when the model just
     tested holds best.pt's weights (fit restored them) and this is the process that writes files."""
-    from .checkpoint import record_evaluation
+    from emolib.checkpoint import record_evaluation
     best = Path(out_dir) / "best.pt" if out_dir is not None else None
     if best is None or not best.is_file() or not section.get("restore_best", True) or not runtime.is_main():
         return

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import __version__
-from .atomic import copy_file
+from emolib import __version__
+from emolib.atomic import copy_file
 
 if TYPE_CHECKING:            # torch loads when an export runs, so `emolib --help` stays instant
     from torch import nn
@@ -59,8 +59,8 @@ def parity_crops(size: int, n_lfw: int = 100) -> np.ndarray:
     import cv2
     from skimage import data
 
-    from .faces import detect
-    from .faces.align import crop_faces
+    from emolib.faces import detect
+    from emolib.faces.align import crop_faces
 
     astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     crops = list(crop_faces(astronaut, detect(astronaut, "blazeface")[:1], size=size))
@@ -73,7 +73,7 @@ def parity_crops(size: int, n_lfw: int = 100) -> np.ndarray:
 # ------------------------------------------------------------------------------- metadata
 def metadata(model: "nn.Module", classes, source: str) -> dict[str, str]:
     """The metadata_props of an export: every value a string (JSON where it is structured)."""
-    from .checkpoint import git_commit, to_plain
+    from emolib.checkpoint import git_commit, to_plain
     spec = model.spec
     return {
         "emolib.format": FORMAT,
@@ -112,7 +112,7 @@ def _probabilities(model: "nn.Module") -> "nn.Module":
 def _trace(model: "nn.Module", path: Path) -> None:
     import torch
 
-    from .quiet import collected_warnings
+    from emolib.quiet import collected_warnings
     spec = model.spec
     example = torch.zeros(2, spec.channels, spec.input_size, spec.input_size)
     batch = torch.export.Dim("batch", min=1, max=65536)
@@ -146,8 +146,8 @@ def check_parity(model: "nn.Module", onnx_path: Path, crops: np.ndarray, toleran
     the dynamic batch dimension at both ends."""
     import torch
 
-    from .models.preprocess import to_model_input
-    from .onnx_backend import OnnxClassifier
+    from emolib.models.preprocess import to_model_input
+    from emolib.onnx_backend import OnnxClassifier
 
     onnx_model = OnnxClassifier(onnx_path)
     x = to_model_input(torch.from_numpy(np.ascontiguousarray(crops)), model.spec)
@@ -208,6 +208,6 @@ def export_model(name_or_path: str | os.PathLike, out: str | os.PathLike, **kw) 
     """`emolib export`: a checkpoint (path or short name) or a pretrained emotion model -> ONNX.
 
     Returns (parity, a description of the source)."""
-    from .recognizer import load_classifier
+    from emolib.recognizer import load_classifier
     model, classes, source = load_classifier(name_or_path)
     return export_onnx(model, classes, out, source=source, **kw), source

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .export import FORMAT, FORMAT_VERSION, INPUT
+from emolib.export import FORMAT, FORMAT_VERSION, INPUT
 
 REQUIRED = ("emolib.format", "emolib.format_version", "emolib.spec", "emolib.classes", "emolib.model_name")
 
@@ -31,7 +31,7 @@ class OnnxClassifier:
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         import onnxruntime as ort
-        from .models.spec import ModelSpec
+        from emolib.models.spec import ModelSpec
 
         self.path = Path(path)
         if not self.path.is_file():

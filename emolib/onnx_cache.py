@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import paths
-from .recognizer import DEFAULT_MODEL
+from emolib import paths
+from emolib.recognizer import DEFAULT_MODEL
 
 ONNX_MODELS = (DEFAULT_MODEL,)
 
@@ -29,7 +29,7 @@ def folder() -> Path:
 def fingerprint(model, classes) -> str:
     import torch
 
-    from . import export
+    from emolib import export
     h = hashlib.sha256()
     for key, value in model.state_dict().items():
         h.update(key.encode() + b"\0" + value.detach().cpu().contiguous().numpy().tobytes())
@@ -55,8 +55,8 @@ def cached(name: str, model, classes) -> Path | None:
 
 def build(name: str = DEFAULT_MODEL) -> Path:
     """Export `name` unless an up-to-date export exists; returns its path."""
-    from .export import export_onnx
-    from .recognizer import load_classifier
+    from emolib.export import export_onnx
+    from emolib.recognizer import load_classifier
     model, classes, source = load_classifier(name)
     path = path_for(name, model, classes)
     if not path.is_file():

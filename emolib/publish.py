@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from . import paths
-from .atomic import write_text
-from .config import ConfigError, notebook_name, resolve
+from emolib import paths
+from emolib.atomic import write_text
+from emolib.config import ConfigError, notebook_name, resolve
 
 RECORDS = ".published"
 HISTORY = "history.jsonl"
@@ -173,7 +173,7 @@ def check_publishable(notebook: str, profile: str, overrides: dict | None) -> No
 def publish(notebook: str, profile: str, overrides: dict | None) -> Path:
     """Publish from JupyterLab: checked (`check_publishable`), then run by the runner exactly as
     `make report NB=..` does, so the published report is always a runner's. Returns its HTML."""
-    from . import dashboard, reproduce
+    from emolib import dashboard, reproduce
     check_publishable(notebook, profile, overrides)
     html = reproduce.run_notebook(notebook, profile)
     dashboard.build_index()

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .catalog import CHECKPOINT_SUFFIXES
-from .labels import EMOJI, EMOTIONS, canonical
-from .runtime import resolve_device
+from emolib.catalog import CHECKPOINT_SUFFIXES
+from emolib.labels import EMOJI, EMOTIONS, canonical
+from emolib.runtime import resolve_device
 
 DEFAULT_MODEL = "fer2013-mini-xception"
 
@@ -26,7 +26,7 @@ DEFAULT_MODEL = "fer2013-mini-xception"
 def pretrained_emotion_models() -> dict[str, tuple[str, ...]]:
     """Registered models whose pretrained weights classify emotions (their weights record has classes):
     name -> class names in the model's output order. Every other model needs a checkpoint."""
-    from .models import entry, list_models
+    from emolib.models import entry, list_models
     return {name: entry(name).weights.classes for name in list_models()
             if entry(name).weights is not None and entry(name).weights.predicts_emotions}
 
@@ -99,7 +99,7 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
     suffix); a registered model whose pretrained weights classify emotions ("fer2013-mini-xception");
     or an nn.Module with ``.spec`` (then `classes` gives its class names, default the seven emotions).
     """
-    from . import catalog, checkpoint, paths
+    from emolib import catalog, checkpoint, paths
 
     device = resolve_device(device)
     if isinstance(model, nn.Module):
@@ -116,12 +116,12 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
 
     emotion_models = pretrained_emotion_models()
     if name in emotion_models:
-        from .models import create
+        from emolib.models import create
         names = emotion_models[name]
         net = create(name, num_classes=len(names), pretrained=True)
         return net.to(device).eval(), names, f"pretrained {name}"
 
-    from .models import list_models
+    from emolib.models import list_models
     if name in list_models():
         raise ValueError(f"model {name!r} has no emotion-trained weights of its own: pass a checkpoint "
                          f"trained with it (a path, or a name in {paths.models_dir()}), or use "
@@ -153,7 +153,7 @@ def resolve_backend(backend: str, model) -> str:
 
 def onnx_path(model: str | os.PathLike) -> Path:
     """An .onnx path as given, or found in `paths.models_dir()` when it is not a file here."""
-    from . import paths
+    from emolib import paths
     path = Path(model)
     if path.is_file() or path.is_absolute():
         return path
@@ -184,7 +184,7 @@ class EmotionRecognizer:
                  fallback: str = "none", tta_flip: bool = False, device: str = "cpu",
                  min_score: float | None = None, framing=None, classes=None, optimize: bool = True,
                  crop_size: int | None = None, backend: str = "auto"):
-        from .faces.detection import DETECTORS, FALLBACKS, STILL_DETECTOR
+        from emolib.faces.detection import DETECTORS, FALLBACKS, STILL_DETECTOR
         detector = STILL_DETECTOR if detector is None else detector
         if detector not in DETECTORS:
             raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
@@ -193,7 +193,7 @@ class EmotionRecognizer:
         device = resolve_device(device)          # "auto" | "cpu" | "cuda[:i]"
         self.backend = resolve_backend(backend, model)
         if self.backend == "onnx":   # an `emolib export` file: spec and classes from its metadata
-            from .onnx_backend import OnnxClassifier
+            from emolib.onnx_backend import OnnxClassifier
             self.model = OnnxClassifier(onnx_path(model))
             self.classes, self.source = self.model.classes, f"onnx {self.model.path}"
         else:
@@ -201,7 +201,7 @@ class EmotionRecognizer:
             if backend == "auto" and device.type == "cpu" and classes is None:
                 self._use_cached_onnx(model)
         if optimize and self.backend == "torch":   # a copy: a module passed in stays as it was
-            from .models.inference import prepare_for_inference
+            from emolib.models.inference import prepare_for_inference
             self.model = prepare_for_inference(self.model)
         self.spec = self.model.spec
         self.detector, self.fallback, self.tta_flip = detector, fallback, tta_flip
@@ -211,16 +211,16 @@ class EmotionRecognizer:
 
     def _use_cached_onnx(self, model) -> None:
         """Run a pretrained model's up-to-date ONNX export, when `make setup` made one (emolib.onnx_cache)."""
-        from . import onnx_cache, paths
+        from emolib import onnx_cache, paths
         if isinstance(model, str) and (path := onnx_cache.cached(model, self.model, self.classes)):
-            from .onnx_backend import OnnxClassifier
+            from emolib.onnx_backend import OnnxClassifier
             self.model, self.backend = OnnxClassifier(path), "onnx"
             self.source += f" (ONNX Runtime: {paths.shown(path)})"
 
     @classmethod
     def live(cls, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, **kwargs) -> "EmotionRecognizer":
         """A recognizer for video frames: the live detector (`faces.LIVE_DETECTOR`) unless `detector=` says."""
-        from .faces.detection import LIVE_DETECTOR
+        from emolib.faces.detection import LIVE_DETECTOR
         return cls(model, **{"detector": LIVE_DETECTOR, **kwargs})
 
     @classmethod
@@ -234,20 +234,20 @@ class EmotionRecognizer:
 
     def warmup(self) -> "EmotionRecognizer":
         """Build the detector and run the classifier once, so the first real frame is not slow."""
-        from .faces.detection import get_detector
+        from emolib.faces.detection import get_detector
         get_detector(self.detector)
         self.predict_crops(np.zeros((1, self.crop_size, self.crop_size), np.uint8))
         return self
 
     # The three steps, public so the video loop can reuse tracked boxes between detections.
     def detect_faces(self, image_bgr: np.ndarray) -> list:
-        from .faces import detect
+        from emolib.faces import detect
         return detect(image_bgr, self.detector, min_score=self.min_score, fallback=self.fallback)
 
     @torch.inference_mode()
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) for uint8 gray face crops (N, H, W), in ONE forward pass."""
-        from .models.preprocess import to_model_input
+        from emolib.models.preprocess import to_model_input
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         x = to_model_input(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device), self.spec)
@@ -265,7 +265,7 @@ class EmotionRecognizer:
 
     def classify_faces(self, image_bgr: np.ndarray, faces: list) -> list[FaceResult]:
         """A FaceResult per face (same order); every face is classified in one batch."""
-        from .faces.align import crop_faces
+        from emolib.faces.align import crop_faces
         if not faces:
             return []
         crops = crop_faces(image_bgr, faces, size=self.crop_size, framing=self.framing)
@@ -276,7 +276,7 @@ class EmotionRecognizer:
 
     def recognize(self, image_bgr: np.ndarray) -> list[FaceResult]:
         """Every face in a BGR uint8 image (gray H×W accepted), best detector score first."""
-        from .faces.detection import as_bgr
+        from emolib.faces.detection import as_bgr
         image_bgr = as_bgr(image_bgr)
         return self.classify_faces(image_bgr, self.detect_faces(image_bgr))
 
@@ -285,5 +285,5 @@ class EmotionRecognizer:
 
         Raises emolib.imageio.ImageReadError naming the file when it is not a readable image.
         """
-        from .imageio import read_image
+        from emolib.imageio import read_image
         return self.recognize(read_image(path))

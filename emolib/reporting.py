@@ -26,10 +26,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths, runs
-from .atomic import write_text
-from .config import SCHEMAS, ConfigError, resolve, to_dict
-from .runs import STAGING_ENV
+from emolib import paths, runs
+from emolib.atomic import write_text
+from emolib.config import SCHEMAS, ConfigError, resolve, to_dict
+from emolib.runs import STAGING_ENV
 
 __all__ = ["Run", "start", "output_root", "read_metrics", "format_number", "split_timing", "notebook_of",
            "is_timing_key", "differences"]
@@ -161,7 +161,7 @@ class Run:
     def publish(self):
         """Publish this notebook from JupyterLab: refused unless the saved notebook is the committed one and
         the parameters are the profile's; then the runner reruns it headless (emolib.publish.publish)."""
-        from .publish import publish
+        from emolib.publish import publish
         return publish(self.notebook, self.profile, self.overrides)
 
     # -- outputs --------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ class Run:
         among every best.pt the `notebooks` of this profile wrote, and the candidates (best first).
         Like `trained_checkpoint`, a scratch run falls back to the published checkpoints when it has none."""
         monitor = "val_acc"
-        from .checkpoint import load_checkpoint
+        from emolib.checkpoint import load_checkpoint
         roots = [runs.checkpoints_root(self.kind, self.profile)]
         if self.kind == "scratch":
             roots.append(runs.checkpoints_root("published", self.profile))
@@ -264,8 +264,8 @@ class Run:
 
 
 def _code_version() -> str:
-    from . import __version__
-    from .checkpoint import git_commit
+    from emolib import __version__
+    from emolib.checkpoint import git_commit
     return f"{__version__} (git {git_commit() or 'unknown: not a git checkout'})"
 
 

@@ -34,12 +34,12 @@ from pathlib import Path
 
 import yaml
 
-from . import dryrun, paths, publish, runs
-from .atomic import write_text
-from .config import NOTEBOOKS, ConfigError, notebook_name, profile_path, resolve
-from .dashboard import build_index
-from .reporting import replace_tree
-from .runs import KIND_ENV, STAGING_ENV
+from emolib import dryrun, paths, publish, runs
+from emolib.atomic import write_text
+from emolib.config import NOTEBOOKS, ConfigError, notebook_name, profile_path, resolve
+from emolib.dashboard import build_index
+from emolib.reporting import replace_tree
+from emolib.runs import KIND_ENV, STAGING_ENV
 
 KERNEL = "emolib"
 # A headless report has no use for progress bars (a widget or a carriage-return bar in static HTML is

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from . import config, reporting
+from emolib import config, reporting
 
 __all__ = ["configure", "setup"]
 
@@ -29,7 +29,7 @@ def configure(notebook: str, profile: str, overrides: Mapping[str, Any] | None =
 
 def setup(notebook: str, profile: str, overrides: Mapping[str, Any] | None = None):
     """(cfg, data, run): the validated config, the data (loaded, class subset taken) and the open report."""
-    from .data import load
+    from emolib.data import load
     cfg = configure(notebook, profile, overrides)
     data = load(cfg.source, cfg.data_path, **cfg.data_options).subset(cfg.classes)
     return cfg, data, reporting.start(cfg, data)

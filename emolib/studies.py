@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from . import atomic, paths, session
+from emolib import atomic, paths, session
 
 # --------------------------------------------------------------------------- the studies
 
@@ -64,10 +64,10 @@ def load(study: str, profile: str) -> dict | None:
 
 def run_variant(variant: Variant, faces, train: dict, augment: dict, seed: int, device: str) -> dict:
     """Train one variant with the given recipe; its validation curve, best validation accuracy, time."""
-    from .data.dataset import AugmentConfig, FaceLoader
-    from .models import create
-    from .runtime import resolve_device, seed_everything
-    from .train import TrainConfig, fit
+    from emolib.data.dataset import AugmentConfig, FaceLoader
+    from emolib.models import create
+    from emolib.runtime import resolve_device, seed_everything
+    from emolib.train import TrainConfig, fit
 
     seed_everything(seed)
     net = create(variant.model, num_classes=len(faces.classes), **variant.model_kwargs)
@@ -85,14 +85,14 @@ def run_variant(variant: Variant, faces, train: dict, augment: dict, seed: int, 
 
 
 def run_study(study: str, profile: str, epochs: int = STUDY_EPOCHS) -> dict:
-    from .data import load as load_data
+    from emolib.data import load as load_data
 
     notebook, variants = STUDIES[study]
     cfg = session.configure(notebook, profile)      # the notebook's own configuration, as the runner gives it
     faces = load_data(cfg.source, cfg.data_path, **cfg.data_options).subset(cfg.classes)
     train = {**cfg.train, "epochs": epochs}
     rows = [run_variant(v, faces, train, cfg.augment, cfg.seed, cfg.device) for v in variants]
-    from .checkpoint import git_commit
+    from emolib.checkpoint import git_commit
     return {"study": study, "notebook": notebook, "profile": profile, "code": git_commit(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "epochs": epochs, "train": train,
             "augment": cfg.augment, "data_options": cfg.data_options,

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .faces import iou as box_iou
+from emolib.faces import iou as box_iou
 
 __all__ = ["IoUTracker", "Track"]
 

@@ -32,11 +32,11 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch import nn
 
-from . import ddp, dryrun, progress, runtime
-from .evaluate import run_batches
-from .models.spec import stamp_framing
-from .settings import TrainConfig
-from .train_state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
+from emolib import ddp, dryrun, progress, runtime
+from emolib.evaluate import run_batches
+from emolib.models.spec import stamp_framing
+from emolib.settings import TrainConfig
+from emolib.train_state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
 
 __all__ = ["TrainConfig", "fit", "train_one_epoch", "evaluate_loss", "restore_resume_state", "build_optimizer",
            "build_scheduler", "build_criterion", "scheduler_steps_per_batch"]
@@ -51,7 +51,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, param_groups: list[dict]
     decaying biases and norm scales only hurts.
     """
     if param_groups is None and cfg.backbone_lr_mult != 1.0:
-        from .models.transfer import param_groups as transfer_groups
+        from emolib.models.transfer import param_groups as transfer_groups
         param_groups = transfer_groups(model, cfg.lr, backbone_lr_mult=cfg.backbone_lr_mult)
     if param_groups is None:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -103,7 +103,7 @@ def scheduler_steps_per_batch(cfg: TrainConfig) -> bool:
 def build_criterion(cfg: TrainConfig, train_loader, device) -> nn.Module:
     weight = None
     if cfg.weighted_loss:
-        from .data.dataset import class_weights
+        from emolib.data.dataset import class_weights
         weight = class_weights(train_loader.labels, train_loader.num_classes).to(device)
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
 

@@ -83,7 +83,7 @@ def _sigterm_interrupts():
 
 
 def _say(msg: str) -> None:
-    from . import runtime
+    from emolib import runtime
     if runtime.is_main():
         print(msg, flush=True)
 
@@ -97,10 +97,10 @@ def _epoch_line(h: dict) -> None:
 def cmd_train(args) -> int:
     import torch.distributed as dist
 
-    from . import config, ddp, reporting, runtime, session
-    from .cli import UsageError
-    from .experiment import TRAINING_NOTEBOOKS, notebook_metrics, train_notebook
-    from .train_state import ResumeError
+    from emolib import config, ddp, reporting, runtime, session
+    from emolib.cli import UsageError
+    from emolib.experiment import TRAINING_NOTEBOOKS, notebook_metrics, train_notebook
+    from emolib.train_state import ResumeError
 
     try:
         nb = config.notebook_name(args.notebook)
@@ -123,7 +123,7 @@ def cmd_train(args) -> int:
             with ddp.main_first():          # rank 0 builds the data cache, the others then read it
                 cfg, data, run = session.setup(nb, args.profile, overrides)
             if out is not None:             # this process's figures and metrics go to DIR (emolib.runs)
-                from .runs import STAGING_ENV
+                from emolib.runs import STAGING_ENV
                 previous_staging = os.environ.get(STAGING_ENV)
                 os.environ[STAGING_ENV] = str(out)
             checkpoint_dir = (lambda name: out / name) if out is not None else run.checkpoint_dir
@@ -155,7 +155,7 @@ def cmd_train(args) -> int:
         finally:
             runtime.destroy_distributed()
             if out is not None:             # main() called in-process (tests, notebooks) leaves no trace
-                from .runs import STAGING_ENV
+                from emolib.runs import STAGING_ENV
                 os.environ.pop(STAGING_ENV, None)
                 if previous_staging is not None:
                     os.environ[STAGING_ENV] = previous_staging

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from torch import nn
 
-from . import ddp, runtime
-from .checkpoint import load_checkpoint, save_checkpoint
-from .settings import TrainConfig
+from emolib import ddp, runtime
+from emolib.checkpoint import load_checkpoint, save_checkpoint
+from emolib.settings import TrainConfig
 
 __all__ = ["ResumeError", "TrainState", "new_history", "end_of_epoch", "restore_resume_state", "monitor_mode", "improved",
            "RESUME_MAY_CHANGE", "HISTORY_KEYS"]

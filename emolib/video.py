@@ -24,10 +24,10 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from .prefetch import detect_ahead, read_frames
-from .tracker import IoUTracker
+from emolib.prefetch import detect_ahead, read_frames
+from emolib.tracker import IoUTracker
 
-from .quiet import captured_native_stderr, summary
+from emolib.quiet import captured_native_stderr, summary
 
 
 class VideoSourceError(RuntimeError):
@@ -167,7 +167,7 @@ class FramePipeline:
         if not 0 <= smooth < 1:
             raise ValueError(f"smooth must be in [0, 1), got {smooth}")
         if recognizer is None:
-            from .recognizer import EmotionRecognizer
+            from emolib.recognizer import EmotionRecognizer
             recognizer = EmotionRecognizer.live()
         self.recognizer, self.detect_every, self.smooth, self.show_fps = recognizer, detect_every, smooth, show_fps
         self.tracker = tracker or IoUTracker()
@@ -182,7 +182,7 @@ class FramePipeline:
                  ) -> tuple[np.ndarray | None, list]:
         """(annotated BGR copy, or None when `annotate` is False; one smoothed FaceResult per face).
         faces: this frame's detections when they were computed ahead (`emolib.prefetch`)."""
-        from .draw import annotate as draw
+        from emolib.draw import annotate as draw
         if self.frames % self.detect_every == 0:
             faces = self.recognizer.detect_faces(frame) if faces is None else faces
         else:
@@ -288,7 +288,7 @@ def run_webcam(camera: int = 0, recognizer=None, *, detect_every: int = 1, smoot
         cap.release()
         raise
     if recognizer is None:
-        from .recognizer import EmotionRecognizer
+        from emolib.recognizer import EmotionRecognizer
         recognizer = EmotionRecognizer.live()
 
     def show(index, annotated, results):

@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from .. import paths
-from .. import bench as bench_pkg
+from emolib import paths
+from emolib import bench as bench_pkg
 
 SEPARATE = {"peers"}      # `make bench-peers`: needs its own environment (TensorFlow for the `fer` package)
 

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import torch
 
-from ..models import create
-from ..models.inference import prepare_for_inference, to_channels_last
-from .classifier import MODELS, faces_per_second
+from emolib.models import create
+from emolib.models.inference import prepare_for_inference, to_channels_last
+from emolib.bench.classifier import MODELS, faces_per_second
 
 
 def _classifier(tmp: Path, window_s: float, repeats: int) -> dict[str, float]:
-    from ..export import export_onnx
-    from ..labels import EMOTIONS
-    from ..onnx_backend import OnnxClassifier
+    from emolib.export import export_onnx
+    from emolib.labels import EMOTIONS
+    from emolib.onnx_backend import OnnxClassifier
 
     out = {}
     for name, kw in MODELS.items():
@@ -47,11 +47,11 @@ def _classifier(tmp: Path, window_s: float, repeats: int) -> dict[str, float]:
 
 
 def _e2e(tmp: Path, quick: bool) -> dict[str, float]:
-    from ..export import export_model
-    from ..faces.detection import LIVE_DETECTOR, LIVE_THREADS
-    from ..recognizer import DEFAULT_MODEL, EmotionRecognizer
-    from ..runtime import cpu_threads
-    from .e2e import clip_1face, clip_4faces, encode, time_pipeline
+    from emolib.export import export_model
+    from emolib.faces.detection import LIVE_DETECTOR, LIVE_THREADS
+    from emolib.recognizer import DEFAULT_MODEL, EmotionRecognizer
+    from emolib.runtime import cpu_threads
+    from emolib.bench.e2e import clip_1face, clip_4faces, encode, time_pipeline
 
     export_model(DEFAULT_MODEL, tmp / "default.onnx")
     n = 8 if quick else 40

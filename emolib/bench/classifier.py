@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from ..models import create
-from ..models.inference import prepare_for_inference, to_channels_last
+from emolib.models import create
+from emolib.models.inference import prepare_for_inference, to_channels_last
 
 MODELS = {   # name -> create() keywords
     "fer2013-mini-xception": {"pretrained": True},

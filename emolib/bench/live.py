@@ -20,12 +20,12 @@ import time
 import cv2
 import numpy as np
 
-from .e2e import clip_1face, clip_4faces, encode
+from emolib.bench.e2e import clip_1face, clip_4faces, encode
 
 
 def live_ms(recognizer, jpegs: list[np.ndarray], expect_faces: int, prefetch: bool, passes: int = 3) -> float:
-    from ..prefetch import detect_ahead
-    from ..video import FramePipeline
+    from emolib.prefetch import detect_ahead
+    from emolib.video import FramePipeline
     best = float("inf")
     for _ in range(passes + 1):                       # the first pass warms caches and is not counted
         pipeline = FramePipeline(recognizer)
@@ -43,8 +43,8 @@ def live_ms(recognizer, jpegs: list[np.ndarray], expect_faces: int, prefetch: bo
 
 
 def still_photo() -> tuple[np.ndarray, int]:
-    from . import group_photos
-    from ..imageio import read_image
+    from emolib.bench import group_photos
+    from emolib.imageio import read_image
     group_photos.fetch()
     photo = next(p for p in group_photos.PHOTOS if p.name == "insightface_t1.jpg")
     image = cv2.resize(read_image(group_photos.cached(photo)), (1920, 1280), interpolation=cv2.INTER_CUBIC)
@@ -52,7 +52,7 @@ def still_photo() -> tuple[np.ndarray, int]:
 
 
 def still_ms(recognizer, jpeg: np.ndarray, expect_faces: int, repeats: int) -> float:
-    from ..draw import annotate
+    from emolib.draw import annotate
     times = []
     for i in range(repeats + 1):
         t0 = time.perf_counter()
@@ -67,9 +67,9 @@ def still_ms(recognizer, jpeg: np.ndarray, expect_faces: int, repeats: int) -> f
 
 
 def run(quick: bool = False) -> dict[str, float]:
-    from ..faces.detection import LIVE_THREADS, still_threads
-    from ..recognizer import EmotionRecognizer
-    from ..runtime import cpu_threads
+    from emolib.faces.detection import LIVE_THREADS, still_threads
+    from emolib.recognizer import EmotionRecognizer
+    from emolib.runtime import cpu_threads
     n = 8 if quick else 40
     out: dict[str, float] = {}
     with cpu_threads(LIVE_THREADS):

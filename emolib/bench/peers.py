@@ -29,9 +29,9 @@ from pathlib import Path
 
 import cv2
 
-from .. import paths
-from ..faces.detection import LIVE_THREADS, still_threads
-from . import group_photos
+from emolib import paths
+from emolib.faces.detection import LIVE_THREADS, still_threads
+from emolib.bench import group_photos
 
 PEERS = {"fer": True, "fer_keras": False}     # name -> use_tflite
 PEER_SCRIPT = Path(__file__).with_name("_fer_peer.py")
@@ -39,7 +39,7 @@ LIVE = "live_640x480"
 
 
 def clip_items(folder: Path, frames: int) -> list[dict]:
-    from .e2e import clip_1face
+    from emolib.bench.e2e import clip_1face
     items = []
     for i, frame in enumerate(clip_1face(frames)):
         path = folder / f"astronaut_{i:02d}.jpg"
@@ -54,9 +54,9 @@ def photo_items() -> list[dict]:
 
 def time_emolib(items: list[dict], repeats: int) -> dict:
     """{item: {"ms", "faces": [{"box", "label", "probs"}]}} with emolib's defaults (still, or live for the clip)."""
-    from ..recognizer import EmotionRecognizer
-    from ..runtime import cpu_threads
-    from .faces import median_ms
+    from emolib.recognizer import EmotionRecognizer
+    from emolib.runtime import cpu_threads
+    from emolib.bench.faces import median_ms
 
     out = {}
     for item_set, make, threads in (("group_photos", EmotionRecognizer, still_threads()),
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=20, help="frames of the 640×480 clip (default 20)")
     ap.add_argument("--out", type=Path, default=None, help="output JSON (default reports/bench/peers.json)")
     args = ap.parse_args(argv)
-    from ..recognizer import EmotionRecognizer
+    from emolib.recognizer import EmotionRecognizer
     photos = photo_items()
     if not photos:
         raise SystemExit("no group photos cached: run `.venv/bin/python -m emolib.bench.group_photos` first")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import paths
-from . import group_photos
+from emolib import paths
+from emolib.bench import group_photos
 
 SIZES = (32, 48, 64)
 SCENE = (1280, 853)
@@ -29,7 +29,7 @@ def background() -> np.ndarray:
 
 def face_patches() -> list[tuple[np.ndarray, float]]:
     """(square BGR patch, face width / patch width) for each labelled face whose surroundings lie in its photo."""
-    from ..imageio import read_image
+    from emolib.imageio import read_image
     out = []
     for photo, path in group_photos.available():
         image = read_image(path)
@@ -71,7 +71,7 @@ def recall(detector, face_px: int, count: int) -> float:
 
 
 def run(quick: bool = False) -> dict[str, float]:
-    from ..faces.blazeface import BlazeFaceFull
+    from emolib.faces.blazeface import BlazeFaceFull
     group_photos.fetch()
     count = 2 if quick else 6
     out = {}

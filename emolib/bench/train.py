@@ -13,10 +13,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..data.dataset import FaceLoader
-from ..data.synthetic import generate
-from ..models import create
-from ..train import TrainConfig, build_optimizer
+from emolib.data.dataset import FaceLoader
+from emolib.data.synthetic import generate
+from emolib.models import create
+from emolib.train import TrainConfig, build_optimizer
 
 BATCH = 64
 MODELS = {   # figure label -> (registry name, create() keywords)

@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 # The detectors, fallbacks and defaults by use are emolib.faces' own (importing it loads no model).
-from ..faces.detection import DETECTORS as _DETECTORS
-from ..faces.detection import FALLBACKS, LIVE_DETECTOR, LIVE_THREADS, STILL_DETECTOR, still_threads
-from ..labels import EMOTIONS
-from .common import UsageError, _err, _recognizer
-from .model_commands import cmd_assets, cmd_export, cmd_models
-from .predict import cmd_predict
+from emolib.faces.detection import DETECTORS as _DETECTORS
+from emolib.faces.detection import FALLBACKS, LIVE_DETECTOR, LIVE_THREADS, STILL_DETECTOR, still_threads
+from emolib.labels import EMOTIONS
+from emolib.cli.common import UsageError, _err, _recognizer
+from emolib.cli.model_commands import cmd_assets, cmd_export, cmd_models
+from emolib.cli.predict import cmd_predict
 
 DETECTORS = tuple(_DETECTORS)
 
@@ -30,7 +30,7 @@ def _label_counts(counter: dict) -> str:
 
 
 def cmd_video(args) -> int:
-    from ..video import VideoSourceError, process_video
+    from emolib.video import VideoSourceError, process_video
     if args.out and Path(args.out).suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise UsageError(f"--out {args.out}: use an .mp4 file name (the writer is mp4v)")
     recognizer = _recognizer(args)
@@ -56,10 +56,10 @@ def cmd_video(args) -> int:
 
 
 def cmd_webcam(args) -> int:
-    from ..video import VideoSourceError, run_webcam
+    from emolib.video import VideoSourceError, run_webcam
     try:
         # The camera is opened (and checked) before the model loads: a missing camera fails fast.
-        from ..video import open_source
+        from emolib.video import open_source
         open_source(args.camera).release()
         recognizer = _recognizer(args)
         stats = run_webcam(args.camera, recognizer, detect_every=args.detect_every,
@@ -72,7 +72,7 @@ def cmd_webcam(args) -> int:
 
 
 def _add_export_parser(sub) -> None:
-    from ..export import TOLERANCE
+    from emolib.export import TOLERANCE
     p = sub.add_parser("export", formatter_class=_Formatter, help="export a model to ONNX (after a parity check)",
                        description="Export a checkpoint or a pretrained emotion model to ONNX: dynamic batch, and\n"
                                    "its class names and ModelSpec as metadata. ONNX Runtime must agree with PyTorch\n"
@@ -190,13 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="only check the cache; never use the network")
     p.set_defaults(func=cmd_assets)
 
-    from ..train_cli import add_parser as add_train_parser
+    from emolib.train_cli import add_parser as add_train_parser
     add_train_parser(sub)
     return ap
 
 
 def _cpu_threads(n: int):
-    from ..runtime import cpu_threads       # imports torch: only once a command runs
+    from emolib.runtime import cpu_threads       # imports torch: only once a command runs
     return cpu_threads(n)
 
 
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         parser.exit(2, f"{parser.prog} {args.command}: error: {e}\n")
     except RuntimeError as e:
-        from ..assets import AssetError
+        from emolib.assets import AssetError
         if not isinstance(e, AssetError):
             raise
         _err(str(e))                         # model or detector files missing: says what to run

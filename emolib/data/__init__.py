@@ -4,17 +4,17 @@
 `find_quality_issues(arrays)` reports blank images and exact duplicates. Both are imported lazily
 so that `emolib.data.arrays` stays cheap to import (no OpenCV).
 """
-from .arrays import SPLITS, FaceArrays
-from .errors import DataFormatError, DatasetUnavailable
+from emolib.data.arrays import SPLITS, FaceArrays
+from emolib.data.errors import DataFormatError, DatasetUnavailable
 
 __all__ = ["FaceArrays", "SPLITS", "load", "find_quality_issues", "DataFormatError", "DatasetUnavailable"]
 
 
 def __getattr__(name):
     if name == "load":
-        from .sources import load
+        from emolib.data.sources import load
         return load
     if name == "find_quality_issues":
-        from .quality import find_quality_issues
+        from emolib.data.quality import find_quality_issues
         return find_quality_issues
     raise AttributeError(f"module 'emolib.data' has no attribute {name!r}")

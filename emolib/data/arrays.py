@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..labels import EMOTIONS, remap_table, resolve_classes
-from .splits import SPLITS
+from emolib.labels import EMOTIONS, remap_table, resolve_classes
+from emolib.data.splits import SPLITS
 
 IMAGE_SIZE = 48
 

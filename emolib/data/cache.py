@@ -15,9 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from .. import paths
-from ..atomic import atomic_write
-from .arrays import FaceArrays
+from emolib import paths
+from emolib.atomic import atomic_write
+from emolib.data.arrays import FaceArrays
 
 # Bump when the decoded arrays would differ for the same source (decoder, resize, split rules).
 FORMAT_VERSION = 1

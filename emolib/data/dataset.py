@@ -13,11 +13,11 @@ import math
 import numpy as np
 import torch
 
-from ..models.preprocess import fit_to_spec, to_unit
-from ..runtime import resolve_device
-from ..models.spec import ModelSpec
-from .arrays import FaceArrays
-from .augment import AugmentConfig, augment_batch, erase
+from emolib.models.preprocess import fit_to_spec, to_unit
+from emolib.runtime import resolve_device
+from emolib.models.spec import ModelSpec
+from emolib.data.arrays import FaceArrays
+from emolib.data.augment import AugmentConfig, augment_batch, erase
 
 __all__ = ["AugmentConfig", "FaceLoader", "class_weights", "epoch_generator"]
 

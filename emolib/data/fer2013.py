@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labels import NUM_CLASSES
-from .arrays import IMAGE_SIZE, FaceArrays
-from .errors import DataFormatError
-from .splits import FER2013_USAGE, SPLIT_TO_USAGE, USAGE_TO_SPLIT
+from emolib.labels import NUM_CLASSES
+from emolib.data.arrays import IMAGE_SIZE, FaceArrays
+from emolib.data.errors import DataFormatError
+from emolib.data.splits import FER2013_USAGE, SPLIT_TO_USAGE, USAGE_TO_SPLIT
 
 CSV_NAMES = ("fer2013.csv", "icml_face_data.csv")
 REQUIRED_COLUMNS = ("emotion", "pixels", "usage")

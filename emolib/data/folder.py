@@ -19,11 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..imageio import IMAGE_SUFFIXES
-from ..labels import ALIASES, EMOTIONS, canonical
-from .arrays import IMAGE_SIZE, FaceArrays
-from .errors import DataFormatError
-from .splits import FOLDER_SPLIT_NAMES, SPLITS, USAGE_TO_SPLIT, stratified_split
+from emolib.imageio import IMAGE_SUFFIXES
+from emolib.labels import ALIASES, EMOTIONS, canonical
+from emolib.data.arrays import IMAGE_SIZE, FaceArrays
+from emolib.data.errors import DataFormatError
+from emolib.data.splits import FOLDER_SPLIT_NAMES, SPLITS, USAGE_TO_SPLIT, stratified_split
 
 # FER2013 file-name prefixes (msambare release) are the original Usage of each image.
 _PREFIX = re.compile(rf"^({'|'.join(USAGE_TO_SPLIT)})[_-]", re.IGNORECASE)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .. import paths
-from .errors import DatasetUnavailable
+from emolib import paths
+from emolib.data.errors import DatasetUnavailable
 
 DEFAULT_HANDLE = "msambare/fer2013"
 

@@ -11,8 +11,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from .arrays import FaceArrays
-from .splits import SPLITS
+from emolib.data.arrays import FaceArrays
+from emolib.data.splits import SPLITS
 
 
 def find_quality_issues(arrays: FaceArrays, *, blank_std: float = 2.0) -> dict:

@@ -11,12 +11,12 @@ import hashlib
 import inspect
 from pathlib import Path
 
-from . import cache as array_cache
-from .arrays import FaceArrays
-from .errors import DataFormatError
-from .fer2013 import CSV_NAMES, read_csv
-from .folder import read_folder, split_dirs
-from .kaggle import DEFAULT_HANDLE, resolve_fer2013
+from emolib.data import cache as array_cache
+from emolib.data.arrays import FaceArrays
+from emolib.data.errors import DataFormatError
+from emolib.data.fer2013 import CSV_NAMES, read_csv
+from emolib.data.folder import read_folder, split_dirs
+from emolib.data.kaggle import DEFAULT_HANDLE, resolve_fer2013
 
 SOURCES = ("synthetic", "fer2013", "folder")
 
@@ -88,7 +88,7 @@ def _load_local(located: tuple[str, Path], source: str, options: dict, *, use_ca
 
 
 def _load_synthetic(options: dict, *, use_cache: bool) -> FaceArrays:
-    from . import splits, synthetic, synthetic_draw   # on use: loading a CSV never builds the generator's tables
+    from emolib.data import splits, synthetic, synthetic_draw   # on use: loading a CSV never builds the generator's tables
     params = {name: par.default for name, par in inspect.signature(synthetic.generate).parameters.items()
               if par.default is not inspect.Parameter.empty}
     unknown = set(options) - set(params)

@@ -28,10 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..labels import EMOTIONS
-from .arrays import FaceArrays
-from .splits import stratified_assign
-from .synthetic_draw import FEATURES, draw_faces
+from emolib.labels import EMOTIONS
+from emolib.data.arrays import FaceArrays
+from emolib.data.splits import stratified_assign
+from emolib.data.synthetic_draw import FEATURES, draw_faces
 
 GENERATOR_VERSION = 1
 

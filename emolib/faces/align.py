@@ -16,9 +16,9 @@ import math
 import cv2
 import numpy as np
 
-from ..models.spec import FER2013_FRAMING, Framing
-from .detection import as_bgr
-from .types import Face
+from emolib.models.spec import FER2013_FRAMING, Framing
+from emolib.faces.detection import as_bgr
+from emolib.faces.types import Face
 
 # detector -> (eye midpoint x offset from the box centre / box width, eye line from the box top / box
 # height, frontal eye gap / box width). Medians over the astronaut (eyes measured by hand) and the LFW
@@ -93,7 +93,7 @@ def crop_faces(image: np.ndarray, faces: list[Face], size: int = 48, framing: Fr
 def measure_box_eyes(detector: str, items, reference_eyes) -> tuple[float, float, float]:
     """BOX_EYES for `detector`, measured: items are (BGR image, reference box) pairs and reference_eyes their
     (2, 2) eye centres (right eye first). Medians over the faces the detector finds (IoU >= 0.3)."""
-    from .detection import detect, iou
+    from emolib.faces.detection import detect, iou
     rows = []
     for (image, box), eyes in zip(items, reference_eyes):
         found = [f for f in detect(image, detector, min_score=0.3 if detector == "blazeface_full" else None)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .. import assets
-from .detection import weighted_nms
-from .tflite import NetPool
-from .types import Face
+from emolib import assets
+from emolib.faces.detection import weighted_nms
+from emolib.faces.tflite import NetPool
+from emolib.faces.types import Face
 
 NUM_KEYPOINTS = 6
 SCORE_CLIP = 100.0      # MediaPipe's score_clipping_thresh

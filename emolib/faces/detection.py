@@ -12,7 +12,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .types import Face
+from emolib.faces.types import Face
 
 # name -> (module, class, default min_score). Scores are on each detector's own scale.
 DETECTORS: dict[str, tuple[str, str, float]] = {

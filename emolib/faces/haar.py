@@ -4,8 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .detection import nms
-from .types import Face
+from emolib.faces.detection import nms
+from emolib.faces.types import Face
 
 
 class HaarFace:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import assets
-from .detection import nms
-from .types import Face
+from emolib import assets
+from emolib.faces.detection import nms
+from emolib.faces.types import Face
 
 
 class SSDFace:

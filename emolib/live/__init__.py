@@ -5,7 +5,7 @@
 `show_kernel_camera` opens ``cv2.VideoCapture`` on the kernel's machine (a local kernel only).
 Nothing here opens a camera at import; the `emolib webcam` desktop window is `emolib.video.run_webcam`.
 """
-from .browser import BrowserCamera, LiveCameraError
-from .kernel import show_kernel_camera
+from emolib.live.browser import BrowserCamera, LiveCameraError
+from emolib.live.kernel import show_kernel_camera
 
 __all__ = ["BrowserCamera", "LiveCameraError", "show_kernel_camera"]

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import traitlets
 
-from ..video import FramePipeline
+from emolib.video import FramePipeline
 
 _HERE = Path(__file__).parent
 

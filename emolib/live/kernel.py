@@ -15,7 +15,7 @@ def show_kernel_camera(camera: int, recognizer=None, *, max_seconds: float = 30.
     """
     from IPython.display import Image, display
 
-    from ..video import process_video
+    from emolib.video import process_video
 
     handle = display("starting the camera ...", display_id=True)
     started = time.perf_counter()

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import register
-from .spec import grayscale_spec
+from emolib.models.registry import register
+from emolib.models.spec import grayscale_spec
 
 
 def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..labels import EMOTIONS
-from .registry import register
-from .spec import FER2013_FRAMING, grayscale_spec
-from .weights import Weights
+from emolib.labels import EMOTIONS
+from emolib.models.registry import register
+from emolib.models.spec import FER2013_FRAMING, grayscale_spec
+from emolib.models.weights import Weights
 
 BN_EPS = 1e-3  # Keras' BatchNormalization default (PyTorch's is 1e-5)
 

@@ -11,8 +11,8 @@ from typing import Callable
 
 from torch import nn
 
-from .spec import ModelSpec
-from .weights import Weights
+from emolib.models.spec import ModelSpec
+from emolib.models.weights import Weights
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) 
 def _dry_run_without_weights(name: str) -> bool:
     """A dry run (emolib.dryrun) builds a model whose ImageNet weights are not on disk from a random
     initialization instead of downloading them; it records that for the report. Never in a real run."""
-    from .. import dryrun, paths
+    from emolib import dryrun, paths
     w = entry(name).weights
     if w is None or w.predicts_emotions:          # only ImageNet weights: an emotion model is what it is
         return False

@@ -23,9 +23,9 @@ import torch
 import torchvision
 from torch import nn
 
-from .registry import entry, register
-from .spec import imagenet_spec
-from .weights import torchvision_weights
+from emolib.models.registry import entry, register
+from emolib.models.spec import imagenet_spec
+from emolib.models.weights import torchvision_weights
 
 DEFAULT_INPUT_SIZE = 224
 MIN_INPUT_SIZE = 32          # five stride-2 stages still leave a 1×1 map

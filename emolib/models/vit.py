@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer, interpolate_embeddings, vit_b_16 as tv_vit_b_16
 
-from .registry import register
-from .spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
-from .transfer import imagenet_weights_file
-from .weights import torchvision_weights
+from emolib.models.registry import register
+from emolib.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from emolib.models.transfer import imagenet_weights_file
+from emolib.models.weights import torchvision_weights
 
 
 def vit_spec(input_size: int, patch_size: int, num_layers: int, mean, std) -> ModelSpec:

@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import assets
-from ..assets import Asset
-from .spec import Framing
+from emolib import assets
+from emolib.assets import Asset
+from emolib.models.spec import Framing
 
 __all__ = ["Weights", "torchvision_weights"]
 
@@ -69,7 +69,7 @@ def torchvision_weights(arch: str, version: str = "DEFAULT", *, package: str | N
 
 def by_filename(filename: str) -> Weights | None:
     """The record of a registered model whose weights file is `filename` (for `emolib.assets.resolve`)."""
-    from .registry import list_models, entry
+    from emolib.models.registry import list_models, entry
     for name in list_models():
         w = entry(name).weights
         if w is not None and w.filename == filename:
