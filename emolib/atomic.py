@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_write", "write_bytes", "write_text", "copy_file"]
+__all__ = ["atomic_write", "write_bytes", "write_text", "copy_file", "replace_tree"]
 
 # mkstemp makes its file private (0600); the written file gets the permissions open() would give it.
 _UMASK = os.umask(0o022)
@@ -59,3 +59,16 @@ def copy_file(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
     with open(src, "rb") as fin, atomic_write(dest, "wb") as fout:
         shutil.copyfileobj(fin, fout)
     return Path(dest)
+
+
+def replace_tree(src: Path, dst: Path) -> None:
+    """Put folder `src` at `dst`, the old `dst` removed only after the new one is in place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = dst.with_name(dst.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old.exists():
+        shutil.rmtree(old)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from emolib import paths, publish
 from emolib.atomic import atomic_write, write_text
+from emolib.publish import format_number
 from emolib.config import NOTEBOOKS
 
 __all__ = ["build_index"]
@@ -60,7 +61,6 @@ def _thumbnail(root: Path, nb: str, name: str) -> str:
 
 
 def _headline(h: dict) -> str:
-    from emolib.reporting import format_number
     return "<br>".join(f"{_key(k)} <span class='num'>{_esc(format_number(v))}</span>" for k, v in h.items())
 
 
@@ -110,7 +110,6 @@ def _figures(root: Path, states: dict) -> list[str]:
 
 def _history_rows(rows: list[dict]) -> list[str]:
     """One row per batch (one make call), newest first; a notebook not rerun in that batch shows ·."""
-    from emolib.reporting import format_number
     batches: dict[str, list[dict]] = {}
     for r in rows:                      # the file is in append order: a batch's last row is its newest
         batch = r.get("batch") or r.get("date")

@@ -42,7 +42,7 @@ class Caps:
 
     @classmethod
     def from_json(cls, text: str) -> "Caps":
-        from emolib.config import from_mapping
+        from emolib.settings import from_mapping
         caps = from_mapping(cls, json.loads(text), "dry-run cap")
         if min(asdict(caps).values()) < 1:
             raise ValueError(f"{ENV}: every cap must be >= 1, got {caps}")

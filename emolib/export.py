@@ -24,14 +24,11 @@ import numpy as np
 
 from emolib import __version__
 from emolib.atomic import copy_file
+from emolib.onnx_backend import FORMAT, FORMAT_VERSION, INPUT, OUTPUTS, OnnxClassifier
 
 if TYPE_CHECKING:            # torch loads when an export runs, so `emolib --help` stays instant
     from torch import nn
 
-FORMAT = "emolib-onnx"
-FORMAT_VERSION = 1
-INPUT = "input"
-OUTPUTS = ("logits", "probs")
 TOLERANCE = 1e-4          # max |p_onnx - p_torch| over every class of every crop
 OPSET = 18
 
@@ -147,7 +144,6 @@ def check_parity(model: "nn.Module", onnx_path: Path, crops: np.ndarray, toleran
     import torch
 
     from emolib.models.preprocess import to_model_input
-    from emolib.onnx_backend import OnnxClassifier
 
     onnx_model = OnnxClassifier(onnx_path)
     x = to_model_input(torch.from_numpy(np.ascontiguousarray(crops)), model.spec)
@@ -202,12 +198,3 @@ def export_onnx(model: "nn.Module", classes, out: str | os.PathLike, *, source: 
     finally:
         model.train(was_training)
     return parity
-
-
-def export_model(name_or_path: str | os.PathLike, out: str | os.PathLike, **kw) -> tuple[Parity, str]:
-    """`emolib export`: a checkpoint (path or short name) or a pretrained emotion model -> ONNX.
-
-    Returns (parity, a description of the source)."""
-    from emolib.recognizer import load_classifier
-    model, classes, source = load_classifier(name_or_path)
-    return export_onnx(model, classes, out, source=source, **kw), source

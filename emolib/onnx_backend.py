@@ -13,7 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from emolib.export import FORMAT, FORMAT_VERSION, INPUT
+# The file format `emolib.export` writes: its reader defines it.
+FORMAT = "emolib-onnx"
+FORMAT_VERSION = 1
+INPUT = "input"
+OUTPUTS = ("logits", "probs")
 
 REQUIRED = ("emolib.format", "emolib.format_version", "emolib.spec", "emolib.classes", "emolib.model_name")
 

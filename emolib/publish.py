@@ -7,16 +7,15 @@ checkpoints it reads), and appends one row to ``<root>/history.jsonl``. The inde
 only when its metrics and HTML are byte for byte the ones recorded, so a number on the index is always the
 number in the HTML beside it; and it marks a report *stale* when an input changed since.
 
-`publish` is the one way to publish from JupyterLab: it refuses a notebook or parameters that differ from
-the committed notebook and the profile, and otherwise runs the notebook through the runner.
+Publishing from JupyterLab is the runner's action (`emolib.reproduce.publish`).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
-import subprocess
 from pathlib import Path
 
 import yaml
@@ -40,9 +39,11 @@ def file_digest(path: Path) -> str | None:
 
 def cells_digest(path: Path) -> str | None:
     """The notebook's cell types and sources: outputs a JupyterLab save adds do not count as a change."""
-    if not Path(path).is_file():
-        return None
-    cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+    return cells_digest_of(Path(path).read_bytes()) if Path(path).is_file() else None
+
+
+def cells_digest_of(notebook_json: bytes | str) -> str:
+    cells = json.loads(notebook_json).get("cells", [])
     return _sha(json.dumps([[c.get("cell_type"), "".join(c.get("source", ""))] for c in cells]).encode())
 
 
@@ -138,43 +139,14 @@ def history(root: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-# ------------------------------------------------------------------------------ publish from JupyterLab
-
-class PublishRefused(RuntimeError):
-    """The notebook or its parameters are not the committed notebook and the profile."""
-
-
-def _committed_cells(nb: str) -> str | None:
-    rel = (paths.notebooks_dir() / f"{nb}.ipynb").relative_to(paths.home())
-    try:
-        blob = subprocess.run(["git", "-C", str(paths.home()), "show", f"HEAD:{rel.as_posix()}"],
-                              capture_output=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    cells = json.loads(blob).get("cells", [])
-    return _sha(json.dumps([[c.get("cell_type"), "".join(c.get("source", ""))] for c in cells]).encode())
-
-
-def check_publishable(notebook: str, profile: str, overrides: dict | None) -> None:
-    """Raise PublishRefused unless the run is the profile's and the notebook is the committed one."""
-    nb = notebook_name(notebook)
-    if overrides is None or overrides:
-        what = "cannot be compared with the profile" if overrides is None else f"override {sorted(overrides)}"
-        raise PublishRefused(f"{nb}: not published: its parameters {what}; a published report is the "
-                             f"profile's experiment (set overrides = {{}} or change params/{profile}.yaml)")
-    committed = _committed_cells(nb)
-    if committed is None:
-        raise PublishRefused(f"{nb}: not published: no committed version to compare with (not a git checkout?)")
-    if committed != cells_digest(paths.notebooks_dir() / f"{nb}.ipynb"):
-        raise PublishRefused(f"{nb}: not published: the saved notebook differs from the committed one; "
-                             "commit it (or revert it) first")
-
-
-def publish(notebook: str, profile: str, overrides: dict | None) -> Path:
-    """Publish from JupyterLab: checked (`check_publishable`), then run by the runner exactly as
-    `make report NB=..` does, so the published report is always a runner's. Returns its HTML."""
-    from emolib import dashboard, reproduce
-    check_publishable(notebook, profile, overrides)
-    html = reproduce.run_notebook(notebook, profile)
-    dashboard.build_index()
-    return html
+def format_number(v) -> str:
+    """How headline numbers appear in reports and the index (the tests look for this exact text)."""
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if math.isnan(v):
+        return "nan"
+    return f"{v:.4f}"

@@ -16,19 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from emolib.catalog import CHECKPOINT_SUFFIXES
+from emolib.classifier import DEFAULT_MODEL, load_classifier, onnx_path, resolve_backend
 from emolib.labels import EMOJI, EMOTIONS, canonical
 from emolib.runtime import resolve_device
-
-DEFAULT_MODEL = "fer2013-mini-xception"
-
-
-def pretrained_emotion_models() -> dict[str, tuple[str, ...]]:
-    """Registered models whose pretrained weights classify emotions (their weights record has classes):
-    name -> class names in the model's output order. Every other model needs a checkpoint."""
-    from emolib.models import entry, list_models
-    return {name: entry(name).weights.classes for name in list_models()
-            if entry(name).weights is not None and entry(name).weights.predicts_emotions}
 
 
 def emoji_for(label: str) -> str:
@@ -36,6 +26,15 @@ def emoji_for(label: str) -> str:
         return EMOJI[canonical(label)]
     except ValueError:               # a checkpoint with class names outside the seven emotions
         return ""
+
+
+def _cached_onnx(model) -> Path | None:
+    """The up-to-date ONNX export of pretrained model `model` that `make setup` made (emolib.onnx_cache), unless
+    `model` names a checkpoint (which `load_classifier` would load first)."""
+    from emolib import catalog, onnx_cache
+    if not isinstance(model, str) or any(p.is_file() for p in catalog.candidates(model)):
+        return None
+    return onnx_cache.cached(model)
 
 
 @dataclass
@@ -91,75 +90,6 @@ def _decision(probs: dict[str, float]) -> dict:
             "emoji": emoji_for(label)}
 
 
-def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device: str = "cpu",
-                    classes=None) -> tuple[nn.Module, tuple[str, ...], str]:
-    """(model in eval mode, class names, a description of where it came from).
-
-    `model`: a checkpoint path; a checkpoint name in `paths.models_dir()` (with or without its
-    suffix); a registered model whose pretrained weights classify emotions ("fer2013-mini-xception");
-    or an nn.Module with ``.spec`` (then `classes` gives its class names, default the seven emotions).
-    """
-    from emolib import catalog, checkpoint, paths
-
-    device = resolve_device(device)
-    if isinstance(model, nn.Module):
-        if not hasattr(model, "spec"):
-            raise ValueError("a model passed as a module needs a .spec (build it with emolib.models.create)")
-        names = tuple(classes) if classes is not None else getattr(model, "classes", EMOTIONS)
-        return model.to(device).eval(), tuple(names), getattr(model, "model_name", type(model).__name__)
-
-    name = str(model)
-    for path in catalog.candidates(name):           # a path, a file in models/, or a short name
-        if path.is_file():
-            net, ckpt = checkpoint.load_model(path, device=device)
-            return net, tuple(ckpt["classes"]), f"checkpoint {path}"
-
-    emotion_models = pretrained_emotion_models()
-    if name in emotion_models:
-        from emolib.models import create
-        names = emotion_models[name]
-        net = create(name, num_classes=len(names), pretrained=True)
-        return net.to(device).eval(), names, f"pretrained {name}"
-
-    from emolib.models import list_models
-    if name in list_models():
-        raise ValueError(f"model {name!r} has no emotion-trained weights of its own: pass a checkpoint "
-                         f"trained with it (a path, or a name in {paths.models_dir()}), or use "
-                         f"{', '.join(repr(m) for m in emotion_models)}")
-    if Path(name).suffix in CHECKPOINT_SUFFIXES or os.sep in name:
-        raise FileNotFoundError(f"checkpoint {name} does not exist (also looked in {paths.models_dir()})")
-    raise ValueError(f"unknown model {name!r}: not a checkpoint file, not a checkpoint in "
-                     f"{paths.models_dir()}, and not a pretrained emotion model "
-                     f"({', '.join(emotion_models)})")
-
-
-BACKENDS = ("auto", "torch", "onnx")
-
-
-def resolve_backend(backend: str, model) -> str:
-    """"torch" or "onnx" for `model`; "auto" picks onnx for an .onnx file and torch for the rest."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    is_onnx = isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx"
-    if backend == "auto":
-        return "onnx" if is_onnx else "torch"
-    if backend == "onnx" and not is_onnx:
-        raise ValueError(f"backend='onnx' runs an exported .onnx file, not {model!r}; write one with "
-                         "`emolib export MODEL --onnx OUT.onnx`")
-    if backend == "torch" and is_onnx:
-        raise ValueError(f"{model}: an .onnx file runs with backend='onnx' (or 'auto')")
-    return backend
-
-
-def onnx_path(model: str | os.PathLike) -> Path:
-    """An .onnx path as given, or found in `paths.models_dir()` when it is not a file here."""
-    from emolib import paths
-    path = Path(model)
-    if path.is_file() or path.is_absolute():
-        return path
-    return paths.models_dir() / path if (paths.models_dir() / path).is_file() else path
-
-
 class EmotionRecognizer:
     """Detect faces, crop and align them, classify their emotion.
 
@@ -192,14 +122,16 @@ class EmotionRecognizer:
             raise ValueError(f"unknown fallback {fallback!r}; choose one of {', '.join(FALLBACKS)}")
         device = resolve_device(device)          # "auto" | "cpu" | "cuda[:i]"
         self.backend = resolve_backend(backend, model)
-        if self.backend == "onnx":   # an `emolib export` file: spec and classes from its metadata
+        cached_onnx = _cached_onnx(model) if backend == "auto" and device.type == "cpu" and classes is None else None
+        if self.backend == "onnx" or cached_onnx:   # an `emolib export` file: spec and classes from its metadata
             from emolib.onnx_backend import OnnxClassifier
-            self.model = OnnxClassifier(onnx_path(model))
+            self.model = OnnxClassifier(cached_onnx or onnx_path(model))
             self.classes, self.source = self.model.classes, f"onnx {self.model.path}"
+            if cached_onnx:      # the pretrained model's own export (`make setup`): no torch model is built
+                from emolib import paths
+                self.backend, self.source = "onnx", f"pretrained {model} (ONNX Runtime: {paths.shown(cached_onnx)})"
         else:
             self.model, self.classes, self.source = load_classifier(model, device, classes)
-            if backend == "auto" and device.type == "cpu" and classes is None:
-                self._use_cached_onnx(model)
         if optimize and self.backend == "torch":   # a copy: a module passed in stays as it was
             from emolib.models.inference import prepare_for_inference
             self.model = prepare_for_inference(self.model)
@@ -208,14 +140,6 @@ class EmotionRecognizer:
         self.device, self.min_score = device, min_score
         self.framing = framing if framing is not None else self.spec.framing
         self.crop_size = int(crop_size or self.spec.input_size)
-
-    def _use_cached_onnx(self, model) -> None:
-        """Run a pretrained model's up-to-date ONNX export, when `make setup` made one (emolib.onnx_cache)."""
-        from emolib import onnx_cache, paths
-        if isinstance(model, str) and (path := onnx_cache.cached(model, self.model, self.classes)):
-            from emolib.onnx_backend import OnnxClassifier
-            self.model, self.backend = OnnxClassifier(path), "onnx"
-            self.source += f" (ONNX Runtime: {paths.shown(path)})"
 
     @classmethod
     def live(cls, model: str | os.PathLike | nn.Module = DEFAULT_MODEL, **kwargs) -> "EmotionRecognizer":

@@ -28,10 +28,11 @@ from pathlib import Path
 
 from emolib import paths, runs
 from emolib.atomic import write_text
+from emolib.publish import format_number
 from emolib.config import SCHEMAS, ConfigError, resolve, to_dict
 from emolib.runs import STAGING_ENV
 
-__all__ = ["Run", "start", "output_root", "read_metrics", "format_number", "split_timing", "notebook_of",
+__all__ = ["Run", "start", "output_root", "split_timing", "notebook_of",
            "is_timing_key", "differences"]
 
 # Keys whose values depend on the machine's speed, not on the experiment.
@@ -50,19 +51,6 @@ def notebook_of(cfg) -> str:
         if type(cfg) is cls:
             return nb
     raise TypeError(f"not a notebook config: {type(cfg).__name__} (build it with emolib.config.validate)")
-
-
-def format_number(v) -> str:
-    """How headline numbers appear in reports and the index (the tests look for this exact text)."""
-    if v is None:
-        return "n/a"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
-    if isinstance(v, int):
-        return str(v)
-    if math.isnan(v):
-        return "nan"
-    return f"{v:.4f}"
 
 
 def is_timing_key(key: str) -> bool:
@@ -161,7 +149,7 @@ class Run:
     def publish(self):
         """Publish this notebook from JupyterLab: refused unless the saved notebook is the committed one and
         the parameters are the profile's; then the runner reruns it headless (emolib.publish.publish)."""
-        from emolib.publish import publish
+        from emolib.reproduce import publish     # the runner's action; the runner never imports this module
         return publish(self.notebook, self.profile, self.overrides)
 
     # -- outputs --------------------------------------------------------------------------------
@@ -304,24 +292,3 @@ def differences(notebook: str, profile: str, values: dict) -> dict | None:
         else:
             diff[key] = value
     return diff
-
-
-def read_metrics(notebook: str) -> dict:
-    """Another notebook's metrics JSON (from the reports root, never from a staging folder)."""
-    path = paths.reports_dir() / "metrics" / f"{notebook}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run {notebook} first (make report NB={notebook[:2]})")
-    return json.loads(path.read_text())
-
-
-def replace_tree(src: Path, dst: Path) -> None:
-    """Put folder `src` at `dst`, the old `dst` removed only after the new one is in place."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    old = dst.with_name(dst.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old.exists():
-        shutil.rmtree(old)

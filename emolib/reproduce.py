@@ -28,17 +28,18 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from emolib import dryrun, paths, publish, runs
-from emolib.atomic import write_text
+from emolib import dryrun, paths, runs
+from emolib import publish as records   # the module: `publish` is this module's action
+from emolib.atomic import replace_tree, write_text
 from emolib.config import NOTEBOOKS, ConfigError, notebook_name, profile_path, resolve
 from emolib.dashboard import build_index
-from emolib.reporting import replace_tree
 from emolib.runs import KIND_ENV, STAGING_ENV
 
 KERNEL = "emolib"
@@ -141,7 +142,7 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     # newer: `make report NB=.. PROFILE=..` then `make reproduce` with another profile reruns the notebook.
     write_params(nb, profile, params_stamp(nb, root))
     _publish(nb, stage, root)
-    publish.record(nb, profile, kind, root)   # what the index trusts
+    records.record(nb, profile, kind, root)   # what the index trusts
     print(f"{nb}: ran in {seconds:.1f} s ({'DRY RUN of ' if caps else ''}profile {parameters['profile']}) -> "
           f"{root / 'html' / f'{nb}.html'}")
     return root / "html" / f"{nb}.html"
@@ -209,6 +210,46 @@ def write_params(notebook: str, profile: str, out: Path) -> bool:
         return False
     write_text(out, text)
     return True
+
+
+# ------------------------------------------------------------------------------ publish from JupyterLab
+
+class PublishRefused(RuntimeError):
+    """The notebook or its parameters are not the committed notebook and the profile."""
+
+
+def _committed_cells(nb: str) -> str | None:
+    rel = (paths.notebooks_dir() / f"{nb}.ipynb").relative_to(paths.home())
+    try:
+        blob = subprocess.run(["git", "-C", str(paths.home()), "show", f"HEAD:{rel.as_posix()}"],
+                              capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return records.cells_digest_of(blob)
+
+
+def check_publishable(notebook: str, profile: str, overrides: dict | None) -> None:
+    """Raise PublishRefused unless the run is the profile's and the notebook is the committed one."""
+    nb = notebook_name(notebook)
+    if overrides is None or overrides:
+        what = "cannot be compared with the profile" if overrides is None else f"override {sorted(overrides)}"
+        raise PublishRefused(f"{nb}: not published: its parameters {what}; a published report is the "
+                             f"profile's experiment (set overrides = {{}} or change params/{profile}.yaml)")
+    committed = _committed_cells(nb)
+    if committed is None:
+        raise PublishRefused(f"{nb}: not published: no committed version to compare with (not a git checkout?)")
+    if committed != records.cells_digest(paths.notebooks_dir() / f"{nb}.ipynb"):
+        raise PublishRefused(f"{nb}: not published: the saved notebook differs from the committed one; "
+                             "commit it (or revert it) first")
+
+
+def publish(notebook: str, profile: str, overrides: dict | None) -> Path:
+    """Publish from JupyterLab: checked (`check_publishable`), then run by the runner exactly as
+    `make report NB=..` does, so the published report is always a runner's. Returns its HTML."""
+    check_publishable(notebook, profile, overrides)
+    html = run_notebook(notebook, profile)
+    build_index()
+    return html
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,7 +98,7 @@ def cmd_train(args) -> int:
     import torch.distributed as dist
 
     from emolib import config, ddp, reporting, runtime, session
-    from emolib.cli import UsageError
+    from emolib.cli.common import UsageError
     from emolib.experiment import TRAINING_NOTEBOOKS, notebook_metrics, train_notebook
     from emolib.train_state import ResumeError
 

@@ -87,8 +87,10 @@ def test_a_failed_parity_check_is_an_error_and_writes_nothing(tmp_path, monkeypa
 @pytest.fixture(scope="module")
 def fer_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "fer.onnx"
-    from emolib.export import export_model
-    parity, source = export_model("fer2013-mini-xception", path)
+    from emolib.classifier import load_classifier
+    from emolib.export import export_onnx
+    model, classes, source = load_classifier("fer2013-mini-xception")
+    parity = export_onnx(model, classes, path, source=source)
     assert source == "pretrained fer2013-mini-xception" and parity.top1_disagreements == 0
     return path
 

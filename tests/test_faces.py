@@ -13,7 +13,7 @@ from emolib.faces.align import BOX_EYES, crop_face, crop_faces, crop_transform, 
 from emolib.models.spec import FER2013_FRAMING, Framing
 from emolib.faces.blazeface import (ANCHOR_OPTIONS, FULL_RANGE, SHORT_RANGE, decode, grid_anchors, letterbox, padded,
                                     ssd_anchors)
-from emolib.faces.detection import nms, weighted_nms
+from emolib.faces.boxes import nms, weighted_nms
 
 DETECTORS = ["haar", "ssd", "blazeface", "blazeface_full"]
 

@@ -8,7 +8,7 @@ import pytest
 from skimage import data as skimage_data
 
 from emolib import EmotionRecognizer, onnx_cache
-from emolib.recognizer import DEFAULT_MODEL, load_classifier
+from emolib.classifier import DEFAULT_MODEL, load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +36,51 @@ def test_auto_runs_the_up_to_date_export_with_the_torch_outputs(cache, astronaut
     assert rec.spec == ref.spec and rec.framing == ref.framing
 
 
-def test_a_changed_model_never_uses_an_old_export(cache):
+def test_a_changed_record_never_uses_an_old_export(cache, monkeypatch):
+    from emolib import onnx_backend
+    from emolib.models import registry
     onnx_cache.build()
-    model, classes, _ = load_classifier(DEFAULT_MODEL)
-    assert onnx_cache.cached(DEFAULT_MODEL, model, classes) is not None
-    model.spec = dataclasses.replace(model.spec, input_size=model.spec.input_size + 8)   # another spec
-    assert onnx_cache.cached(DEFAULT_MODEL, model, classes) is None
-    model, classes, _ = load_classifier(DEFAULT_MODEL)
-    with __import__("torch").no_grad():
-        next(model.parameters()).add_(1e-3)                            # other weights
-    assert onnx_cache.cached(DEFAULT_MODEL, model, classes) is None
-    assert onnx_cache.cached(DEFAULT_MODEL, model, classes[::-1]) is None
+    assert onnx_cache.cached(DEFAULT_MODEL) is not None
+    e = registry.entry(DEFAULT_MODEL)
+    changes = {"weights": dataclasses.replace(e, weights=dataclasses.replace(e.weights, sha256="0" * 64)),
+               "spec": dataclasses.replace(e, spec=dataclasses.replace(e.spec, input_size=e.spec.input_size + 8)),
+               "classes": dataclasses.replace(e, weights=dataclasses.replace(e.weights, classes=e.weights.classes[::-1]))}
+    for what, changed in changes.items():
+        with monkeypatch.context() as m:
+            m.setitem(registry._REGISTRY, DEFAULT_MODEL, changed)
+            assert onnx_cache.cached(DEFAULT_MODEL) is None, what
+    with monkeypatch.context() as m:                                   # a format bump
+        m.setattr(onnx_backend, "FORMAT_VERSION", onnx_backend.FORMAT_VERSION + 1)
+        assert onnx_cache.cached(DEFAULT_MODEL) is None
+    assert onnx_cache.cached(DEFAULT_MODEL) is not None
+
+
+def test_the_fingerprint_reads_the_architecture_source_and_no_other(cache, monkeypatch):
+    """Editing an unrelated module does not re-export; editing the architecture's module does."""
+    from pathlib import Path
+    from emolib.models import mini_xception
+    read, original = [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or original(self))
+    before = onnx_cache.fingerprint(DEFAULT_MODEL)
+    assert read == [Path(mini_xception.__file__)]
+    monkeypatch.setattr(Path, "read_bytes", lambda self: original(self) + b"# edited\n")
+    assert onnx_cache.fingerprint(DEFAULT_MODEL) != before
+
+
+def test_the_current_export_builds_no_torch_model(cache, monkeypatch, astronaut, tmp_path, capsys):
+    """`emolib predict` on the default model runs the cached file: no Keras weights read, no module built."""
+    from emolib.cli import main
+    from emolib.models import registry
+    onnx_cache.build()
+    def refuse(*args, **kwargs):
+        raise AssertionError("a torch model was built although the ONNX export is current")
+    monkeypatch.setattr(registry, "create", refuse)
+    monkeypatch.setattr("emolib.models.mini_xception.load_keras_weights", refuse)
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut)
+    assert main(["predict", str(photo), "--json"]) == 0
+    assert '"happy"' in capsys.readouterr().out
+    assert EmotionRecognizer().backend == "onnx"
 
 
 def test_only_listed_models_and_no_explicit_choice_use_it(cache):
@@ -54,4 +88,4 @@ def test_only_listed_models_and_no_explicit_choice_use_it(cache):
     assert EmotionRecognizer(backend="torch").backend == "torch"
     model, classes, _ = load_classifier(DEFAULT_MODEL)
     assert EmotionRecognizer(model=model).backend == "torch"           # a module passed in runs as given
-    assert onnx_cache.cached("cnn_fer", model, classes) is None
+    assert onnx_cache.cached("cnn_fer") is None

@@ -45,7 +45,7 @@ def _fake_runner_publish(monkeypatch, accuracy: float, batch: str, nb: str = NB)
     run.write_metrics({"acc": accuracy}, headline={"test_accuracy": accuracy})
     html = paths.reports_dir() / "html" / f"{nb}.html"
     html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(f"<html><body>test_accuracy {reporting.format_number(accuracy)}</body></html>")
+    html.write_text(f"<html><body>test_accuracy {publish.format_number(accuracy)}</body></html>")
     publish.record(nb, "smoke", "published", paths.reports_dir())
     for var in (runs.KIND_ENV, runs.STAGING_ENV):
         monkeypatch.delenv(var)
@@ -136,21 +136,21 @@ def test_history_has_a_row_per_make_call_and_dry_runs_have_their_own_index(home,
 
 
 def test_publishing_from_jupyterlab_is_refused_unless_it_is_the_profiles_run(home, monkeypatch):
-    with pytest.raises(publish.PublishRefused, match=r"override \['train.epochs'\]"):
-        publish.check_publishable(NB, "smoke", {"train.epochs": 2})
-    with pytest.raises(publish.PublishRefused, match="not a git checkout"):
-        publish.check_publishable(NB, "smoke", {})
+    with pytest.raises(reproduce.PublishRefused, match=r"override \['train.epochs'\]"):
+        reproduce.check_publishable(NB, "smoke", {"train.epochs": 2})
+    with pytest.raises(reproduce.PublishRefused, match="not a git checkout"):
+        reproduce.check_publishable(NB, "smoke", {})
     git = ["git", "-C", str(home), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git[:3] + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "notebooks"], check=True)
     subprocess.run(git + ["commit", "-qm", "notebooks"], check=True)
-    publish.check_publishable(NB, "smoke", {})             # the committed notebook, the profile: allowed
+    reproduce.check_publishable(NB, "smoke", {})             # the committed notebook, the profile: allowed
     book = nbformat.read(home / "notebooks" / f"{NB}.ipynb", as_version=4)
     book.cells[0].outputs = []                             # outputs saved by JupyterLab do not count
     book.cells[-1].source += "\nprint('changed')"
     nbformat.write(book, home / "notebooks" / f"{NB}.ipynb")
-    with pytest.raises(publish.PublishRefused, match="differs from the committed one"):
-        publish.check_publishable(NB, "smoke", {})
+    with pytest.raises(reproduce.PublishRefused, match="differs from the committed one"):
+        reproduce.check_publishable(NB, "smoke", {})
 
 
 def test_upstream_reports_are_the_checkpoints_a_notebook_reads():

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from emolib import config, paths, reporting, reproduce
+from emolib import config, paths, publish, reporting, reproduce
 
 ROOT = paths.home()
 
@@ -230,7 +230,7 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
         m = json.loads(metrics[nb])
         assert m["profile"] == "smoke" and m["headline"]
         for key, value in m["headline"].items():
-            assert reporting.format_number(value) in page, f"{nb}: headline {key}={value} not in its HTML"
+            assert publish.format_number(value) in page, f"{nb}: headline {key}={value} not in its HTML"
         assert re.search(r"Profile</strong>: smoke", page) and "fingerprint" in page and "Date</strong>" in page
         assert list((root / "figures" / nb).glob("*.png")), f"{nb} saved no figure"
     assert (tmp_path / "models" / "smoke" / "02_cnn_baseline" / "cnn_fer" / "best.pt").exists()
@@ -266,12 +266,12 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     assert all(p.read_bytes() == b for p, b in published.items()), "the interactive run touched a published file"
     # Publishing from JupyterLab: refused with overrides; otherwise the runner reruns the notebook.
     from emolib import publish
-    with pytest.raises(publish.PublishRefused):
-        publish.publish("01_data_exploration", "smoke", {"hist_bins": 8})
+    with pytest.raises(reproduce.PublishRefused):
+        reproduce.publish("01_data_exploration", "smoke", {"hist_bins": 8})
     if subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "notebooks"]).returncode == 0:
         os.environ.update({k: env[k] for k in old_env})
         try:
-            publish.publish("01_data_exploration", "smoke", {})
+            reproduce.publish("01_data_exploration", "smoke", {})
         finally:
             for k, v in old_env.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
@@ -280,8 +280,8 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     assert _make(["index"], env).returncode == 0
     index = (root / "index.html").read_text()
     row = index.split("<tr id='02_cnn_baseline'>", 1)[1].split("</tr>", 1)[0]
-    assert reporting.format_number(shown) in row and "href='html/02_cnn_baseline.html'" in row
-    assert reporting.format_number(shown) in published[root / "html/02_cnn_baseline.html"].decode()
+    assert publish.format_number(shown) in row and "href='html/02_cnn_baseline.html'" in row
+    assert publish.format_number(shown) in published[root / "html/02_cnn_baseline.html"].decode()
 
     # Every image and link resolves, and Chromium renders the pages.
     pages = [root / "index.html"] + [root / "html" / f"{nb}.html" for nb in config.NOTEBOOKS]

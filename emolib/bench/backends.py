@@ -47,13 +47,16 @@ def _classifier(tmp: Path, window_s: float, repeats: int) -> dict[str, float]:
 
 
 def _e2e(tmp: Path, quick: bool) -> dict[str, float]:
-    from emolib.export import export_model
+    from emolib.classifier import load_classifier
+    from emolib.export import export_onnx
     from emolib.faces.detection import LIVE_DETECTOR, LIVE_THREADS
-    from emolib.recognizer import DEFAULT_MODEL, EmotionRecognizer
+    from emolib.classifier import DEFAULT_MODEL
+    from emolib.recognizer import EmotionRecognizer
     from emolib.runtime import cpu_threads
     from emolib.bench.e2e import clip_1face, clip_4faces, encode, time_pipeline
 
-    export_model(DEFAULT_MODEL, tmp / "default.onnx")
+    model, classes, source = load_classifier(DEFAULT_MODEL)
+    export_onnx(model, classes, tmp / "default.onnx", source=source)
     n = 8 if quick else 40
     clips = {"1face": (encode(clip_1face(n)), 1), "4faces": (encode(clip_4faces(n)), 4)}
     out = {}

@@ -92,7 +92,7 @@ def _add_export_parser(sub) -> None:
 def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
     p.add_argument("--model", "-m", default=None,
                    help="a checkpoint path or name (in models/), an `emolib export` .onnx file, or a pretrained "
-                        "emotion model (default: the recognizer's, emolib.recognizer.DEFAULT_MODEL; `emolib models` "
+                        "emotion model (default: the recognizer's, emolib.classifier.DEFAULT_MODEL; `emolib models` "
                         "lists them)")
     default = LIVE_DETECTOR if live else STILL_DETECTOR
     p.add_argument("--detector", "-d", default=default, choices=DETECTORS,

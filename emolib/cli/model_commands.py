@@ -43,7 +43,7 @@ def cmd_models(args) -> int:
     header = ("MODEL", "INPUT", "PRETRAINED", "AVAILABILITY", "DESCRIPTION")
     for r in [header] + rows:
         print("  ".join(f"{v:<{w}}" for v, w in zip(r[:4], widths)) + "  " + r[4])
-    from emolib.recognizer import DEFAULT_MODEL
+    from emolib.classifier import DEFAULT_MODEL
     print(f"\nUse a model with pretrained emotion weights directly (--model {DEFAULT_MODEL}, the default); the "
           "others need a checkpoint you trained (--model path/to/checkpoint.pt).")
     _print_trained(trained)
@@ -73,14 +73,26 @@ def _print_trained(trained) -> None:
     print(f"\nUse one by its short name: emolib predict photo.jpg --model {trained[0].short_name}")
 
 
+def known_assets() -> dict:
+    """Every file emolib knows: the detector files and every registry entry's weights record."""
+    from emolib import assets
+    from emolib.models import entry, list_models
+    out = dict(assets.ASSETS)
+    for model in list_models():
+        if (w := entry(model).weights) is not None:
+            out[w.filename] = w
+    return out
+
+
 def cmd_assets(args) -> int:
+    """Resolve every file a registry package carries (`make setup`): the detectors and the offline weights."""
     from emolib import assets
     failed = 0
-    for name, asset in assets.known().items():
+    for name, asset in known_assets().items():
         if not asset.package:             # download-only weights are fetched on first use, not here
             continue
         try:
-            print(f"{name}: {assets.resolve(name, allow_network=not args.offline)}")
+            print(f"{name}: {assets.resolve(asset, allow_network=not args.offline)}")
         except assets.AssetError as e:
             failed += 1
             _err(str(e))
@@ -90,7 +102,7 @@ def cmd_assets(args) -> int:
 # ---------------------------------------------------------------------------------------- export
 def cmd_export(args) -> int:
     from emolib.export import ExportError, export_onnx
-    from emolib.recognizer import load_classifier
+    from emolib.classifier import load_classifier
     if not args.onnx.lower().endswith(".onnx"):
         raise UsageError(f"--onnx {args.onnx}: the file name must end in .onnx")
     try:

@@ -93,7 +93,8 @@ def crop_faces(image: np.ndarray, faces: list[Face], size: int = 48, framing: Fr
 def measure_box_eyes(detector: str, items, reference_eyes) -> tuple[float, float, float]:
     """BOX_EYES for `detector`, measured: items are (BGR image, reference box) pairs and reference_eyes their
     (2, 2) eye centres (right eye first). Medians over the faces the detector finds (IoU >= 0.3)."""
-    from emolib.faces.detection import detect, iou
+    from emolib.faces.boxes import iou
+    from emolib.faces.detection import detect
     rows = []
     for (image, box), eyes in zip(items, reference_eyes):
         found = [f for f in detect(image, detector, min_score=0.3 if detector == "blazeface_full" else None)

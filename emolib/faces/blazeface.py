@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from emolib import assets
-from emolib.faces.detection import weighted_nms
+from emolib.faces.boxes import weighted_nms
 from emolib.faces.tflite import NetPool
 from emolib.faces.types import Face
 

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from emolib import assets
-from emolib.faces.detection import nms
+from emolib.faces.boxes import nms
 from emolib.faces.types import Face
 
 

@@ -65,13 +65,3 @@ def torchvision_weights(arch: str, version: str = "DEFAULT", *, package: str | N
     return Weights(filename=filename, sha256=sha256 or prefix, package=package, member=member, url=tv.url,
                    what=f"torchvision {arch} ImageNet weights ({tv.name})", classes=None, dataset="ImageNet-1k",
                    licence="BSD-3-Clause (torchvision); the ImageNet terms of use may apply to the weights")
-
-
-def by_filename(filename: str) -> Weights | None:
-    """The record of a registered model whose weights file is `filename` (for `emolib.assets.resolve`)."""
-    from emolib.models.registry import list_models, entry
-    for name in list_models():
-        w = entry(name).weights
-        if w is not None and w.filename == filename:
-            return w
-    return None
