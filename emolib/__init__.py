@@ -2,7 +2,7 @@
 
 Submodules are imported lazily where they pull heavy dependencies, so `import emolib` is cheap.
 """
-from emolib.labels import EMOJI, EMOTIONS
+from emolib.core.labels import EMOJI, EMOTIONS
 
 __version__ = "0.1.0"
 

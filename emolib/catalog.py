@@ -1,7 +1,7 @@
 """The trained models present under the models root: what `emolib models` lists, and their short names.
 
 Training writes ``<models>/<profile>/<notebook>/<model>/best.pt`` (``dry-run/`` and ``scratch/`` runs one
-level deeper: see `emolib.runs`). A checkpoint's short name is its path under the models root without
+level deeper: see `emolib.core.runs`). A checkpoint's short name is its path under the models root without
 ``/best.pt`` (or without its suffix), e.g. ``quick/02_cnn_baseline/cnn_fer``; `--model` accepts it
 (`candidates` is the one rule for turning a ``--model`` value into files to try).
 
@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from emolib import paths
+from emolib.core import paths
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 BEST = "best.pt"
@@ -27,7 +27,7 @@ class TrainedModel:
     model_name: str | None = None
     classes: tuple[str, ...] = ()
     input: str = ""
-    kind: str | None = None          # published | dry-run | scratch (emolib.runs.KINDS), from the layout
+    kind: str | None = None          # published | dry-run | scratch (emolib.core.runs.KINDS), from the layout
     profile: str | None = None
     data: str | None = None          # the data it was trained on, when the checkpoint records it
     test_accuracy: float | None = None
@@ -58,8 +58,8 @@ def candidates(name: str) -> list[Path]:
 
 
 def _layout(rel: Path) -> tuple[str | None, str | None]:
-    """(kind, profile) from a path under the models root, as `emolib.runs.checkpoints_root` lays them out."""
-    from emolib.runs import RESERVED
+    """(kind, profile) from a path under the models root, as `emolib.core.runs.checkpoints_root` lays them out."""
+    from emolib.core.runs import RESERVED
     parts = rel.parts
     if len(parts) >= 5 and parts[0] in RESERVED:      # dry-run/<profile>/<notebook>/<model>/best.pt
         return parts[0], parts[1]

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from emolib import __version__, paths
-from emolib.atomic import atomic_write
-from emolib.labels import canonical, resolve_classes
+from emolib import __version__
+from emolib.core import paths
+from emolib.core.atomic import atomic_write
+from emolib.core.labels import canonical, resolve_classes
 
 FORMAT = "emolib-checkpoint"
 FORMAT_VERSION = 1
@@ -75,7 +76,7 @@ def to_plain(obj, where: str = "value"):
 
 def save_checkpoint(path, model: nn.Module, *, classes, config: dict, metrics: dict,
                     state: dict | None = None) -> Path:
-    """Write `model` and its metadata to `path` atomically (`emolib.atomic`)."""
+    """Write `model` and its metadata to `path` atomically (`emolib.core.atomic`)."""
     name = getattr(model, "model_name", None)
     spec = getattr(model, "spec", None)
     if name is None or spec is None:
@@ -169,7 +170,7 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
     checkpoint's class names (one per output, in output order).
     """
     from emolib.models import create
-    from emolib.models.spec import ModelSpec
+    from emolib.core.spec import ModelSpec
 
     ckpt = load_checkpoint(path, expect_model=expect_model, expect_classes=expect_classes)
     model = create(ckpt["model_name"], num_classes=ckpt["num_classes"], pretrained=False,
@@ -184,7 +185,7 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit {ckpt['model_name']!r}: {exc}") from exc
     model.classes = tuple(ckpt["classes"])   # what each output means: callers need not guess the seven emotions
-    from emolib.runtime import resolve_device
+    from emolib.core.runtime import resolve_device
     return model.to(resolve_device(device)).eval(), ckpt
 
 

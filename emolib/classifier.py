@@ -12,8 +12,8 @@ from pathlib import Path
 from torch import nn
 
 from emolib.catalog import CHECKPOINT_SUFFIXES
-from emolib.labels import EMOTIONS
-from emolib.runtime import resolve_device
+from emolib.core.labels import EMOTIONS
+from emolib.core.runtime import resolve_device
 
 DEFAULT_MODEL = "fer2013-mini-xception"
 
@@ -34,7 +34,8 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
     suffix); a registered model whose pretrained weights classify emotions ("fer2013-mini-xception");
     or an nn.Module with ``.spec`` (then `classes` gives its class names, default the seven emotions).
     """
-    from emolib import catalog, checkpoint, paths
+    from emolib import catalog, checkpoint
+    from emolib.core import paths
 
     device = resolve_device(device)
     if isinstance(model, nn.Module):
@@ -88,7 +89,7 @@ def resolve_backend(backend: str, model) -> str:
 
 def onnx_path(model: str | os.PathLike) -> Path:
     """An .onnx path as given, or found in `paths.models_dir()` when it is not a file here."""
-    from emolib import paths
+    from emolib.core import paths
     path = Path(model)
     if path.is_file() or path.is_absolute():
         return path

@@ -11,7 +11,7 @@ A profile file looks like::
 
 Every notebook has a schema below (a dataclass: the common fields plus its own). Unknown keys and
 wrong types are errors that name the file, the section and the key; nested ``train`` and
-``augment`` sections are checked by `emolib.settings.TrainConfig` and
+``augment`` sections are checked by `emolib.core.settings.TrainConfig` and
 `emolib.data.augment.AugmentConfig` themselves, and each row of ``cam_variants`` by
 `emolib.cam.CamVariant`. A notebook's parameters cell names only the profile and its explicit
 overrides; `resolve` turns them into the complete parameters, the same way for the runner (which checks
@@ -29,10 +29,10 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from emolib import paths
-# The checks every settings dataclass shares, and TrainConfig, live in the torch-free emolib.settings
+from emolib.core import paths
+# The checks every settings dataclass shares, and TrainConfig, live in the torch-free emolib.core.settings
 # (re-exported here for the modules that import them from config).
-from emolib.settings import Device, TrainConfig, check_field_types, describe, from_mapping, type_ok  # noqa: F401
+from emolib.core.settings import Device, TrainConfig, check_field_types, describe, from_mapping, type_ok  # noqa: F401
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
            "resolve", "schema", "validate"]
@@ -55,7 +55,7 @@ class Common:
     data_options: dict                # keyword options for emolib.data.load (synthetic: n, seed, ...)
     classes: str | list               # "all", "five" or a list of class names
     seed: int                         # seeds training, sampling and augmentation
-    device: Device                    # auto | cpu | cuda | cuda:<i> (emolib.runtime.resolve_device)
+    device: Device                    # auto | cpu | cuda | cuda:<i> (emolib.core.runtime.resolve_device)
 
 
 @dataclass
@@ -120,9 +120,9 @@ class WebcamDemo(Common):
 
 SCHEMAS: dict[str, type] = dict(zip(NOTEBOOKS, (DataExploration, CNNBaseline, TransferLearning,
                                                 ViTFinetune, ErrorAnalysis, WebcamDemo)))
-# Nested sections checked by their own dataclass: TrainConfig lives in the torch-free emolib.settings;
+# Nested sections checked by their own dataclass: TrainConfig lives in the torch-free emolib.core.settings;
 # the others are named "module:class" and imported when a profile is checked (torch-heavy modules, which
-# import their checks from emolib.settings, not from here: no cycle).
+# import their checks from emolib.core.settings, not from here: no cycle).
 NESTED = {"train": TrainConfig, "head_train": TrainConfig, "finetune_train": TrainConfig,
           "augment": "emolib.data.augment:AugmentConfig"}
 # Lists whose every item is such a section.
@@ -257,7 +257,7 @@ def load_section(profile: str, notebook: str) -> dict:
         raise ConfigError(f"{path} [common]: unknown key(s) {stray}; common accepts: {', '.join(sorted(common_keys))}")
     merged = {**common, **(data.get(nb) or {})}
     name = path.stem
-    if name in ("scratch", "dry-run"):          # emolib.runs.RESERVED: folders of the reports root
+    if name in ("scratch", "dry-run"):          # emolib.core.runs.RESERVED: folders of the reports root
         raise ConfigError(f"{path}: a profile may not be named {name!r}")
     if merged.setdefault("profile", name) != name:
         raise ConfigError(f"{path} [{nb}]: profile is {merged['profile']!r} but the file is {name}.yaml")

@@ -15,8 +15,9 @@ import html
 import re
 from pathlib import Path
 
-from emolib import paths, publish
-from emolib.atomic import atomic_write, write_text
+from emolib import publish
+from emolib.core import paths
+from emolib.core.atomic import atomic_write, write_text
 from emolib.publish import format_number
 from emolib.config import NOTEBOOKS
 

@@ -1,7 +1,7 @@
 """Data-parallel training pieces: per-rank shards of a FaceLoader, and the collectives `fit` needs.
 
 `emolib.train.fit` uses these only when a process group with more than one rank is up (torchrun,
-see `emolib.runtime.init_distributed`); a single process never touches them.
+see `emolib.core.runtime.init_distributed`); a single process never touches them.
 
 Sharding. One optimizer step averages over a *global* batch of ``batch_size * world_size`` rows.
 Every rank computes the same epoch order (`FaceLoader.epoch_indices`, a pure function of seed and
@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from emolib import runtime
+from emolib.core import runtime
 
 __all__ = ["ShardedLoader", "shard", "wrap", "all_sum", "all_gather_rows", "broadcast_object", "all_gather_object", "main_first",
            "sync_buffers"]

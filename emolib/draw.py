@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from emolib.emoji import emoji_sprite, paste_sprite
-from emolib.labels import canonical
+from emolib.core.labels import canonical
 
 # BGR, one per emotion, chosen to be told apart on a photo (and to match the emoji tints loosely).
 EMOTION_COLORS: dict[str, tuple[int, int, int]] = {

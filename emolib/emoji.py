@@ -4,7 +4,7 @@
 friends, so a fresh machine would show boxes. Instead each emotion is a small vector drawing (a
 face whose brows, eyes, mouth and tint carry the expression), rendered once per (emotion, size) at
 4x and downsampled with area averaging for clean edges, then kept as a BGRA sprite.
-The Unicode character (for text output) stays in `emolib.labels.EMOJI`.
+The Unicode character (for text output) stays in `emolib.core.labels.EMOJI`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import functools
 import cv2
 import numpy as np
 
-from emolib.labels import EMOTIONS, canonical
+from emolib.core.labels import EMOTIONS, canonical
 
 _SUPERSAMPLE = 4
 

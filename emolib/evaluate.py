@@ -18,9 +18,9 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
                              roc_curve, top_k_accuracy_score)
 from torch import nn
 
-from emolib import dryrun
+from emolib.core import dryrun
 from emolib.data.arrays import FaceArrays
-from emolib.runtime import amp_dtype, autocast, module_device, resolve_device
+from emolib.core.runtime import amp_dtype, autocast, module_device, resolve_device
 
 TTA_MODES = (None, "flip", "tencrop")
 ECE_BINS = 15
@@ -32,7 +32,7 @@ def run_batches(model: nn.Module, loader, device=None, *, forward=None, amp: boo
     """THE evaluation loop: (outputs, labels) of `model` over every (x, y) batch of `loader`.
 
     The model is in eval mode under torch.inference_mode (its train/eval mode is restored
-    afterwards), with autocast when `amp` applies (`emolib.runtime.amp_dtype`). `forward(x)` maps a
+    afterwards), with autocast when `amp` applies (`emolib.core.runtime.amp_dtype`). `forward(x)` maps a
     batch to its outputs (default: the model's logits, as float32). Returns two CPU tensors, the
     outputs concatenated over the batches and the int64 labels; both have 0 rows for an empty loader.
     """

@@ -20,12 +20,13 @@ from typing import Callable
 
 from torch import nn
 
-from emolib import evaluate, models, runtime
+from emolib import evaluate, models
+from emolib.core import runtime
 from emolib.config import CNNBaseline, TransferLearning, ViTFinetune
 from emolib.data.arrays import FaceArrays
 from emolib.data.dataset import AugmentConfig, FaceLoader
 from emolib.models.transfer import freeze_backbone, unfreeze_last
-from emolib.settings import TrainConfig
+from emolib.core.settings import TrainConfig
 from emolib.train import fit
 
 __all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "transfer_inits",
@@ -62,7 +63,7 @@ def train_model(net: nn.Module, data: FaceArrays, train: dict, *, seed: int = 0,
     ``batch_size`` rows per process, augmented by `augment` (AugmentConfig fields), class-balanced if asked.
     log(line): told what is about to train (the command line prints it).
     """
-    # Epoch bars on (a widget in JupyterLab, text in a shell); headless runs turn them off (emolib.progress).
+    # Epoch bars on (a widget in JupyterLab, text in a shell); headless runs turn them off (emolib.core.progress).
     tcfg = TrainConfig.from_dict({**train, "seed": seed, "device": device,
                                   "out_dir": None if out_dir is None else str(out_dir), **(options or {})})
     dev = runtime.resolve_device(tcfg.device)

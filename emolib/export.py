@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from emolib import __version__
-from emolib.atomic import copy_file
+from emolib.core.atomic import copy_file
 from emolib.onnx_backend import FORMAT, FORMAT_VERSION, INPUT, OUTPUTS, OnnxClassifier
 
 if TYPE_CHECKING:            # torch loads when an export runs, so `emolib --help` stays instant
@@ -109,7 +109,7 @@ def _probabilities(model: "nn.Module") -> "nn.Module":
 def _trace(model: "nn.Module", path: Path) -> None:
     import torch
 
-    from emolib.quiet import collected_warnings
+    from emolib.core.quiet import collected_warnings
     spec = model.spec
     example = torch.zeros(2, spec.channels, spec.input_size, spec.input_size)
     batch = torch.export.Dim("batch", min=1, max=65536)

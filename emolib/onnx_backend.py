@@ -35,7 +35,7 @@ class OnnxClassifier:
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         import onnxruntime as ort
-        from emolib.models.spec import ModelSpec
+        from emolib.core.spec import ModelSpec
 
         self.path = Path(path)
         if not self.path.is_file():

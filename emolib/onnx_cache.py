@@ -15,7 +15,7 @@ import inspect
 import json
 from pathlib import Path
 
-from emolib import paths
+from emolib.core import paths
 from emolib.classifier import DEFAULT_MODEL
 
 ONNX_MODELS = (DEFAULT_MODEL,)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from emolib import paths
-from emolib.atomic import write_text
+from emolib.core import paths
+from emolib.core.atomic import write_text
 from emolib.config import ConfigError, notebook_name, resolve
 
 RECORDS = ".published"
@@ -49,7 +49,7 @@ def cells_digest_of(notebook_json: bytes | str) -> str:
 
 def sources_digest() -> str:
     """All emolib sources (what make's prerequisites also cover)."""
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]      # emolib/
     h = hashlib.sha256()
     for p in sorted(pkg.rglob("*.py")):
         h.update(str(p.relative_to(pkg)).encode() + b"\0" + p.read_bytes() + b"\0")

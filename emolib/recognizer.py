@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from emolib.classifier import DEFAULT_MODEL, load_classifier, onnx_path, resolve_backend
-from emolib.labels import EMOJI, EMOTIONS, canonical
-from emolib.runtime import resolve_device
+from emolib.core.labels import EMOJI, EMOTIONS, canonical
+from emolib.core.runtime import resolve_device
 
 
 def emoji_for(label: str) -> str:
@@ -128,7 +128,7 @@ class EmotionRecognizer:
             self.model = OnnxClassifier(cached_onnx or onnx_path(model))
             self.classes, self.source = self.model.classes, f"onnx {self.model.path}"
             if cached_onnx:      # the pretrained model's own export (`make setup`): no torch model is built
-                from emolib import paths
+                from emolib.core import paths
                 self.backend, self.source = "onnx", f"pretrained {model} (ONNX Runtime: {paths.shown(cached_onnx)})"
         else:
             self.model, self.classes, self.source = load_classifier(model, device, classes)
@@ -207,7 +207,7 @@ class EmotionRecognizer:
     def recognize_path(self, path: str | os.PathLike) -> list[FaceResult]:
         """recognize() on an image file (EXIF orientation, gray, RGBA, 16-bit, CMYK handled).
 
-        Raises emolib.imageio.ImageReadError naming the file when it is not a readable image.
+        Raises emolib.core.images.ImageReadError naming the file when it is not a readable image.
         """
-        from emolib.imageio import read_image
+        from emolib.core.images import read_image
         return self.recognize(read_image(path))

@@ -10,7 +10,7 @@ The metrics JSON is deterministic: timing figures (seconds, ms per face, FPS, ..
 code version go to ``<notebook>.run.json`` beside it, so two runs of the same profile write
 identical metrics files. Paths under the data, models or reports roots are stored relative to them.
 
-Where they go depends on the kind of run (`emolib.runs`): the runner stages them and publishes them
+Where they go depends on the kind of run (`emolib.core.runs`): the runner stages them and publishes them
 into ``reports/`` when the whole notebook succeeded; a run outside the runner (JupyterLab) is a scratch
 run and writes under ``reports/scratch/<profile>/`` and ``models/scratch/<profile>/`` only.
 """
@@ -26,11 +26,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emolib import paths, runs
-from emolib.atomic import write_text
+from emolib.core import paths, runs
+from emolib.core.atomic import write_text
 from emolib.publish import format_number
 from emolib.config import SCHEMAS, ConfigError, resolve, to_dict
-from emolib.runs import STAGING_ENV
+from emolib.core.runs import STAGING_ENV
 
 __all__ = ["Run", "start", "output_root", "split_timing", "notebook_of",
            "is_timing_key", "differences"]
@@ -113,7 +113,7 @@ class Run:
     data: dict                                   # source, fingerprint, n, classes, notes
     code_version: str
     date: str
-    kind: str = "scratch"                        # emolib.runs.KINDS
+    kind: str = "scratch"                        # emolib.core.runs.KINDS
     overrides: dict | None = None                # values that differ from the profile (None: unknown)
     figures: list[str] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)   # checkpoints read from other notebooks' runs

@@ -14,7 +14,7 @@ place. On failure it prints the notebook's name and the failing cell and exits n
 executed notebook, error included, stays in the staging folder.
 
 `dry-run` runs every notebook of a profile with training, evaluation and Grad-CAM capped to a few
-batches (`emolib.dryrun`), into ``<reports>/dry-run/<profile>/`` and ``<models>/dry-run/<profile>/``:
+batches (`emolib.core.dryrun`), into ``<reports>/dry-run/<profile>/`` and ``<models>/dry-run/<profile>/``:
 every code path of the profile on a CPU in minutes, each report opening with a banner that says so
 and lists what was substituted (only ImageNet weights absent from disk: a random initialization).
 
@@ -35,16 +35,16 @@ from pathlib import Path
 
 import yaml
 
-from emolib import dryrun, paths, runs
+from emolib.core import dryrun, paths, runs
 from emolib import publish as records   # the module: `publish` is this module's action
-from emolib.atomic import replace_tree, write_text
+from emolib.core.atomic import replace_tree, write_text
 from emolib.config import NOTEBOOKS, ConfigError, notebook_name, profile_path, resolve
 from emolib.dashboard import build_index
-from emolib.runs import KIND_ENV, STAGING_ENV
+from emolib.core.runs import KIND_ENV, STAGING_ENV
 
 KERNEL = "emolib"
 # A headless report has no use for progress bars (a widget or a carriage-return bar in static HTML is
-# noise): tqdm and emolib.progress read TQDM_DISABLE.
+# noise): tqdm and emolib.core.progress read TQDM_DISABLE.
 HEADLESS_ENV = {"TQDM_DISABLE": "1"}
 
 
@@ -164,7 +164,7 @@ def _mark_dry_run(book, stage: Path, nb: str, profile: str, caps: dryrun.Caps) -
 
 def dry_run(profile: str, notebooks=NOTEBOOKS, caps: dryrun.Caps | None = None, *, log_output: bool = False) -> Path:
     """Every notebook of `profile`, in order, with training, evaluation and Grad-CAM capped
-    (`emolib.dryrun`), into the dry-run roots (``<reports>/dry-run/<profile>/``,
+    (`emolib.core.dryrun`), into the dry-run roots (``<reports>/dry-run/<profile>/``,
     ``<models>/dry-run/<profile>/``: the real reports and checkpoints are never touched); the data are
     read as the real run reads them. Returns its index.html; a failing notebook raises NotebookFailed."""
     caps = caps or dryrun.Caps()

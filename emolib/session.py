@@ -11,7 +11,7 @@ and its setup cell is::
     run                    # displays the header: profile, overrides, data fingerprint, code, date, kind of run
 
 So JupyterLab runs exactly the experiment `make reproduce` publishes unless an override says otherwise,
-and the header says which values differ. Outside the runner the run is a scratch run (emolib.runs).
+and the header says which values differ. Outside the runner the run is a scratch run (emolib.core.runs).
 """
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from emolib import atomic, paths, session
+from emolib import session
+from emolib.core import atomic, paths
 
 # --------------------------------------------------------------------------- the studies
 
@@ -66,7 +67,7 @@ def run_variant(variant: Variant, faces, train: dict, augment: dict, seed: int, 
     """Train one variant with the given recipe; its validation curve, best validation accuracy, time."""
     from emolib.data.dataset import AugmentConfig, FaceLoader
     from emolib.models import create
-    from emolib.runtime import resolve_device, seed_everything
+    from emolib.core.runtime import resolve_device, seed_everything
     from emolib.train import TrainConfig, fit
 
     seed_everything(seed)

@@ -12,7 +12,7 @@ early-stopping counter, RNG states), so ``resume=True`` continues after the last
 on CPU, ends with weights bit-identical to an uninterrupted run (the loaders' batches are a pure
 function of seed and epoch).
 
-Under torchrun (a process group of N ranks, `emolib.runtime.init_distributed`) the same `fit` trains
+Under torchrun (a process group of N ranks, `emolib.core.runtime.init_distributed`) the same `fit` trains
 with DistributedDataParallel: each rank takes its shard of every batch (`emolib.ddp`), gradients
 are averaged, training and validation figures are reduced over the ranks (so every rank takes the
 same decisions), and only rank 0 writes. `cfg.batch_size` is per process; the global batch is N
@@ -32,10 +32,11 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch import nn
 
-from emolib import ddp, dryrun, progress, runtime
+from emolib import ddp
+from emolib.core import dryrun, progress, runtime
 from emolib.evaluate import run_batches
-from emolib.models.spec import stamp_framing
-from emolib.settings import TrainConfig
+from emolib.core.spec import stamp_framing
+from emolib.core.settings import TrainConfig
 from emolib.train_state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
 
 __all__ = ["TrainConfig", "fit", "train_one_epoch", "evaluate_loss", "restore_resume_state", "build_optimizer",
@@ -136,7 +137,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
     dtype = runtime.amp_dtype(device, cfg.amp)
     channels_last = cfg.channels_last and device.type == "cuda"
     loss_sum, correct, seen, lr = 0.0, 0, 0, optimizer.param_groups[0]["lr"]
-    # a dry run: a few batches (emolib.dryrun)
+    # a dry run: a few batches (emolib.core.dryrun)
     bar = progress.bar(dryrun.capped(loader), total=dryrun.capped_len(len(loader)),
                        show=cfg.progress and runtime.is_main(), desc=desc, leave=False, dynamic_ncols=True)
     for x, y in bar:

@@ -83,7 +83,7 @@ def _sigterm_interrupts():
 
 
 def _say(msg: str) -> None:
-    from emolib import runtime
+    from emolib.core import runtime
     if runtime.is_main():
         print(msg, flush=True)
 
@@ -97,7 +97,8 @@ def _epoch_line(h: dict) -> None:
 def cmd_train(args) -> int:
     import torch.distributed as dist
 
-    from emolib import config, ddp, reporting, runtime, session
+    from emolib import config, ddp, reporting, session
+    from emolib.core import runtime
     from emolib.cli.common import UsageError
     from emolib.experiment import TRAINING_NOTEBOOKS, notebook_metrics, train_notebook
     from emolib.train_state import ResumeError
@@ -122,8 +123,8 @@ def cmd_train(args) -> int:
                 overrides = {**overrides, "device": str(device)}   # this rank's GPU under NCCL
             with ddp.main_first():          # rank 0 builds the data cache, the others then read it
                 cfg, data, run = session.setup(nb, args.profile, overrides)
-            if out is not None:             # this process's figures and metrics go to DIR (emolib.runs)
-                from emolib.runs import STAGING_ENV
+            if out is not None:             # this process's figures and metrics go to DIR (emolib.core.runs)
+                from emolib.core.runs import STAGING_ENV
                 previous_staging = os.environ.get(STAGING_ENV)
                 os.environ[STAGING_ENV] = str(out)
             checkpoint_dir = (lambda name: out / name) if out is not None else run.checkpoint_dir
@@ -155,7 +156,7 @@ def cmd_train(args) -> int:
         finally:
             runtime.destroy_distributed()
             if out is not None:             # main() called in-process (tests, notebooks) leaves no trace
-                from emolib.runs import STAGING_ENV
+                from emolib.core.runs import STAGING_ENV
                 os.environ.pop(STAGING_ENV, None)
                 if previous_staging is not None:
                     os.environ[STAGING_ENV] = previous_staging

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from torch import nn
 
-from emolib import ddp, runtime
+from emolib import ddp
+from emolib.core import runtime
 from emolib.checkpoint import load_checkpoint, save_checkpoint
-from emolib.settings import TrainConfig
+from emolib.core.settings import TrainConfig
 
 __all__ = ["ResumeError", "TrainState", "new_history", "end_of_epoch", "restore_resume_state", "monitor_mode", "improved",
            "RESUME_MAY_CHANGE", "HISTORY_KEYS"]

@@ -27,7 +27,7 @@ import numpy as np
 from emolib.prefetch import detect_ahead, read_frames
 from emolib.tracker import IoUTracker
 
-from emolib.quiet import captured_native_stderr, summary
+from emolib.core.quiet import captured_native_stderr, summary
 
 
 class VideoSourceError(RuntimeError):

@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_roots(tmp_path_factory):
-    from emolib import paths
+    from emolib.core import paths
     os.environ["EMOLIB_ASSETS"] = str(paths.assets_dir())
     root = tmp_path_factory.mktemp("emolib_home")
     for var, sub in [("EMOLIB_DATA", "data"), ("EMOLIB_CACHE", "cache"),
@@ -23,7 +23,7 @@ def _isolated_roots(tmp_path_factory):
 def scratch_home(tmp_path, monkeypatch):
     """A copy of notebooks/ and params/ under a temporary EMOLIB_HOME, with its own reports and models roots."""
     import shutil
-    from emolib import paths
+    from emolib.core import paths
     home = tmp_path / "home"
     shutil.copytree(paths.home() / "notebooks", home / "notebooks")
     shutil.copytree(paths.home() / "params", home / "params")

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emolib import paths
+from emolib.core import paths
 
 # skimage.data.astronaut() (512×512): drawn on a 4× zoom with a 10 px grid and read off by eye —
 # cheek edges at eye level x≈180 / x≈272, hairline y≈72, chin y≈174. Eyes at about (205, 100) and (249, 107).

@@ -1,10 +1,10 @@
-"""emolib.atomic: the one atomic write (a unique temporary name, nothing left behind on failure)."""
+"""emolib.core.atomic: the one atomic write (a unique temporary name, nothing left behind on failure)."""
 import os
 import stat
 
 import pytest
 
-from emolib import atomic
+from emolib.core import atomic
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_nothing(tmp_path):

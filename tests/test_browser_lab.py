@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
-from emolib import paths, runs
+from emolib.core import paths, runs
 from emolib.video import pan_zoom_frames
 
 CHROMIUM = "/usr/bin/chromium"

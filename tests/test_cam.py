@@ -5,7 +5,7 @@ import torch
 
 from emolib import cam, models
 from emolib.models.preprocess import to_model_input
-from emolib.models.spec import grayscale_spec
+from emolib.core.spec import grayscale_spec
 
 MODELS = ["cnn_fer", "mini_xception", "vit_small_48", "vit_conv_48"]
 

@@ -33,7 +33,7 @@ def models_root(tmp_path, monkeypatch):
 
 
 def models_classes7():
-    from emolib.labels import EMOTIONS
+    from emolib.core.labels import EMOTIONS
     return list(EMOTIONS)
 
 

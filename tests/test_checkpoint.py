@@ -11,7 +11,7 @@ import torch
 
 import emolib
 from emolib.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
-from emolib.labels import EMOTIONS, FIVE_CLASS
+from emolib.core.labels import EMOTIONS, FIVE_CLASS
 from emolib.models import create
 
 
@@ -149,7 +149,7 @@ def test_the_checkpoint_carries_its_framing(cnn, tmp_path):
     """Training on synthetic faces stamps their framing on the spec; the checkpoint brings it back, and a
     spec saved before framing existed reads as FER2013's."""
     from emolib.data.synthetic import generate
-    from emolib.models.spec import FER2013_FRAMING, SYNTHETIC_FRAMING, ModelSpec, stamp_framing
+    from emolib.core.spec import FER2013_FRAMING, SYNTHETIC_FRAMING, ModelSpec, stamp_framing
     assert cnn.spec.framing == FER2013_FRAMING
     stamp_framing(cnn, generate(64, seed=0))
     assert cnn.spec.framing == SYNTHETIC_FRAMING

@@ -8,8 +8,8 @@ from emolib.data.augment import AugmentConfig, augment_batch
 from emolib.data.dataset import FaceLoader, class_weights, epoch_generator
 from emolib.data.splits import stratified_split
 from emolib.models.preprocess import to_model_input
-from emolib.labels import EMOTIONS, FIVE_CLASS
-from emolib.models.spec import grayscale_spec, imagenet_spec
+from emolib.core.labels import EMOTIONS, FIVE_CLASS
+from emolib.core.spec import grayscale_spec, imagenet_spec
 
 GRAY48 = grayscale_spec(48, "features")
 RGB64 = imagenet_spec(64, "features")

@@ -17,14 +17,14 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from emolib import runtime
+from emolib.core import runtime
 from emolib.checkpoint import load_checkpoint, load_model
 from emolib.data import load
 from emolib.data.augment import AugmentConfig
 from emolib.data.dataset import FaceLoader
 from emolib.data.synthetic import generate
-from emolib.models.spec import grayscale_spec
-from emolib.settings import TrainConfig
+from emolib.core.spec import grayscale_spec
+from emolib.core.settings import TrainConfig
 from emolib.train import evaluate_loss, fit
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from emolib import assets, paths
+from emolib.core import assets, paths
 from emolib.models import create, entry, registry
 from emolib.models.weights import Weights
 

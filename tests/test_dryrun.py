@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from emolib import dryrun, evaluate, models, paths, reproduce
+from emolib import evaluate, models, reproduce
+from emolib.core import dryrun, paths
 from emolib.data import synthetic
 from emolib.data.dataset import FaceLoader
 from emolib.train import TrainConfig, fit

@@ -8,7 +8,7 @@ from torch import nn
 
 from emolib.data.arrays import FaceArrays
 from emolib.evaluate import calibration, evaluate, metrics_from_probs, most_confused_pairs, predict
-from emolib.models.spec import grayscale_spec
+from emolib.core.spec import grayscale_spec
 
 CLASSES = ["happy", "sad", "neutral"]
 

@@ -14,7 +14,7 @@ from skimage import data as skimage_data
 
 from emolib import models
 from emolib.export import ExportError, check_parity, export_onnx, parity_crops
-from emolib.labels import EMOTIONS
+from emolib.core.labels import EMOTIONS
 from emolib.onnx_backend import OnnxClassifier, OnnxModelError
 
 SLOW = {"vgg16", "vit_b_16"}           # 134M / 86M parameters: seconds to trace even at 32 px
@@ -48,7 +48,7 @@ def test_every_registered_architecture_exports_with_parity(name, tmp_path):
 
 
 def test_metadata_carries_the_whole_spec_generically(tmp_path):
-    from emolib.models.spec import ModelSpec
+    from emolib.core.spec import ModelSpec
     model = models.create("cnn_fer")
     # A spec field the exporter has never heard of travels like the others (framing, patch size, ...).
     model.spec = ModelSpec(**{**model.spec.to_dict(), "extra": {"patch_size": 6, "anything": [1, 2]}})

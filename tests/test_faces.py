@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import photos
-from emolib import faces, paths
+from emolib import faces
+from emolib.core import paths
 from emolib.faces import Face, detect, iou
 from emolib.faces.align import BOX_EYES, crop_face, crop_faces, crop_transform, eye_angle, measure_box_eyes
-from emolib.models.spec import FER2013_FRAMING, Framing
+from emolib.core.spec import FER2013_FRAMING, Framing
 from emolib.faces.blazeface import (ANCHOR_OPTIONS, FULL_RANGE, SHORT_RANGE, decode, grid_anchors, letterbox, padded,
                                     ssd_anchors)
 from emolib.faces.boxes import nms, weighted_nms
@@ -98,7 +99,7 @@ def _messi():
     path = photos.messi_path()
     if path is None:
         pytest.skip("messi5.jpg absent: `apt-get install opencv-doc` provides it (.ci/run does)")
-    from emolib.imageio import read_image
+    from emolib.core.images import read_image
     return read_image(path)
 
 
@@ -207,7 +208,7 @@ def test_detectors_are_cached():
 def test_nothing_loads_at_import():
     import subprocess
     import sys
-    code = ("import sys, emolib.faces, emolib.faces.align, emolib.imageio; "
+    code = ("import sys, emolib.faces, emolib.faces.align, emolib.core.images; "
             "print(emolib.faces.detect.__module__, 'emolib.faces.blazeface' in sys.modules, "
             "emolib.faces.get_detector.cache_info().currsize)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -293,7 +294,7 @@ def test_photos_of_many_shapes_keep_only_a_few_resized_networks():
 def test_a_resized_network_is_the_same_network():
     """resized_model changes the input's size and the upsampling sizes, nothing else: on the trained size it
     gives the original's outputs to the bit; a larger input gets the continued anchor grid."""
-    from emolib import assets
+    from emolib.core import assets
     from emolib.faces.tflite import NetPool, resized_model
     path = str(assets.resolve(FULL_RANGE.filename))
     outputs = [FULL_RANGE.scores_output, FULL_RANGE.boxes_output]
@@ -332,7 +333,7 @@ def test_an_unknown_runtime_is_named():
 
 def test_litert_keeps_its_banner_off_the_terminal(capfd):
     """LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr for every interpreter."""
-    from emolib import assets
+    from emolib.core import assets
     from emolib.faces.tflite import NetPool
     pool = NetPool(str(assets.resolve("face_detection_short_range.tflite")), ["classificators", "regressors"], "litert")
     pool.reserve(2)

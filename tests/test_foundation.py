@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emolib import assets, labels, paths
+from emolib.core import assets, labels, paths
 
 
 def test_canonical_order_and_aliases():

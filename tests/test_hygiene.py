@@ -1,4 +1,4 @@
-"""House rules that code review would otherwise have to remember: no absolute path outside emolib.paths,
+"""House rules that code review would otherwise have to remember: no absolute path outside emolib.core.paths,
 no module too long to read in one sitting."""
 import ast
 import re

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emolib.imageio import ImageReadError, iter_image_files, read_image
+from emolib.core.images import ImageReadError, iter_image_files, read_image
 
 
 def _gradient(w=64, h=48):
@@ -96,7 +96,7 @@ def test_exif_orientation_6_rotates(tmp_path):
 def test_plain_jpegs_decode_through_opencv_as_pillow_decodes_them(tmp_path, mode, orientation):
     """OpenCV takes plain JPEGs (faster); the pixels and the orientation are Pillow's, exactly."""
     from PIL import ImageOps
-    from emolib.imageio import _decode_plain_jpeg
+    from emolib.core.images import _decode_plain_jpeg
     im = Image.fromarray(_gradient(64, 48)).convert(mode)
     exif = im.getexif()
     exif[0x0112] = orientation
@@ -110,7 +110,7 @@ def test_plain_jpegs_decode_through_opencv_as_pillow_decodes_them(tmp_path, mode
 
 def test_a_truncated_jpeg_goes_to_pillow_which_says_so(tmp_path):
     """OpenCV would pad a cut stream with gray and only warn on stderr; the warning sends the file to Pillow."""
-    from emolib.imageio import _decode_plain_jpeg
+    from emolib.core.images import _decode_plain_jpeg
     Image.fromarray(_gradient(640, 480)).save(tmp_path / "full.jpg", quality=95)
     data = (tmp_path / "full.jpg").read_bytes()
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from emolib import paths
+from emolib.core import paths
 
 ROOT = paths.home()
 ESC = "\x1b["

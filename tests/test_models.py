@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from emolib import assets
+from emolib.core import assets
 from emolib.checkpoint import load_model, save_checkpoint
 from emolib.models.preprocess import to_model_input
-from emolib.labels import EMOTIONS
+from emolib.core.labels import EMOTIONS
 from emolib.models import create, entry, get_spec, list_models, untrained_like
 from emolib.models import mini_xception as mx
 from emolib.models.transfer import freeze_backbone, param_groups, unfreeze_last

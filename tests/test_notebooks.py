@@ -5,7 +5,8 @@ import nbformat
 import papermill
 import pytest
 
-from emolib import config, paths, reporting, session
+from emolib import config, reporting, session
+from emolib.core import paths
 
 NOTEBOOKS = config.NOTEBOOKS
 MAX_FUNCTION_LINES = 5

@@ -9,7 +9,8 @@ import matplotlib
 import nbformat
 import pytest
 
-from emolib import config, dashboard, paths, publish, reporting, reproduce, runs, session
+from emolib import config, dashboard, publish, reporting, reproduce, session
+from emolib.core import paths, runs
 
 matplotlib.use("Agg")
 ROOT = paths.home()

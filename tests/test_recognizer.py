@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emolib.labels import EMOJI, EMOTIONS
+from emolib.core.labels import EMOJI, EMOTIONS
 
 from skimage import data as skimage_data   # a mandatory dependency: real photos offline
 
@@ -112,7 +112,7 @@ def test_crop_size_feeds_smaller_crops_through_the_same_preprocessing(astronaut)
 
 
 def test_recognize_path_reads_files_and_names_bad_ones(recognizer, astronaut, tmp_path):
-    from emolib.imageio import ImageReadError
+    from emolib.core.images import ImageReadError
     cv2.imwrite(str(tmp_path / "a.jpg"), astronaut)
     assert [r.label for r in recognizer.recognize_path(tmp_path / "a.jpg")] == ["happy"]
     (tmp_path / "bad.jpg").write_text("not an image")

@@ -5,7 +5,8 @@ import shutil
 import nbformat
 import pytest
 
-from emolib import paths, reproduce
+from emolib import reproduce
+from emolib.core import paths
 
 ROOT = paths.home()
 NOISE = ("IProgress", "TqdmWarning", "without encryption", "a bar the report must not show", "it/s]",
@@ -41,7 +42,7 @@ def test_a_report_keeps_real_warnings_and_drops_progress_bars_and_kernel_noise(t
 
 
 def test_one_switch_turns_every_progress_bar_off(monkeypatch):
-    from emolib import progress
+    from emolib.core import progress
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     assert progress.enabled() and not progress.bar(range(3)).disable
     assert progress.bar(range(3), show=False).disable

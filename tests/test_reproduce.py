@@ -12,7 +12,8 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from emolib import config, paths, publish, reporting, reproduce
+from emolib import config, publish, reporting, reproduce
+from emolib.core import paths
 
 ROOT = paths.home()
 

@@ -1,4 +1,4 @@
-"""emolib.runtime (device, RNG, process-group facts) and emolib.ddp's shards, in one process."""
+"""emolib.core.runtime (device, RNG, process-group facts) and emolib.ddp's shards, in one process."""
 import random
 
 import numpy as np
@@ -6,12 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from emolib import ddp, runtime
+from emolib import ddp
+from emolib.core import runtime
 from emolib.data.dataset import FaceLoader
 from emolib.data.synthetic import generate
 from emolib.evaluate import predict
-from emolib.models.spec import grayscale_spec
-from emolib.settings import TrainConfig
+from emolib.core.spec import grayscale_spec
+from emolib.core.settings import TrainConfig
 from emolib.train import evaluate_loss
 
 

@@ -5,7 +5,7 @@ import torch
 
 from emolib import cam, config, models, reporting
 from emolib.checkpoint import save_checkpoint
-from emolib.labels import EMOTIONS, FIVE_CLASS
+from emolib.core.labels import EMOTIONS, FIVE_CLASS
 from emolib.models.subset import restrict_classes
 
 

@@ -6,7 +6,7 @@ import pytest
 from emolib.data import synthetic
 from emolib.data.synthetic import (CLASS_REGIONS, FER2013_TRAIN_COUNTS, GENERATOR_VERSION, apportion, generate,
                                    neutral_like, render, sample_params)
-from emolib.labels import EMOTIONS
+from emolib.core.labels import EMOTIONS
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from emolib.data.dataset import AugmentConfig, FaceLoader
 from emolib.data.synthetic import generate
 from emolib.evaluate import predict
 from emolib.models import create
-from emolib.models.spec import grayscale_spec
+from emolib.core.spec import grayscale_spec
 from emolib.train import TrainConfig, build_optimizer, fit
 
 # Happy, sad and surprise differ in mouth curve, brows and eyes: an easy 3-class problem.

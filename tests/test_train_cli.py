@@ -85,7 +85,7 @@ def test_sigterm_leaves_last_pt_and_resume_finishes(tmp_path):
 
 
 def test_out_leaves_no_environment_behind(tmp_path, monkeypatch):
-    from emolib.runs import STAGING_ENV
+    from emolib.core.runs import STAGING_ENV
     monkeypatch.delenv(STAGING_ENV, raising=False)
     assert main(["train", "02", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     assert STAGING_ENV not in os.environ

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from emolib import paths
+from emolib.core import paths
 from emolib import bench as bench_pkg
 
 SEPARATE = {"peers"}      # `make bench-peers`: needs its own environment (TensorFlow for the `fer` package)

@@ -25,7 +25,7 @@ from emolib.bench.classifier import MODELS, faces_per_second
 
 def _classifier(tmp: Path, window_s: float, repeats: int) -> dict[str, float]:
     from emolib.export import export_onnx
-    from emolib.labels import EMOTIONS
+    from emolib.core.labels import EMOTIONS
     from emolib.onnx_backend import OnnxClassifier
 
     out = {}
@@ -52,7 +52,7 @@ def _e2e(tmp: Path, quick: bool) -> dict[str, float]:
     from emolib.faces.detection import LIVE_DETECTOR, LIVE_THREADS
     from emolib.classifier import DEFAULT_MODEL
     from emolib.recognizer import EmotionRecognizer
-    from emolib.runtime import cpu_threads
+    from emolib.core.runtime import cpu_threads
     from emolib.bench.e2e import clip_1face, clip_4faces, encode, time_pipeline
 
     model, classes, source = load_classifier(DEFAULT_MODEL)

@@ -14,7 +14,7 @@ import torch
 
 from emolib.data.dataset import AugmentConfig, FaceLoader
 from emolib.data.synthetic import generate
-from emolib.models.spec import ModelSpec
+from emolib.core.spec import ModelSpec
 
 BATCH = 64
 SPEC = ModelSpec(input_size=48, channels=1, mean=(0.5,), std=(0.5,), target_layer="features")  # cnn_fer-like

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emolib import paths
-from emolib.assets import sha256_of
+from emolib.core import paths
+from emolib.core.assets import sha256_of
 
 Box = tuple[float, float, float, float]
 
@@ -159,7 +159,7 @@ def score_photo(found_boxes: list[Box], labels: tuple[Box, ...]) -> tuple[int, i
 def evaluate(detector: str, repeats: int = 1, **detect_kw) -> dict:
     """Recall, false detections and median ms per photo of one detector over the cached photos."""
     from emolib.faces import detect
-    from emolib.imageio import read_image
+    from emolib.core.images import read_image
     hits = total = false = 0
     times, per_photo = [], {}
     for photo, path in available():

@@ -44,7 +44,7 @@ def live_ms(recognizer, jpegs: list[np.ndarray], expect_faces: int, prefetch: bo
 
 def still_photo() -> tuple[np.ndarray, int]:
     from emolib.bench import group_photos
-    from emolib.imageio import read_image
+    from emolib.core.images import read_image
     group_photos.fetch()
     photo = next(p for p in group_photos.PHOTOS if p.name == "insightface_t1.jpg")
     image = cv2.resize(read_image(group_photos.cached(photo)), (1920, 1280), interpolation=cv2.INTER_CUBIC)
@@ -69,7 +69,7 @@ def still_ms(recognizer, jpeg: np.ndarray, expect_faces: int, repeats: int) -> f
 def run(quick: bool = False) -> dict[str, float]:
     from emolib.faces.detection import LIVE_THREADS, still_threads
     from emolib.recognizer import EmotionRecognizer
-    from emolib.runtime import cpu_threads
+    from emolib.core.runtime import cpu_threads
     n = 8 if quick else 40
     out: dict[str, float] = {}
     with cpu_threads(LIVE_THREADS):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import cv2
 
-from emolib import paths
+from emolib.core import paths
 from emolib.faces.detection import LIVE_THREADS, still_threads
 from emolib.bench import group_photos
 
@@ -55,7 +55,7 @@ def photo_items() -> list[dict]:
 def time_emolib(items: list[dict], repeats: int) -> dict:
     """{item: {"ms", "faces": [{"box", "label", "probs"}]}} with emolib's defaults (still, or live for the clip)."""
     from emolib.recognizer import EmotionRecognizer
-    from emolib.runtime import cpu_threads
+    from emolib.core.runtime import cpu_threads
     from emolib.bench.faces import median_ms
 
     out = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emolib import paths
+from emolib.core import paths
 from emolib.bench import group_photos
 
 SIZES = (32, 48, 64)
@@ -29,7 +29,7 @@ def background() -> np.ndarray:
 
 def face_patches() -> list[tuple[np.ndarray, float]]:
     """(square BGR patch, face width / patch width) for each labelled face whose surroundings lie in its photo."""
-    from emolib.imageio import read_image
+    from emolib.core.images import read_image
     out = []
     for photo, path in group_photos.available():
         image = read_image(path)

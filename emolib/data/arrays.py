@@ -1,6 +1,6 @@
 """FaceArrays: what every source decodes into, once.
 
-``images`` uint8 N×48×48, ``labels`` int64 canonical indices (FER2013 order, `emolib.labels`),
+``images`` uint8 N×48×48, ``labels`` int64 canonical indices (FER2013 order, `emolib.core.labels`),
 ``splits`` one of ``train``/``val``/``test`` per row. Synthetic data also carries ``masks``: per
 image, the pixels of the facial regions that carry its class (Grad-CAM ground truth).
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from emolib.labels import EMOTIONS, remap_table, resolve_classes
+from emolib.core.labels import EMOTIONS, remap_table, resolve_classes
 from emolib.data.splits import SPLITS
 
 IMAGE_SIZE = 48

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from emolib.settings import check_field_types, from_mapping, type_ok
+from emolib.core.settings import check_field_types, from_mapping, type_ok
 
 __all__ = ["AugmentConfig", "augment_batch", "erase"]
 

@@ -1,9 +1,9 @@
-"""Decoded arrays, saved once as one ``.npz`` per source under `emolib.paths.cache_dir()`.
+"""Decoded arrays, saved once as one ``.npz`` per source under `emolib.core.paths.cache_dir()`.
 
 The file name identifies the source (kind + a hash of its path or generator parameters + the data-format
 version); the file stores the source's fingerprint. A load whose fingerprint differs from the stored one
 rebuilds and overwrites, so an edited CSV or a folder with new files is noticed. Writes are atomic
-(`emolib.atomic`): an interrupted run never leaves a half-written cache.
+(`emolib.core.atomic`): an interrupted run never leaves a half-written cache.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from emolib import paths
-from emolib.atomic import atomic_write
+from emolib.core import paths
+from emolib.core.atomic import atomic_write
 from emolib.data.arrays import FaceArrays
 
 # Bump when the decoded arrays would differ for the same source (decoder, resize, split rules).

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from emolib.models.preprocess import fit_to_spec, to_unit
-from emolib.runtime import resolve_device
-from emolib.models.spec import ModelSpec
+from emolib.core.runtime import resolve_device
+from emolib.core.spec import ModelSpec
 from emolib.data.arrays import FaceArrays
 from emolib.data.augment import AugmentConfig, augment_batch, erase
 
@@ -43,7 +43,7 @@ class FaceLoader:
     def __init__(self, arrays: FaceArrays, spec: ModelSpec, batch_size: int = 64, *, train: bool = False,
                  augment: AugmentConfig | None = None, balanced: bool = False, seed: int = 0,
                  device="cpu", drop_last: bool = False):
-        # device: a name or torch.device (emolib.runtime.resolve_device); "auto" = CUDA when present
+        # device: a name or torch.device (emolib.core.runtime.resolve_device); "auto" = CUDA when present
         if len(arrays) == 0:
             raise ValueError(f"no images in {arrays.source or 'the given arrays'}")
         if batch_size < 1:

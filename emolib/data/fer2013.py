@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emolib.labels import NUM_CLASSES
+from emolib.core.labels import NUM_CLASSES
 from emolib.data.arrays import IMAGE_SIZE, FaceArrays
 from emolib.data.errors import DataFormatError
 from emolib.data.splits import FER2013_USAGE, SPLIT_TO_USAGE, USAGE_TO_SPLIT

@@ -3,7 +3,7 @@
 - ``msambare/fer2013``: JPG, ``train/`` and ``test/``; ``test/`` holds both ``PublicTest_*`` and
   ``PrivateTest_*`` files, which go to ``val`` and ``test`` by that file-name prefix.
 - ``ananthu017/emotion-detection-fer``: PNG, class folders ``disgusted``, ``fearful``, ``surprised`` …
-  (mapped through `emolib.labels.canonical`); file names such as ``im0.png`` carry no split, so its
+  (mapped through `emolib.core.labels.canonical`); file names such as ``im0.png`` carry no split, so its
   test folder cannot be split and ``val`` is carved from ``train`` (stratified), with a note saying so.
 
 Decoding happens once, in a thread pool (OpenCV releases the GIL). A file that cannot be decoded is
@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emolib.imageio import IMAGE_SUFFIXES
-from emolib.labels import ALIASES, EMOTIONS, canonical
+from emolib.core.images import IMAGE_SUFFIXES
+from emolib.core.labels import ALIASES, EMOTIONS, canonical
 from emolib.data.arrays import IMAGE_SIZE, FaceArrays
 from emolib.data.errors import DataFormatError
 from emolib.data.splits import FOLDER_SPLIT_NAMES, SPLITS, USAGE_TO_SPLIT, stratified_split

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from emolib import paths
+from emolib.core import paths
 from emolib.data.errors import DatasetUnavailable
 
 DEFAULT_HANDLE = "msambare/fer2013"

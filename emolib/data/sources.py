@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 from pathlib import Path
@@ -87,6 +88,14 @@ def _load_local(located: tuple[str, Path], source: str, options: dict, *, use_ca
     return arrays
 
 
+def _code_digest(module) -> str:
+    """A module's code without its imports and layout: where the names it imports live, and how its lines
+    are formatted, do not change what it generates."""
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    tree.body = [node for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom))]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
 def _load_synthetic(options: dict, *, use_cache: bool) -> FaceArrays:
     from emolib.data import splits, synthetic, synthetic_draw   # on use: loading a CSV never builds the generator's tables
     params = {name: par.default for name, par in inspect.signature(synthetic.generate).parameters.items()
@@ -97,8 +106,7 @@ def _load_synthetic(options: dict, *, use_cache: bool) -> FaceArrays:
     params.update(options)
     # The generator's own code (and the split it draws with) is part of its version: an edited
     # generator never serves stale arrays.
-    version = [synthetic.GENERATOR_VERSION,
-               *(hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest()[:16] for m in (synthetic, synthetic_draw, splits))]
+    version = [synthetic.GENERATOR_VERSION, *(_code_digest(m) for m in (synthetic, synthetic_draw, splits))]
     fingerprint = array_cache.digest({"params": params, "generator": version})
     arrays = array_cache.load_or_build("synthetic", params, fingerprint, lambda: synthetic.generate(**params),
                                  use_cache=use_cache)

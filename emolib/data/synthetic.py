@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from emolib.labels import EMOTIONS
+from emolib.core.labels import EMOTIONS
 from emolib.data.arrays import FaceArrays
 from emolib.data.splits import stratified_assign
 from emolib.data.synthetic_draw import FEATURES, draw_faces

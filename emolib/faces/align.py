@@ -1,6 +1,6 @@
 """`crop_face`: the one face crop shared by the recognizer, the CLI, the notebooks and the webcam demo.
 
-A crop is placed by the model's `Framing` (emolib.models.spec), in units of the face's eyes: the crop's
+A crop is placed by the model's `Framing` (emolib.core.spec), in units of the face's eyes: the crop's
 width is the face's frontal eye gap / framing.eye_gap, the eye midpoint sits at mid-width and
 framing.eye_y of the height, and the eyes are levelled when framing.align and keypoints allow.
 
@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from emolib.models.spec import FER2013_FRAMING, Framing
+from emolib.core.spec import FER2013_FRAMING, Framing
 from emolib.faces.detection import as_bgr
 from emolib.faces.types import Face
 

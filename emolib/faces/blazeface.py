@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from emolib import assets
+from emolib.core import assets
 from emolib.faces.boxes import weighted_nms
 from emolib.faces.tflite import NetPool
 from emolib.faces.types import Face

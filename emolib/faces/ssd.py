@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emolib import assets
+from emolib.core import assets
 from emolib.faces.boxes import nms
 from emolib.faces.types import Face
 

@@ -17,7 +17,7 @@ from functools import lru_cache, partial
 import cv2
 import numpy as np
 
-from emolib.quiet import captured_native_stderr
+from emolib.core.quiet import captured_native_stderr
 
 RUNTIMES = ("litert", "opencv")
 

@@ -3,7 +3,7 @@
 Importing this package registers every model family (each module registers its builders).
 """
 from emolib.models.registry import create, entry, get_spec, list_models, register, untrained_like
-from emolib.models.spec import ModelSpec
+from emolib.core.spec import ModelSpec
 from emolib.models import cnn, convvit, mini_xception, transfer, vit  # noqa: F401,E402  (registration side effect)
 
 __all__ = ["ModelSpec", "create", "entry", "get_spec", "list_models", "register", "untrained_like"]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from emolib.models.registry import register
-from emolib.models.spec import grayscale_spec
+from emolib.core.spec import grayscale_spec
 
 
 def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:

@@ -30,7 +30,7 @@ from torch import nn
 from torchvision.models.vision_transformer import Encoder
 
 from emolib.models.registry import register
-from emolib.models.spec import ModelSpec
+from emolib.core.spec import ModelSpec
 
 IMAGE_SIZE = 48
 DEFAULTS = dict(stem=(32, 64, 128), hidden_dim=128, num_layers=4, num_heads=4, mlp_ratio=2.0, pool="mean")

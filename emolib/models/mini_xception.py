@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emolib.labels import EMOTIONS
+from emolib.core.labels import EMOTIONS
 from emolib.models.registry import register
-from emolib.models.spec import FER2013_FRAMING, grayscale_spec
+from emolib.core.spec import FER2013_FRAMING, grayscale_spec
 from emolib.models.weights import Weights
 
 BN_EPS = 1e-3  # Keras' BatchNormalization default (PyTorch's is 1e-5)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from emolib.models.spec import ModelSpec
+from emolib.core.spec import ModelSpec
 
 __all__ = ["fit_to_spec", "to_model_input", "to_unit"]
 

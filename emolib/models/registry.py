@@ -11,7 +11,7 @@ from typing import Callable
 
 from torch import nn
 
-from emolib.models.spec import ModelSpec
+from emolib.core.spec import ModelSpec
 from emolib.models.weights import Weights
 
 
@@ -78,9 +78,9 @@ def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) 
 
 
 def _dry_run_without_weights(name: str) -> bool:
-    """A dry run (emolib.dryrun) builds a model whose ImageNet weights are not on disk from a random
+    """A dry run (emolib.core.dryrun) builds a model whose ImageNet weights are not on disk from a random
     initialization instead of downloading them; it records that for the report. Never in a real run."""
-    from emolib import dryrun, paths
+    from emolib.core import dryrun, paths
     w = entry(name).weights
     if w is None or w.predicts_emotions:          # only ImageNet weights: an emotion model is what it is
         return False

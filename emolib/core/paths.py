@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]      # emolib/core/paths.py -> the checkout
 
 
 def home() -> Path:
@@ -48,7 +48,7 @@ def cache_dir() -> Path:
 
 
 def assets_dir() -> Path:
-    """Weights and detector files resolved by `emolib.assets` ($EMOLIB_ASSETS moves it alone)."""
+    """Weights and detector files resolved by `emolib.core.assets` ($EMOLIB_ASSETS moves it alone)."""
     return _root("EMOLIB_ASSETS", cache_dir() / "assets")
 
 

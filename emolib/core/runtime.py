@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from emolib.settings import DEVICE_NAME
+from emolib.core.settings import DEVICE_NAME
 
 __all__ = ["resolve_device", "module_device", "seed_everything", "rank_seed", "rng_state", "set_rng_state",
            "deterministic", "amp_dtype", "autocast", "launched_by_torchrun", "is_distributed", "rank",
