@@ -192,7 +192,7 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
 def record_evaluation(path, test_metrics: dict, data=None) -> Path:
     """Add a test evaluation to a saved checkpoint (atomically), so the file says how good it is.
 
-    `test_metrics`: what `emolib.evaluate.evaluate` returns (its accuracy and macro_f1 are kept, as
+    `test_metrics`: what `emolib.training.evaluate.evaluate` returns (its accuracy and macro_f1 are kept, as
     metrics ``test_accuracy`` / ``test_macro_f1``). `data`: the data it was trained and tested on, a dict
     with ``source`` and ``fingerprint`` (e.g. a notebook run's ``run.data``). `emolib models` shows both.
     """

@@ -12,7 +12,7 @@ A profile file looks like::
 Every notebook has a schema below (a dataclass: the common fields plus its own). Unknown keys and
 wrong types are errors that name the file, the section and the key; nested ``train`` and
 ``augment`` sections are checked by `emolib.core.settings.TrainConfig` and
-`emolib.data.augment.AugmentConfig` themselves, and each row of ``cam_variants`` by
+`emolib.training.augment.AugmentConfig` themselves, and each row of ``cam_variants`` by
 `emolib.cam.CamVariant`. A notebook's parameters cell names only the profile and its explicit
 overrides; `resolve` turns them into the complete parameters, the same way for the runner (which checks
 them before a kernel starts) and for JupyterLab, so an interactive run is the profile's experiment
@@ -68,8 +68,8 @@ class DataExploration(Common):
 @dataclass
 class CNNBaseline(Common):
     model: str                        # a registry name (emolib.models.list_models())
-    train: dict                       # emolib.train.TrainConfig fields
-    augment: dict                     # emolib.data.augment.AugmentConfig fields
+    train: dict                       # emolib.training.loop.TrainConfig fields
+    augment: dict                     # emolib.training.augment.AugmentConfig fields
     balanced: bool                    # class-balanced sampling of the training rows
     tta: str | None                   # test-time augmentation for the test metrics: None | flip | tencrop
 
@@ -124,7 +124,7 @@ SCHEMAS: dict[str, type] = dict(zip(NOTEBOOKS, (DataExploration, CNNBaseline, Tr
 # the others are named "module:class" and imported when a profile is checked (torch-heavy modules, which
 # import their checks from emolib.core.settings, not from here: no cycle).
 NESTED = {"train": TrainConfig, "head_train": TrainConfig, "finetune_train": TrainConfig,
-          "augment": "emolib.data.augment:AugmentConfig"}
+          "augment": "emolib.training.augment:AugmentConfig"}
 # Lists whose every item is such a section.
 NESTED_LISTS = {"cam_variants": "emolib.cam:CamVariant"}
 

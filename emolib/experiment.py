@@ -4,7 +4,7 @@
 
 For the notebook's validated config it seeds, creates the model(s), freezes what the recipe
 freezes, builds TrainConfig from the profile's ``train`` section(s), the two FaceLoaders on the
-resolved device, calls `emolib.train.fit`, and evaluates each trained model on the test split.
+resolved device, calls `emolib.training.loop.fit`, and evaluates each trained model on the test split.
 Notebook 03 trains each backbone in two stages (the head on a frozen backbone, then the deepest
 stages too), from its ImageNet weights and, with the same recipe and budget, from a random
 initialization (`<model>_scratch`), so the report can show what pretraining is worth; 02 and 04
@@ -20,14 +20,15 @@ from typing import Callable
 
 from torch import nn
 
-from emolib import evaluate, models
+from emolib import models
+from emolib.training import evaluate
 from emolib.core import runtime
 from emolib.config import CNNBaseline, TransferLearning, ViTFinetune
 from emolib.data.arrays import FaceArrays
-from emolib.data.dataset import AugmentConfig, FaceLoader
+from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.models.transfer import freeze_backbone, unfreeze_last
 from emolib.core.settings import TrainConfig
-from emolib.train import fit
+from emolib.training.loop import fit
 
 __all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "transfer_inits",
            "TRAINING_NOTEBOOKS"]
@@ -126,7 +127,7 @@ def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] 
     checkpoint_dir(name) is where a run writes best.pt/last.pt (a report's `Run.checkpoint_dir`);
     None writes no checkpoints. `options`: TrainConfig fields set on every run (resume, progress, ...).
     test: evaluate each model on the test split right after it trained (`Trained.test`).
-    fit_kw go to `emolib.train.fit` (e.g. on_epoch_end, stop_after).
+    fit_kw go to `emolib.training.loop.fit` (e.g. on_epoch_end, stop_after).
     """
     out, net = [], None
     for name, stage, init, make, prepare, section, tta in _stages(cfg, data):

@@ -1,6 +1,6 @@
 """The figures the notebooks show, one function each; every function returns its matplotlib Figure.
 
-Data comes in as plain values (FaceArrays, metrics dicts from `emolib.evaluate`, a `fit` history),
+Data comes in as plain values (FaceArrays, metrics dicts from `emolib.training.evaluate`, a `fit` history),
 so a notebook cell is one call plus `run.save_figure(fig, name)`.
 """
 from __future__ import annotations

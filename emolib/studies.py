@@ -65,10 +65,10 @@ def load(study: str, profile: str) -> dict | None:
 
 def run_variant(variant: Variant, faces, train: dict, augment: dict, seed: int, device: str) -> dict:
     """Train one variant with the given recipe; its validation curve, best validation accuracy, time."""
-    from emolib.data.dataset import AugmentConfig, FaceLoader
+    from emolib.training.loader import AugmentConfig, FaceLoader
     from emolib.models import create
     from emolib.core.runtime import resolve_device, seed_everything
-    from emolib.train import TrainConfig, fit
+    from emolib.training.loop import TrainConfig, fit
 
     seed_everything(seed)
     net = create(variant.model, num_classes=len(faces.classes), **variant.model_kwargs)

@@ -97,11 +97,12 @@ def _epoch_line(h: dict) -> None:
 def cmd_train(args) -> int:
     import torch.distributed as dist
 
-    from emolib import config, ddp, reporting, session
+    from emolib import config, reporting, session
+    from emolib.training import ddp
     from emolib.core import runtime
     from emolib.cli.common import UsageError
     from emolib.experiment import TRAINING_NOTEBOOKS, notebook_metrics, train_notebook
-    from emolib.train_state import ResumeError
+    from emolib.training.state import ResumeError
 
     try:
         nb = config.notebook_name(args.notebook)

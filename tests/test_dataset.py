@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from emolib.data.arrays import FaceArrays
-from emolib.data.augment import AugmentConfig, augment_batch
-from emolib.data.dataset import FaceLoader, class_weights, epoch_generator
+from emolib.training.augment import AugmentConfig, augment_batch
+from emolib.training.loader import FaceLoader, class_weights, epoch_generator
 from emolib.data.splits import stratified_split
 from emolib.models.preprocess import to_model_input
 from emolib.core.labels import EMOTIONS, FIVE_CLASS

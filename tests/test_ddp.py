@@ -20,12 +20,12 @@ from torch import nn
 from emolib.core import runtime
 from emolib.checkpoint import load_checkpoint, load_model
 from emolib.data import load
-from emolib.data.augment import AugmentConfig
-from emolib.data.dataset import FaceLoader
+from emolib.training.augment import AugmentConfig
+from emolib.training.loader import FaceLoader
 from emolib.data.synthetic import generate
 from emolib.core.spec import grayscale_spec
 from emolib.core.settings import TrainConfig
-from emolib.train import evaluate_loss, fit
+from emolib.training.loop import evaluate_loss, fit
 
 pytestmark = pytest.mark.slow
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]

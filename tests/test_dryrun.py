@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from emolib import evaluate, models, reproduce
+from emolib import models, reproduce
+from emolib.training import evaluate
 from emolib.core import dryrun, paths
 from emolib.data import synthetic
-from emolib.data.dataset import FaceLoader
-from emolib.train import TrainConfig, fit
+from emolib.training.loader import FaceLoader
+from emolib.training.loop import TrainConfig, fit
 
 ROOT = paths.home()
 sys.path.insert(0, str(Path(__file__).parent))

@@ -1,4 +1,4 @@
-"""emolib.evaluate: metrics against hand-computed cases, ROC/AUC shapes, TTA, evaluate()."""
+"""emolib.training.evaluate: metrics against hand-computed cases, ROC/AUC shapes, TTA, evaluate()."""
 import json
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from emolib.data.arrays import FaceArrays
-from emolib.evaluate import calibration, evaluate, metrics_from_probs, most_confused_pairs, predict
+from emolib.training.evaluate import calibration, evaluate, metrics_from_probs, most_confused_pairs, predict
 from emolib.core.spec import grayscale_spec
 
 CLASSES = ["happy", "sad", "neutral"]

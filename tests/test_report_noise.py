@@ -24,7 +24,7 @@ def test_a_report_keeps_real_warnings_and_drops_progress_bars_and_kernel_noise(t
     book = nbformat.read(book_path, as_version=4)
     at = next(i for i, c in enumerate(book.cells) if "session.setup(" in c.source or "reporting.start(" in c.source) + 1
     book.cells.insert(at, nbformat.v4.new_code_cell(
-        "import warnings\nfrom emolib import progress\n"        # what emolib.train's epoch bars use
+        "import warnings\nfrom emolib import progress\n"        # what emolib.training.loop's epoch bars use
         # The texts are joined at run time, so that only an output can contain them whole (not the cell's source).
         "for _ in progress.bar(range(50), desc='a bar ' + 'the report must not show'):\n    pass\n"
         "warnings.warn('a real warning ' + 'the report must keep')\n"

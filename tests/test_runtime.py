@@ -1,4 +1,4 @@
-"""emolib.core.runtime (device, RNG, process-group facts) and emolib.ddp's shards, in one process."""
+"""emolib.core.runtime (device, RNG, process-group facts) and emolib.training.ddp's shards, in one process."""
 import random
 
 import numpy as np
@@ -6,14 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from emolib import ddp
+from emolib.training import ddp
 from emolib.core import runtime
-from emolib.data.dataset import FaceLoader
+from emolib.training.loader import FaceLoader
 from emolib.data.synthetic import generate
-from emolib.evaluate import predict
+from emolib.training.evaluate import predict
 from emolib.core.spec import grayscale_spec
 from emolib.core.settings import TrainConfig
-from emolib.train import evaluate_loss
+from emolib.training.loop import evaluate_loss
 
 
 def test_resolve_device_names():

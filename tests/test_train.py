@@ -1,16 +1,16 @@
-"""emolib.train: config validation, learning, exact resume, weighted loss, checkpoints, early stopping."""
+"""emolib.training.loop: config validation, learning, exact resume, weighted loss, checkpoints, early stopping."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from emolib.checkpoint import load_checkpoint, load_model
-from emolib.data.dataset import AugmentConfig, FaceLoader
+from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.data.synthetic import generate
-from emolib.evaluate import predict
+from emolib.training.evaluate import predict
 from emolib.models import create
 from emolib.core.spec import grayscale_spec
-from emolib.train import TrainConfig, build_optimizer, fit
+from emolib.training.loop import TrainConfig, build_optimizer, fit
 
 # Happy, sad and surprise differ in mouth curve, brows and eyes: an easy 3-class problem.
 EASY = ["happy", "sad", "surprise"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from emolib.data.dataset import AugmentConfig, FaceLoader
+from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.data.synthetic import generate
 from emolib.core.spec import ModelSpec
 

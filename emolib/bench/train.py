@@ -1,6 +1,6 @@
 """Training throughput on CPU: images per second of one full training step at batch 64.
 
-A step is what `emolib.train.fit` does per batch: draw an augmented batch from a training
+A step is what `emolib.training.loop.fit` does per batch: draw an augmented batch from a training
 FaceLoader (default AugmentConfig), forward, cross-entropy, backward, AdamW step. After warm-up
 steps, each step is timed alone and the figure uses the median step (robust to other processes
 on a shared machine). Figures: ``train_img_per_s_<label>``.
@@ -13,10 +13,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from emolib.data.dataset import FaceLoader
+from emolib.training.loader import FaceLoader
 from emolib.data.synthetic import generate
 from emolib.models import create
-from emolib.train import TrainConfig, build_optimizer
+from emolib.training.loop import TrainConfig, build_optimizer
 
 BATCH = 64
 MODELS = {   # figure label -> (registry name, create() keywords)

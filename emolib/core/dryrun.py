@@ -3,7 +3,7 @@
 The runner (`emolib.reproduce dry-run`) sets ``EMOLIB_DRY_RUN`` to a `Caps` as JSON; the notebook
 kernels inherit it, and three places honour it, none of them in a notebook:
 
-- the training loop and the evaluation loop (`emolib.train`, `emolib.evaluate`) iterate
+- the training loop and the evaluation loop (`emolib.training.loop`, `emolib.training.evaluate`) iterate
   `capped(loader)`: ``batches`` batches of at most ``batch_size`` rows (memory and time: a ViT-B/16
   at 224 px trains on a laptop's CPU), and training stops after ``epochs`` epochs (`cap_epochs`);
 - the runner caps the profile's sample-count parameters (`CAPPED_PARAMETERS`, e.g. 05's

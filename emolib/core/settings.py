@@ -1,7 +1,7 @@
 """Settings dataclasses and their one validation: `TrainConfig`, and the checks every setting shares.
 
 Pure Python (no torch, no other emolib module), so `emolib.config` can check a profile's nested
-``train`` sections with the real class, and `emolib.train` and `emolib.core.runtime` build on it,
+``train`` sections with the real class, and `emolib.training.loop` and `emolib.core.runtime` build on it,
 without an import cycle.
 
 The checks: `type_ok` (does a value fit an annotation), `check_field_types` (every field of a
@@ -92,7 +92,7 @@ Monitor = Literal["val_acc", "val_loss", "val_macro_f1"]
 
 @dataclass
 class TrainConfig:
-    """Everything `emolib.train.fit` does, as plain values (a profile's ``train`` section)."""
+    """Everything `emolib.training.loop.fit` does, as plain values (a profile's ``train`` section)."""
     epochs: int = 20
     # Per process: fit takes loaders of this batch; under torchrun each of N processes takes its own,
     # so the global batch (what one optimizer step averages over) is batch_size * N.

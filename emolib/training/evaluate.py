@@ -1,7 +1,7 @@
 """Evaluation: predictions and the metrics a report shows, as plain JSON-serialisable data.
 
 `run_batches` is the one evaluation loop (eval mode, no autograd, optional autocast), shared with
-`emolib.train.evaluate_loss`. `predict` runs it over a FaceLoader (or FaceArrays, wrapped in a
+`emolib.training.loop.evaluate_loss`. `predict` runs it over a FaceLoader (or FaceArrays, wrapped in a
 non-augmented loader) and returns softmax probabilities; `metrics_from_probs` turns probabilities and labels into accuracy,
 macro F1, per-class precision/recall/F1, confusion matrices, one-vs-rest ROC/AUC, calibration
 (ECE + reliability-diagram bins) and top-k accuracy. Notebooks draw these; nothing here plots.
@@ -56,7 +56,7 @@ def run_batches(model: nn.Module, loader, device=None, *, forward=None, amp: boo
 def _as_loader(model: nn.Module, data, batch_size: int, device):
     """FaceArrays -> a non-augmented, unshuffled FaceLoader built from the model's spec; loaders pass through."""
     if isinstance(data, FaceArrays):
-        from emolib.data.dataset import FaceLoader
+        from emolib.training.loader import FaceLoader
         if not hasattr(model, "spec"):
             raise ValueError("predict on FaceArrays needs a model with .spec (use emolib.models.create) "
                              "to derive preprocessing; or pass a FaceLoader")

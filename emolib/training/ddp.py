@@ -1,6 +1,6 @@
 """Data-parallel training pieces: per-rank shards of a FaceLoader, and the collectives `fit` needs.
 
-`emolib.train.fit` uses these only when a process group with more than one rank is up (torchrun,
+`emolib.training.loop.fit` uses these only when a process group with more than one rank is up (torchrun,
 see `emolib.core.runtime.init_distributed`); a single process never touches them.
 
 Sharding. One optimizer step averages over a *global* batch of ``batch_size * world_size`` rows.

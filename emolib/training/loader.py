@@ -1,7 +1,7 @@
 """Batches over cached FaceArrays, preprocessed from a ModelSpec and augmented on the training device.
 
 The whole uint8 image array goes to the device once; a batch is an index into it. Preprocessing is
-`emolib.models.preprocess` (from the model's ModelSpec), augmentation `emolib.data.augment`. Every
+`emolib.models.preprocess` (from the model's ModelSpec), augmentation `emolib.training.augment`. Every
 random number comes from a CPU ``torch.Generator`` seeded by (seed, epoch), so an epoch's batches
 are a pure function of those two numbers, on any device, and a resumed run sees exactly the
 batches it would have seen.
@@ -17,7 +17,7 @@ from emolib.models.preprocess import fit_to_spec, to_unit
 from emolib.core.runtime import resolve_device
 from emolib.core.spec import ModelSpec
 from emolib.data.arrays import FaceArrays
-from emolib.data.augment import AugmentConfig, augment_batch, erase
+from emolib.training.augment import AugmentConfig, augment_batch, erase
 
 __all__ = ["AugmentConfig", "FaceLoader", "class_weights", "epoch_generator"]
 

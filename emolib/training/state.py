@@ -3,7 +3,7 @@
 `end_of_epoch` records an epoch, keeps the best weights by the monitored metric, decides early
 stopping and writes ``best.pt`` and ``last.pt`` (rank 0 only); `restore_resume_state` reads
 ``last.pt`` back into a model, optimizer, scheduler, grad scaler and the RNGs, after checking that
-it continues the same recipe. `emolib.train.fit` is the loop around them.
+it continues the same recipe. `emolib.training.loop.fit` is the loop around them.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from emolib import ddp
+from emolib.training import ddp
 from emolib.core import runtime
 from emolib.checkpoint import load_checkpoint, save_checkpoint
 from emolib.core.settings import TrainConfig

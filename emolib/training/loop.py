@@ -5,7 +5,7 @@
 
 `fit` seeds, builds the optimizer/scheduler/loss from the config, restores a resume state
 (`restore_resume_state`), then per epoch runs `train_one_epoch` and `evaluate_loss` (the evaluation
-loop shared with `emolib.evaluate.predict`), keeps the best weights by `cfg.monitor`, and writes
+loop shared with `emolib.training.evaluate.predict`), keeps the best weights by `cfg.monitor`, and writes
 ``last.pt`` (every epoch) and ``best.pt`` (on improvement) atomically through `emolib.checkpoint`.
 ``last.pt`` carries the full resume state (optimizer, scheduler, grad scaler, history,
 early-stopping counter, RNG states), so ``resume=True`` continues after the last completed epoch and,
@@ -13,7 +13,7 @@ on CPU, ends with weights bit-identical to an uninterrupted run (the loaders' ba
 function of seed and epoch).
 
 Under torchrun (a process group of N ranks, `emolib.core.runtime.init_distributed`) the same `fit` trains
-with DistributedDataParallel: each rank takes its shard of every batch (`emolib.ddp`), gradients
+with DistributedDataParallel: each rank takes its shard of every batch (`emolib.training.ddp`), gradients
 are averaged, training and validation figures are reduced over the ranks (so every rank takes the
 same decisions), and only rank 0 writes. `cfg.batch_size` is per process; the global batch is N
 times that. A run resumes from ``last.pt`` with another N when the global batch stays the same.
@@ -32,12 +32,12 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch import nn
 
-from emolib import ddp
+from emolib.training import ddp
 from emolib.core import dryrun, progress, runtime
-from emolib.evaluate import run_batches
+from emolib.training.evaluate import run_batches
 from emolib.core.spec import stamp_framing
 from emolib.core.settings import TrainConfig
-from emolib.train_state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
+from emolib.training.state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
 
 __all__ = ["TrainConfig", "fit", "train_one_epoch", "evaluate_loss", "restore_resume_state", "build_optimizer",
            "build_scheduler", "build_criterion", "scheduler_steps_per_batch"]
@@ -104,7 +104,7 @@ def scheduler_steps_per_batch(cfg: TrainConfig) -> bool:
 def build_criterion(cfg: TrainConfig, train_loader, device) -> nn.Module:
     weight = None
     if cfg.weighted_loss:
-        from emolib.data.dataset import class_weights
+        from emolib.training.loader import class_weights
         weight = class_weights(train_loader.labels, train_loader.num_classes).to(device)
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
 
