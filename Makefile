@@ -32,7 +32,7 @@ setup: ## fresh machine: .venv with the locked versions (requirements.lock), emo
 	$(PY) -m ipykernel install --sys-prefix --name emolib --display-name "Python (emolib)" >/dev/null
 	@$(MAKE) --no-print-directory git-filter
 	$(PY) -m emolib assets
-	$(PY) -m emolib.onnx_cache
+	$(PY) -m emolib.inference.onnx_cache
 
 # The versions installed in .venv (what the tests ran with) are constraints, so a new dependency is locked
 # at the version that was tested; UPGRADE=1 drops them and takes the newest versions pyproject.toml allows.

@@ -11,6 +11,6 @@ __all__ = ["EMOTIONS", "EMOJI", "__version__", "EmotionRecognizer"]
 
 def __getattr__(name):
     if name == "EmotionRecognizer":
-        from emolib.recognizer import EmotionRecognizer
+        from emolib.inference.recognizer import EmotionRecognizer
         return EmotionRecognizer
     raise AttributeError(f"module 'emolib' has no attribute {name!r}")

@@ -27,7 +27,7 @@ import pytest
 from skimage import data as skimage_data
 
 from emolib.core import paths, runs
-from emolib.video import pan_zoom_frames
+from emolib.inference.video import pan_zoom_frames
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

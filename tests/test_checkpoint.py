@@ -164,5 +164,5 @@ def test_the_checkpoint_carries_its_framing(cnn, tmp_path):
 def test_load_model_attaches_the_checkpoints_classes(cnn, tmp_path):
     model, ckpt = load_model(_save(tmp_path / "m.pt", cnn))
     assert model.classes == FIVE_CLASS == tuple(ckpt["classes"])
-    from emolib.recognizer import EmotionRecognizer
+    from emolib.inference.recognizer import EmotionRecognizer
     assert EmotionRecognizer(model, optimize=False).classes == FIVE_CLASS   # not the seven emotions

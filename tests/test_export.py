@@ -13,9 +13,9 @@ import torch
 from skimage import data as skimage_data
 
 from emolib import models
-from emolib.export import ExportError, check_parity, export_onnx, parity_crops
+from emolib.inference.export import ExportError, check_parity, export_onnx, parity_crops
 from emolib.core.labels import EMOTIONS
-from emolib.onnx_backend import OnnxClassifier, OnnxModelError
+from emolib.inference.onnx import OnnxClassifier, OnnxModelError
 
 SLOW = {"vgg16", "vit_b_16"}           # 134M / 86M parameters: seconds to trace even at 32 px
 
@@ -70,7 +70,7 @@ def test_a_failed_parity_check_is_an_error_and_writes_nothing(tmp_path, monkeypa
     crops = parity_crops(64, n_lfw=20)
     with pytest.raises(ExportError, match="disagrees with PyTorch"):     # real float differences exist
         export_onnx(model, EMOTIONS, tmp_path / "strict.onnx", crops=crops, tolerance=0.0)
-    import emolib.export as export_module
+    import emolib.inference.export as export_module
     real = export_module._probabilities
 
     def broken(m):       # an exporter bug: a graph that computes something else than the model
@@ -87,8 +87,8 @@ def test_a_failed_parity_check_is_an_error_and_writes_nothing(tmp_path, monkeypa
 @pytest.fixture(scope="module")
 def fer_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "fer.onnx"
-    from emolib.classifier import load_classifier
-    from emolib.export import export_onnx
+    from emolib.inference.classifier import load_classifier
+    from emolib.inference.export import export_onnx
     model, classes, source = load_classifier("fer2013-mini-xception")
     parity = export_onnx(model, classes, path, source=source)
     assert source == "pretrained fer2013-mini-xception" and parity.top1_disagreements == 0

@@ -11,7 +11,7 @@ import pytest
 from skimage import data as skimage_data
 
 from emolib import EmotionRecognizer, live
-from emolib.video import FramePipeline, pan_zoom_frames, process_video, write_video
+from emolib.inference.video import FramePipeline, pan_zoom_frames, process_video, write_video
 
 
 @pytest.fixture(scope="module")

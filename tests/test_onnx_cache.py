@@ -1,4 +1,4 @@
-"""The default model's cached ONNX export (emolib.onnx_cache): `backend="auto"` runs it when it is up to date, with
+"""The default model's cached ONNX export (emolib.inference.onnx_cache): `backend="auto"` runs it when it is up to date, with
 the torch model's outputs; a stale or missing file means torch, and `source` says which runs."""
 import dataclasses
 
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
-from emolib import EmotionRecognizer, onnx_cache
-from emolib.classifier import DEFAULT_MODEL, load_classifier
+from emolib import EmotionRecognizer
+from emolib.inference import onnx_cache
+from emolib.inference.classifier import DEFAULT_MODEL, load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_auto_runs_the_up_to_date_export_with_the_torch_outputs(cache, astronaut
 
 
 def test_a_changed_record_never_uses_an_old_export(cache, monkeypatch):
-    from emolib import onnx_backend
+    from emolib.inference import onnx
     from emolib.models import registry
     onnx_cache.build()
     assert onnx_cache.cached(DEFAULT_MODEL) is not None
@@ -50,7 +51,7 @@ def test_a_changed_record_never_uses_an_old_export(cache, monkeypatch):
             m.setitem(registry._REGISTRY, DEFAULT_MODEL, changed)
             assert onnx_cache.cached(DEFAULT_MODEL) is None, what
     with monkeypatch.context() as m:                                   # a format bump
-        m.setattr(onnx_backend, "FORMAT_VERSION", onnx_backend.FORMAT_VERSION + 1)
+        m.setattr(onnx_backend, "FORMAT_VERSION", onnx.FORMAT_VERSION + 1)
         assert onnx_cache.cached(DEFAULT_MODEL) is None
     assert onnx_cache.cached(DEFAULT_MODEL) is not None
 

@@ -50,7 +50,7 @@ def test_astronaut_is_happy_with_each_detector(astronaut, detector):
 
 def test_detector_defaults_by_use():
     from emolib import EmotionRecognizer, faces
-    from emolib.video import FramePipeline
+    from emolib.inference.video import FramePipeline
     assert EmotionRecognizer().detector == faces.STILL_DETECTOR
     assert EmotionRecognizer.live().detector == faces.LIVE_DETECTOR
     assert EmotionRecognizer.live(detector="ssd").detector == "ssd"
@@ -161,7 +161,7 @@ def test_model_argument_errors_say_what_to_do():
 
 # ------------------------------------------------------------------------------- emoji, drawing
 def test_emoji_sprites_are_distinct_round_and_cached():
-    from emolib.emoji import emoji_sprite
+    from emolib.inference.emoji import emoji_sprite
     sprites = {e: emoji_sprite(e, 48) for e in EMOTIONS}
     for s in sprites.values():
         assert s.shape == (48, 48, 4) and s.dtype == np.uint8
@@ -176,7 +176,7 @@ def test_emoji_sprites_are_distinct_round_and_cached():
 
 
 def test_paste_sprite_blends_and_clips():
-    from emolib.emoji import emoji_sprite, paste_sprite
+    from emolib.inference.emoji import emoji_sprite, paste_sprite
     img = np.zeros((40, 40, 3), np.uint8)
     sprite = emoji_sprite("neutral", 32)
     paste_sprite(img, sprite, 30, -10)                                # hangs off the right and top edges
@@ -185,7 +185,7 @@ def test_paste_sprite_blends_and_clips():
 
 
 def test_annotate_draws_a_copy(recognizer, four_faces):
-    from emolib.draw import annotate, emotion_color
+    from emolib.inference.draw import annotate, emotion_color
     results = recognizer.recognize(four_faces)
     results[0].track_id = 7
     before = four_faces.copy()

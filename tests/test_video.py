@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from emolib.faces import iou as box_iou
-from emolib.tracker import IoUTracker
-from emolib.video import FPSCounter, VideoSourceError, open_source, pan_zoom_frames, process_video, write_video
+from emolib.inference.tracker import IoUTracker
+from emolib.inference.video import FPSCounter, VideoSourceError, open_source, pan_zoom_frames, process_video, write_video
 
 from skimage import data as skimage_data   # a mandatory dependency: real photos offline
 
@@ -62,7 +62,7 @@ def test_smoothing_is_an_exponential_moving_average_that_stops_flicker():
 
 def test_fps_counter_is_a_moving_average(monkeypatch):
     clock = iter(np.arange(0, 100, 0.05))                        # 20 FPS
-    monkeypatch.setattr("emolib.video.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("emolib.inference.video.time.perf_counter", lambda: next(clock))
     fps = FPSCounter(window=10)
     assert fps.tick() == 0.0
     for _ in range(30):
@@ -161,7 +161,7 @@ def test_cli_video_writes_every_frame_and_webcam_without_camera_fails_cleanly(cl
 
 
 def test_webcam_loop_shows_frames_and_quits_on_q(clip, recognizer, monkeypatch):
-    import emolib.video as video
+    import emolib.inference.video as video
     real_open = video.open_source
     monkeypatch.setattr(video, "open_source", lambda src: real_open(clip) if src == 0 else real_open(src))
     monkeypatch.setenv("DISPLAY", ":99")
@@ -183,8 +183,8 @@ def test_detecting_ahead_gives_the_plain_loops_results(tmp_path):
     the plain loop does: same boxes, labels, probabilities and track ids."""
     import cv2
     from skimage import data
-    from emolib.recognizer import EmotionRecognizer
-    from emolib.video import pan_zoom_frames, process_video, write_video
+    from emolib.inference.recognizer import EmotionRecognizer
+    from emolib.inference.video import pan_zoom_frames, process_video, write_video
     clip = write_video(tmp_path / "c.mp4", pan_zoom_frames(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), 12))
     recognizer = EmotionRecognizer.live()
     runs = {}
@@ -198,7 +198,7 @@ def test_detecting_ahead_gives_the_plain_loops_results(tmp_path):
 
 
 def test_detect_ahead_stops_with_its_consumer():
-    from emolib.prefetch import detect_ahead
+    from emolib.inference.prefetch import detect_ahead
     calls = []
     gen = detect_ahead(iter(range(100)), lambda f: calls.append(f) or [f])
     assert [next(gen) for _ in range(3)] == [(0, [0]), (1, [1]), (2, [2])]

@@ -1,6 +1,6 @@
 """PyTorch against ONNX Runtime: the classifier alone, and the live pipeline end to end.
 
-Each model of `classifier.MODELS` is exported with `emolib.export.export_onnx` (its parity check on
+Each model of `classifier.MODELS` is exported with `emolib.inference.export.export_onnx` (its parity check on
 real face crops included: its max |Δp| is a figure too) and timed with ONNX Runtime on the same input
 and thread count as the PyTorch figures of `classifier` (prepared model: BatchNorm folded,
 channels-last), in the same run so the ratio compares like with like. The live pipeline
@@ -24,9 +24,9 @@ from emolib.bench.classifier import MODELS, faces_per_second
 
 
 def _classifier(tmp: Path, window_s: float, repeats: int) -> dict[str, float]:
-    from emolib.export import export_onnx
+    from emolib.inference.export import export_onnx
     from emolib.core.labels import EMOTIONS
-    from emolib.onnx_backend import OnnxClassifier
+    from emolib.inference.onnx import OnnxClassifier
 
     out = {}
     for name, kw in MODELS.items():
@@ -47,11 +47,11 @@ def _classifier(tmp: Path, window_s: float, repeats: int) -> dict[str, float]:
 
 
 def _e2e(tmp: Path, quick: bool) -> dict[str, float]:
-    from emolib.classifier import load_classifier
-    from emolib.export import export_onnx
+    from emolib.inference.classifier import load_classifier
+    from emolib.inference.export import export_onnx
     from emolib.faces.detection import LIVE_DETECTOR, LIVE_THREADS
-    from emolib.classifier import DEFAULT_MODEL
-    from emolib.recognizer import EmotionRecognizer
+    from emolib.inference.classifier import DEFAULT_MODEL
+    from emolib.inference.recognizer import EmotionRecognizer
     from emolib.core.runtime import cpu_threads
     from emolib.bench.e2e import clip_1face, clip_4faces, encode, time_pipeline
 

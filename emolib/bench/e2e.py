@@ -24,13 +24,13 @@ def astronaut_bgr() -> np.ndarray:
 
 
 def clip_1face(n: int) -> list[np.ndarray]:
-    from emolib.video import pan_zoom_frames
+    from emolib.inference.video import pan_zoom_frames
     return pan_zoom_frames(astronaut_bgr(), n, (640, 480), zoom=(1.0, 1.25))
 
 
 def clip_4faces(n: int) -> list[np.ndarray]:
     """2×2 tiles of 320×240 views of the astronaut's head and shoulders (faces ~30% of a tile wide)."""
-    from emolib.video import pan_zoom_frames
+    from emolib.inference.video import pan_zoom_frames
     head = astronaut_bgr()[15:270, 55:395]
     cells = pan_zoom_frames(head, n, (320, 240), zoom=(1.0, 1.15))
     return [np.vstack([np.hstack([c, c[:, ::-1]]), np.hstack([c[:, ::-1], c])]) for c in cells]
@@ -42,7 +42,7 @@ def encode(frames: list[np.ndarray]) -> list[np.ndarray]:
 
 def time_pipeline(recognizer, jpegs: list[np.ndarray], expect_faces: int, warmup: int = 3) -> dict[str, float]:
     """Median ms per frame of the whole pipeline, and of each stage (measured in the same pass)."""
-    from emolib.draw import annotate
+    from emolib.inference.draw import annotate
     stages: dict[str, list[float]] = {"total": [], "decode": [], "detect": [], "classify": [], "draw": []}
     found = []
     for i, buf in enumerate(list(jpegs[:warmup]) + list(jpegs)):
@@ -68,7 +68,7 @@ def time_pipeline(recognizer, jpegs: list[np.ndarray], expect_faces: int, warmup
 
 def run(quick: bool = False) -> dict[str, float]:
     from emolib.faces.detection import LIVE_THREADS
-    from emolib.recognizer import EmotionRecognizer
+    from emolib.inference.recognizer import EmotionRecognizer
     from emolib.core.runtime import cpu_threads
 
     n = 8 if quick else 40

@@ -3,7 +3,7 @@
 Live (`e2e_ms_live_640x480_{1face,4faces}`, targets ≤ 6 and ≤ 8 ms): the clips of emolib/bench/e2e.py
 (real faces, JPEG-encoded in memory) through the loop `emolib video` / `webcam` run: decode, the live
 detector, then `FramePipeline` (crop, classify, track, smooth, draw), with the next frame decoded and
-detected in a worker thread (`emolib.prefetch`) while this one is classified. Each stage gets one thread
+detected in a worker thread (`emolib.inference.prefetch`) while this one is classified. Each stage gets one thread
 (torch 1, cv2 1: LIVE_THREADS): on 2 cores they then run side by side instead of contending. Figure: wall time / frames,
 best of 3 passes over the clip. `e2e_live_prefetch_speedup_*` is the same loop without the worker, ÷.
 
@@ -24,8 +24,8 @@ from emolib.bench.e2e import clip_1face, clip_4faces, encode
 
 
 def live_ms(recognizer, jpegs: list[np.ndarray], expect_faces: int, prefetch: bool, passes: int = 3) -> float:
-    from emolib.prefetch import detect_ahead
-    from emolib.video import FramePipeline
+    from emolib.inference.prefetch import detect_ahead
+    from emolib.inference.video import FramePipeline
     best = float("inf")
     for _ in range(passes + 1):                       # the first pass warms caches and is not counted
         pipeline = FramePipeline(recognizer)
@@ -52,7 +52,7 @@ def still_photo() -> tuple[np.ndarray, int]:
 
 
 def still_ms(recognizer, jpeg: np.ndarray, expect_faces: int, repeats: int) -> float:
-    from emolib.draw import annotate
+    from emolib.inference.draw import annotate
     times = []
     for i in range(repeats + 1):
         t0 = time.perf_counter()
@@ -68,7 +68,7 @@ def still_ms(recognizer, jpeg: np.ndarray, expect_faces: int, repeats: int) -> f
 
 def run(quick: bool = False) -> dict[str, float]:
     from emolib.faces.detection import LIVE_THREADS, still_threads
-    from emolib.recognizer import EmotionRecognizer
+    from emolib.inference.recognizer import EmotionRecognizer
     from emolib.core.runtime import cpu_threads
     n = 8 if quick else 40
     out: dict[str, float] = {}

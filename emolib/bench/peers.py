@@ -54,7 +54,7 @@ def photo_items() -> list[dict]:
 
 def time_emolib(items: list[dict], repeats: int) -> dict:
     """{item: {"ms", "faces": [{"box", "label", "probs"}]}} with emolib's defaults (still, or live for the clip)."""
-    from emolib.recognizer import EmotionRecognizer
+    from emolib.inference.recognizer import EmotionRecognizer
     from emolib.core.runtime import cpu_threads
     from emolib.bench.faces import median_ms
 
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=20, help="frames of the 640×480 clip (default 20)")
     ap.add_argument("--out", type=Path, default=None, help="output JSON (default reports/bench/peers.json)")
     args = ap.parse_args(argv)
-    from emolib.recognizer import EmotionRecognizer
+    from emolib.inference.recognizer import EmotionRecognizer
     photos = photo_items()
     if not photos:
         raise SystemExit("no group photos cached: run `.venv/bin/python -m emolib.bench.group_photos` first")

@@ -30,7 +30,7 @@ def _label_counts(counter: dict) -> str:
 
 
 def cmd_video(args) -> int:
-    from emolib.video import VideoSourceError, process_video
+    from emolib.inference.video import VideoSourceError, process_video
     if args.out and Path(args.out).suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise UsageError(f"--out {args.out}: use an .mp4 file name (the writer is mp4v)")
     recognizer = _recognizer(args)
@@ -56,10 +56,10 @@ def cmd_video(args) -> int:
 
 
 def cmd_webcam(args) -> int:
-    from emolib.video import VideoSourceError, run_webcam
+    from emolib.inference.video import VideoSourceError, run_webcam
     try:
         # The camera is opened (and checked) before the model loads: a missing camera fails fast.
-        from emolib.video import open_source
+        from emolib.inference.video import open_source
         open_source(args.camera).release()
         recognizer = _recognizer(args)
         stats = run_webcam(args.camera, recognizer, detect_every=args.detect_every,
@@ -72,7 +72,7 @@ def cmd_webcam(args) -> int:
 
 
 def _add_export_parser(sub) -> None:
-    from emolib.export import TOLERANCE
+    from emolib.inference.export import TOLERANCE
     p = sub.add_parser("export", formatter_class=_Formatter, help="export a model to ONNX (after a parity check)",
                        description="Export a checkpoint or a pretrained emotion model to ONNX: dynamic batch, and\n"
                                    "its class names and ModelSpec as metadata. ONNX Runtime must agree with PyTorch\n"
@@ -92,7 +92,7 @@ def _add_export_parser(sub) -> None:
 def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
     p.add_argument("--model", "-m", default=None,
                    help="a checkpoint path or name (in models/), an `emolib export` .onnx file, or a pretrained "
-                        "emotion model (default: the recognizer's, emolib.classifier.DEFAULT_MODEL; `emolib models` "
+                        "emotion model (default: the recognizer's, emolib.inference.classifier.DEFAULT_MODEL; `emolib models` "
                         "lists them)")
     default = LIVE_DETECTOR if live else STILL_DETECTOR
     p.add_argument("--detector", "-d", default=default, choices=DETECTORS,

@@ -13,7 +13,7 @@ def _err(msg: str) -> None:
 
 
 def _recognizer(args, **kw):
-    from emolib.recognizer import EmotionRecognizer
+    from emolib.inference.recognizer import EmotionRecognizer
     try:
         # --model's default is the recognizer's (DEFAULT_MODEL), not a copy: None lets it choose.
         model = {} if args.model is None else {"model": args.model}

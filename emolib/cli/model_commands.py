@@ -43,7 +43,7 @@ def cmd_models(args) -> int:
     header = ("MODEL", "INPUT", "PRETRAINED", "AVAILABILITY", "DESCRIPTION")
     for r in [header] + rows:
         print("  ".join(f"{v:<{w}}" for v, w in zip(r[:4], widths)) + "  " + r[4])
-    from emolib.classifier import DEFAULT_MODEL
+    from emolib.inference.classifier import DEFAULT_MODEL
     print(f"\nUse a model with pretrained emotion weights directly (--model {DEFAULT_MODEL}, the default); the "
           "others need a checkpoint you trained (--model path/to/checkpoint.pt).")
     _print_trained(trained)
@@ -101,8 +101,8 @@ def cmd_assets(args) -> int:
 
 # ---------------------------------------------------------------------------------------- export
 def cmd_export(args) -> int:
-    from emolib.export import ExportError, export_onnx
-    from emolib.classifier import load_classifier
+    from emolib.inference.export import ExportError, export_onnx
+    from emolib.inference.classifier import load_classifier
     if not args.onnx.lower().endswith(".onnx"):
         raise UsageError(f"--onnx {args.onnx}: the file name must end in .onnx")
     try:

@@ -27,7 +27,7 @@ def _annotated_path(out_dir: Path, src: Path, taken: set[Path]) -> Path:
 def predict_files(recognizer, inputs: list[str], annotate_dir: Path | None = None):
     """Yield one record per image file: file, faces (FaceResult list), error, latency_ms, annotated."""
     import cv2
-    from emolib.draw import annotate
+    from emolib.inference.draw import annotate
     from emolib.core.images import ImageReadError, iter_image_files, read_image
 
     taken: set[Path] = set()

@@ -31,7 +31,7 @@ STILL_DETECTOR = "blazeface_full"
 LIVE_DETECTOR = "blazeface"
 # CPU threads by use, torch's and cv2's each (emolib.core.runtime.cpu_threads; `emolib --threads N` overrides). A video
 # frame: 1, as its one face is too little work to split and on 2 cores spare threads stall the stages that run side
-# by side (emolib.prefetch). A still photo: every core, which the detector's fine pass splits well (blazeface.py).
+# by side (emolib.inference.prefetch). A still photo: every core, which the detector's fine pass splits well (blazeface.py).
 LIVE_THREADS = 1
 
 

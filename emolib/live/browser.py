@@ -3,7 +3,7 @@
 The widget's front end (``camera.js``, an anywidget ES module) opens the camera with getUserMedia,
 downscales each frame to ``width`` pixels, JPEG-encodes it and sends it to the kernel as a binary
 buffer of a custom widget message. The kernel decodes it, runs it through an
-`emolib.video.FramePipeline` (detection, tracking, smoothing, drawing: the same step as `emolib video`),
+`emolib.inference.video.FramePipeline` (detection, tracking, smoothing, drawing: the same step as `emolib video`),
 and sends the annotated JPEG back with the labels and timings. One frame is in flight at a time: the
 browser captures the next frame when the previous answer is on screen, so a slow kernel lowers the
 frame rate instead of queueing frames and falling behind.
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import traitlets
 
-from emolib.video import FramePipeline
+from emolib.inference.video import FramePipeline
 
 _HERE = Path(__file__).parent
 
@@ -42,7 +42,7 @@ class BrowserCamera(anywidget.AnyWidget):
     """A live view of the browser's camera with each face boxed, labelled and tracked, and the FPS.
 
     recognizer: an `EmotionRecognizer` (default: the pretrained FER2013 model with BlazeFace).
-    detect_every, smooth: as in `emolib.video.process_video`. width: frames are downscaled in the
+    detect_every, smooth: as in `emolib.inference.video.process_video`. width: frames are downscaled in the
     browser to this width before they are sent (the detector works at 480 px and below anyway).
     quality: JPEG quality of the frames both ways (0-1).
 

@@ -8,14 +8,14 @@ import cv2
 
 def show_kernel_camera(camera: int, recognizer=None, *, max_seconds: float = 30.0, **loop_options) -> dict | None:
     """Annotated frames of camera `camera` in the cell's output until `max_seconds` pass or the kernel is
-    interrupted; returns `emolib.video.process_video`'s figures (None when interrupted).
+    interrupted; returns `emolib.inference.video.process_video`'s figures (None when interrupted).
 
     The camera is the one on the machine the kernel runs on, which is the user's only for a local
     kernel; `BrowserCamera` uses the browser's. `loop_options` go to `process_video` (detect_every, smooth).
     """
     from IPython.display import Image, display
 
-    from emolib.video import process_video
+    from emolib.inference.video import process_video
 
     handle = display("starting the camera ...", display_id=True)
     started = time.perf_counter()

@@ -8,7 +8,7 @@ PyTorch on real face crops (`parity_crops`). Only when the probabilities agree w
 the top-1 label is the same on every crop is the file moved into place; otherwise `ExportError`.
 
 The graph takes what `emolib.models.preprocess.to_model_input` produces (float32 N×C×S×S) and returns
-``logits`` and ``probs``; `emolib.onnx_backend` reads the file back for `EmotionRecognizer`.
+``logits`` and ``probs``; `emolib.inference.onnx` reads the file back for `EmotionRecognizer`.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from emolib import __version__
 from emolib.core.atomic import copy_file
-from emolib.onnx_backend import FORMAT, FORMAT_VERSION, INPUT, OUTPUTS, OnnxClassifier
+from emolib.inference.onnx import FORMAT, FORMAT_VERSION, INPUT, OUTPUTS, OnnxClassifier
 
 if TYPE_CHECKING:            # torch loads when an export runs, so `emolib --help` stays instant
     from torch import nn

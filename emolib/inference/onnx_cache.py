@@ -1,6 +1,6 @@
 """The default emotion model exported once for ONNX Runtime, which `EmotionRecognizer(backend="auto")` then runs on
 the CPU (faster than PyTorch for one face; `make bench` measures it), with the same probabilities to 1e-4, checked
-on real face crops before the file is written (emolib.export). `make setup` exports it (`python -m emolib.onnx_cache`).
+on real face crops before the file is written (emolib.inference.export). `make setup` exports it (`python -m emolib.inference.onnx_cache`).
 
 Only the models listed in ONNX_MODELS: ONNX Runtime is not faster for every model (`make bench`). The file name
 carries a fingerprint of what the export depends on, read from the registry without building the model: the
@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from emolib.core import paths
-from emolib.classifier import DEFAULT_MODEL
+from emolib.inference.classifier import DEFAULT_MODEL
 
 ONNX_MODELS = (DEFAULT_MODEL,)
 
@@ -28,7 +28,7 @@ def folder() -> Path:
 def fingerprint(name: str) -> str:
     """What an export of the pretrained model `name` depends on, from its registry entry alone."""
     from emolib.models import entry
-    from emolib.onnx_backend import FORMAT_VERSION
+    from emolib.inference.onnx import FORMAT_VERSION
     e = entry(name)
     w = e.weights
     spec = e.spec.with_framing(w.framing) if w.framing is not None else e.spec   # as `models.create` sets it
@@ -57,8 +57,8 @@ def build(name: str = DEFAULT_MODEL) -> Path:
     """Export `name` unless an up-to-date export exists; returns its path."""
     path = path_for(name)
     if not path.is_file():
-        from emolib.classifier import load_classifier
-        from emolib.export import export_onnx
+        from emolib.inference.classifier import load_classifier
+        from emolib.inference.export import export_onnx
         model, classes, source = load_classifier(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(model, classes, path, source=source)

@@ -8,7 +8,7 @@ window at import, and the model code (`EmotionRecognizer`) knows nothing about e
 Per frame: detect faces (or, between detections when ``detect_every > 1``, reuse the boxes of the
 tracks seen on the previous frame), classify every face in one batch, give each face a track id
 by IoU with the previous frame, and smooth each track's probabilities with an exponential moving
-average so the label does not flicker from frame to frame (both in `emolib.tracker`).
+average so the label does not flicker from frame to frame (both in `emolib.inference.tracker`).
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from emolib.prefetch import detect_ahead, read_frames
-from emolib.tracker import IoUTracker
+from emolib.inference.prefetch import detect_ahead, read_frames
+from emolib.inference.tracker import IoUTracker
 
 from emolib.core.quiet import captured_native_stderr, summary
 
@@ -167,7 +167,7 @@ class FramePipeline:
         if not 0 <= smooth < 1:
             raise ValueError(f"smooth must be in [0, 1), got {smooth}")
         if recognizer is None:
-            from emolib.recognizer import EmotionRecognizer
+            from emolib.inference.recognizer import EmotionRecognizer
             recognizer = EmotionRecognizer.live()
         self.recognizer, self.detect_every, self.smooth, self.show_fps = recognizer, detect_every, smooth, show_fps
         self.tracker = tracker or IoUTracker()
@@ -181,8 +181,8 @@ class FramePipeline:
     def __call__(self, frame: np.ndarray, annotate: bool = True, faces: list | None = None
                  ) -> tuple[np.ndarray | None, list]:
         """(annotated BGR copy, or None when `annotate` is False; one smoothed FaceResult per face).
-        faces: this frame's detections when they were computed ahead (`emolib.prefetch`)."""
-        from emolib.draw import annotate as draw
+        faces: this frame's detections when they were computed ahead (`emolib.inference.prefetch`)."""
+        from emolib.inference.draw import annotate as draw
         if self.frames % self.detect_every == 0:
             faces = self.recognizer.detect_faces(frame) if faces is None else faces
         else:
@@ -210,7 +210,7 @@ def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = 
     (0 disables smoothing). on_frame(index, annotated_bgr, results): called per frame; returning
     False stops the loop (the webcam window and notebook use it). max_frames: stop after that many.
     prefetch: with detect_every=1, detect the next frame in a worker thread while this one is classified
-    (`emolib.prefetch`; same results, less time per frame on 2 cores).
+    (`emolib.inference.prefetch`; same results, less time per frame on 2 cores).
     Returns a dict: frames, seconds, fps, faces_per_frame (list), mean_faces, tracks (ids issued),
     source_fps, width, height, out.
     """
@@ -288,7 +288,7 @@ def run_webcam(camera: int = 0, recognizer=None, *, detect_every: int = 1, smoot
         cap.release()
         raise
     if recognizer is None:
-        from emolib.recognizer import EmotionRecognizer
+        from emolib.inference.recognizer import EmotionRecognizer
         recognizer = EmotionRecognizer.live()
 
     def show(index, annotated, results):

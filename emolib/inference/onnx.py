@@ -1,6 +1,6 @@
 """Run an `emolib export` ONNX file with ONNX Runtime (CPU): the recognizer's `backend="onnx"`.
 
-Everything the recognizer needs comes from the file's metadata_props (written by `emolib.export`):
+Everything the recognizer needs comes from the file's metadata_props (written by `emolib.inference.export`):
 the ModelSpec (input size, channels, mean/std, and whatever else a spec carries) and the class names.
 A file that is not ONNX, or an ONNX model that emolib did not export, is an `OnnxModelError` that
 says so, never a guess at its preprocessing.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The file format `emolib.export` writes: its reader defines it.
+# The file format `emolib.inference.export` writes: its reader defines it.
 FORMAT = "emolib-onnx"
 FORMAT_VERSION = 1
 INPUT = "input"

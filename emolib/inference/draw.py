@@ -11,7 +11,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from emolib.emoji import emoji_sprite, paste_sprite
+from emolib.inference.emoji import emoji_sprite, paste_sprite
 from emolib.core.labels import canonical
 
 # BGR, one per emotion, chosen to be told apart on a photo (and to match the emoji tints loosely).

@@ -4,7 +4,7 @@ All faces of an image go through the classifier in one batch (with flip TTA the 
 join that same batch). Preprocessing is the model's own: faces are cropped at
 ``spec.input_size`` and fed through `emolib.models.preprocess.to_model_input`, the function training
 and evaluation use. Class names come from the checkpoint (or, for the imported FER2013 model,
-FER2013's order). Drawing lives in `emolib.draw`, the video loop in `emolib.video`.
+FER2013's order). Drawing lives in `emolib.inference.draw`, the video loop in `emolib.inference.video`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emolib.classifier import DEFAULT_MODEL, load_classifier, onnx_path, resolve_backend
+from emolib.inference.classifier import DEFAULT_MODEL, load_classifier, onnx_path, resolve_backend
 from emolib.core.labels import EMOJI, EMOTIONS, canonical
 from emolib.core.runtime import resolve_device
 
@@ -29,9 +29,10 @@ def emoji_for(label: str) -> str:
 
 
 def _cached_onnx(model) -> Path | None:
-    """The up-to-date ONNX export of pretrained model `model` that `make setup` made (emolib.onnx_cache), unless
+    """The up-to-date ONNX export of pretrained model `model` that `make setup` made (emolib.inference.onnx_cache), unless
     `model` names a checkpoint (which `load_classifier` would load first)."""
-    from emolib import catalog, onnx_cache
+    from emolib import catalog
+    from emolib.inference import onnx_cache
     if not isinstance(model, str) or any(p.is_file() for p in catalog.candidates(model)):
         return None
     return onnx_cache.cached(model)
@@ -106,7 +107,7 @@ class EmotionRecognizer:
     (default: the model's input size; 48 reproduces the look of 48 px training data exactly).
     backend: "torch", "onnx" (an `emolib export` file run by ONNX Runtime on the CPU; spec and
     classes from its metadata) or "auto": onnx for an .onnx file, and on the CPU for a pretrained model
-    that `make setup` exported (emolib.onnx_cache: the default model, same outputs); else torch.
+    that `make setup` exported (emolib.inference.onnx_cache: the default model, same outputs); else torch.
     ``backend`` and ``source`` say which runs.
     """
 
@@ -124,7 +125,7 @@ class EmotionRecognizer:
         self.backend = resolve_backend(backend, model)
         cached_onnx = _cached_onnx(model) if backend == "auto" and device.type == "cpu" and classes is None else None
         if self.backend == "onnx" or cached_onnx:   # an `emolib export` file: spec and classes from its metadata
-            from emolib.onnx_backend import OnnxClassifier
+            from emolib.inference.onnx import OnnxClassifier
             self.model = OnnxClassifier(cached_onnx or onnx_path(model))
             self.classes, self.source = self.model.classes, f"onnx {self.model.path}"
             if cached_onnx:      # the pretrained model's own export (`make setup`): no torch model is built
