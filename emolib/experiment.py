@@ -149,7 +149,7 @@ def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] 
 def _record_in_checkpoint(out_dir: Path | None, section: dict, test: dict, data: FaceArrays) -> None:
     """best.pt says its test accuracy and its data (`emolib models` shows them), when the model just
     tested holds best.pt's weights (fit restored them) and this is the process that writes files."""
-    from emolib.checkpoint import record_evaluation
+    from emolib.models.checkpoint import record_evaluation
     best = Path(out_dir) / "best.pt" if out_dir is not None else None
     if best is None or not best.is_file() or not section.get("restore_best", True) or not runtime.is_main():
         return

@@ -201,7 +201,7 @@ class Run:
         among every best.pt the `notebooks` of this profile wrote, and the candidates (best first).
         Like `trained_checkpoint`, a scratch run falls back to the published checkpoints when it has none."""
         monitor = "val_acc"
-        from emolib.checkpoint import load_checkpoint
+        from emolib.models.checkpoint import load_checkpoint
         roots = [runs.checkpoints_root(self.kind, self.profile)]
         if self.kind == "scratch":
             roots.append(runs.checkpoints_root("published", self.profile))
@@ -253,7 +253,7 @@ class Run:
 
 def _code_version() -> str:
     from emolib import __version__
-    from emolib.checkpoint import git_commit
+    from emolib.models.checkpoint import git_commit
     return f"{__version__} (git {git_commit() or 'unknown: not a git checkout'})"
 
 

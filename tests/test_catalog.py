@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from emolib import models
-from emolib.catalog import candidates, find_trained, short_name
-from emolib.checkpoint import load_checkpoint, record_evaluation, save_checkpoint
+from emolib.models.catalog import candidates, find_trained, short_name
+from emolib.models.checkpoint import load_checkpoint, record_evaluation, save_checkpoint
 from emolib.cli import main
 
 FIVE = ["angry", "fear", "happy", "sad", "neutral"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import emolib
-from emolib.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from emolib.models.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from emolib.core.labels import EMOTIONS, FIVE_CLASS
 from emolib.models import create
 

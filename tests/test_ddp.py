@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from emolib.core import runtime
-from emolib.checkpoint import load_checkpoint, load_model
+from emolib.models.checkpoint import load_checkpoint, load_model
 from emolib.data import load
 from emolib.training.augment import AugmentConfig
 from emolib.training.loader import FaceLoader

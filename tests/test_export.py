@@ -139,7 +139,7 @@ def test_onnx_files_emolib_did_not_write_get_clear_errors(tmp_path, fer_onnx):
 
 def test_cli_exports_a_checkpoint_and_predicts_with_the_file(tmp_path):
     """The issue's "done when": export a trained checkpoint, classify a photo with the exported file."""
-    from emolib.checkpoint import save_checkpoint
+    from emolib.models.checkpoint import save_checkpoint
     five = ["angry", "fear", "happy", "sad", "neutral"]
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "best.pt", models.create("cnn_fer", num_classes=5), classes=five, config={}, metrics={})

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from emolib.core import assets
-from emolib.checkpoint import load_model, save_checkpoint
+from emolib.models.checkpoint import load_model, save_checkpoint
 from emolib.models.preprocess import to_model_input
 from emolib.core.labels import EMOTIONS
 from emolib.models import create, entry, get_spec, list_models, untrained_like

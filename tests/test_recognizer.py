@@ -136,7 +136,7 @@ def test_face_result_to_dict_is_json_and_with_probs_relabels(recognizer, astrona
 
 def test_checkpoint_model_brings_its_own_classes(tmp_path, astronaut):
     from emolib import EmotionRecognizer, models
-    from emolib.checkpoint import save_checkpoint
+    from emolib.models.checkpoint import save_checkpoint
     five = ("angry", "fear", "happy", "sad", "neutral")
     net = models.create("cnn_fer", num_classes=5)
     path = tmp_path / "five.pt"

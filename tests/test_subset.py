@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from emolib import cam, config, models, reporting
-from emolib.checkpoint import save_checkpoint
+from emolib.models.checkpoint import save_checkpoint
 from emolib.core.labels import EMOTIONS, FIVE_CLASS
 from emolib.models.subset import restrict_classes
 

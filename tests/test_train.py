@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from emolib.checkpoint import load_checkpoint, load_model
+from emolib.models.checkpoint import load_checkpoint, load_model
 from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.data.synthetic import generate
 from emolib.training.evaluate import predict

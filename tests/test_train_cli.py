@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from emolib.checkpoint import load_checkpoint, load_model
+from emolib.models.checkpoint import load_checkpoint, load_model
 from emolib.cli import main
 from emolib.train_cli import parse_sets
 

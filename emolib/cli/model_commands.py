@@ -31,7 +31,7 @@ def cmd_models(args) -> int:
         s = e.spec
         rows.append((name, f"{s.input_size}x{s.input_size} {'gray' if s.channels == 1 else 'RGB'}",
                      kind, status, e.description))
-    from emolib.catalog import find_trained
+    from emolib.models.catalog import find_trained
     trained = find_trained()
     if args.json:
         keys = ("name", "input", "pretrained_weights", "availability", "description")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
-from emolib.catalog import CHECKPOINT_SUFFIXES
+from emolib.models.catalog import CHECKPOINT_SUFFIXES
 from emolib.core.labels import EMOTIONS
 from emolib.core.runtime import resolve_device
 
@@ -34,7 +34,7 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
     suffix); a registered model whose pretrained weights classify emotions ("fer2013-mini-xception");
     or an nn.Module with ``.spec`` (then `classes` gives its class names, default the seven emotions).
     """
-    from emolib import catalog, checkpoint
+    from emolib.models import catalog, checkpoint
     from emolib.core import paths
 
     device = resolve_device(device)

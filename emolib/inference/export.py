@@ -70,7 +70,7 @@ def parity_crops(size: int, n_lfw: int = 100) -> np.ndarray:
 # ------------------------------------------------------------------------------- metadata
 def metadata(model: "nn.Module", classes, source: str) -> dict[str, str]:
     """The metadata_props of an export: every value a string (JSON where it is structured)."""
-    from emolib.checkpoint import git_commit, to_plain
+    from emolib.models.checkpoint import git_commit, to_plain
     spec = model.spec
     return {
         "emolib.format": FORMAT,

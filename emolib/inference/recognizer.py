@@ -31,7 +31,7 @@ def emoji_for(label: str) -> str:
 def _cached_onnx(model) -> Path | None:
     """The up-to-date ONNX export of pretrained model `model` that `make setup` made (emolib.inference.onnx_cache), unless
     `model` names a checkpoint (which `load_classifier` would load first)."""
-    from emolib import catalog
+    from emolib.models import catalog
     from emolib.inference import onnx_cache
     if not isinstance(model, str) or any(p.is_file() for p in catalog.candidates(model)):
         return None

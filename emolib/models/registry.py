@@ -71,7 +71,7 @@ def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) 
     if pretrained and e.weights is not None and e.weights.framing is not None:
         model.spec = model.spec.with_framing(e.weights.framing)   # crop photos as the weights' faces were
     model.model_name = name  # type: ignore[attr-defined]
-    # What emolib.checkpoint needs to rebuild the same architecture from a checkpoint.
+    # What emolib.models.checkpoint needs to rebuild the same architecture from a checkpoint.
     model.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]
     model.num_classes = num_classes  # type: ignore[attr-defined]
     return model

@@ -6,7 +6,7 @@
 `fit` seeds, builds the optimizer/scheduler/loss from the config, restores a resume state
 (`restore_resume_state`), then per epoch runs `train_one_epoch` and `evaluate_loss` (the evaluation
 loop shared with `emolib.training.evaluate.predict`), keeps the best weights by `cfg.monitor`, and writes
-``last.pt`` (every epoch) and ``best.pt`` (on improvement) atomically through `emolib.checkpoint`.
+``last.pt`` (every epoch) and ``best.pt`` (on improvement) atomically through `emolib.models.checkpoint`.
 ``last.pt`` carries the full resume state (optimizer, scheduler, grad scaler, history,
 early-stopping counter, RNG states), so ``resume=True`` continues after the last completed epoch and,
 on CPU, ends with weights bit-identical to an uninterrupted run (the loaders' batches are a pure

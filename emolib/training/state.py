@@ -14,7 +14,7 @@ from torch import nn
 
 from emolib.training import ddp
 from emolib.core import runtime
-from emolib.checkpoint import load_checkpoint, save_checkpoint
+from emolib.models.checkpoint import load_checkpoint, save_checkpoint
 from emolib.core.settings import TrainConfig
 
 __all__ = ["ResumeError", "TrainState", "new_history", "end_of_epoch", "restore_resume_state", "monitor_mode", "improved",

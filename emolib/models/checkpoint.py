@@ -145,7 +145,7 @@ def load_checkpoint(path, *, expect_model: str | None = None, expect_classes=Non
         hint = " (it looks like a bare state_dict)" if isinstance(ckpt, dict) and ckpt and all(
             isinstance(v, torch.Tensor) for v in ckpt.values()) else ""
         raise CheckpointError(f"{path} is not an emolib checkpoint: found {found}{hint}; "
-                              "write checkpoints with emolib.checkpoint.save_checkpoint")
+                              "write checkpoints with emolib.models.checkpoint.save_checkpoint")
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this "
                               f"emolib ({__version__}) understands ({FORMAT_VERSION})")

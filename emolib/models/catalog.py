@@ -82,7 +82,7 @@ def _checkpoint_files(root: Path) -> list[Path]:
 
 def describe(path: Path, root: Path | None = None) -> TrainedModel:
     """What `emolib models` shows for one checkpoint file (an unreadable file gets `error`, no exception)."""
-    from emolib.checkpoint import CheckpointError, load_checkpoint
+    from emolib.models.checkpoint import CheckpointError, load_checkpoint
     root = root or paths.models_dir()
     item = TrainedModel(short_name=short_name(path, root), path=str(path))
     item.kind, item.profile = _layout(Path(path).resolve().relative_to(root.resolve()))
