@@ -73,31 +73,31 @@ reproduce: $(REPORTS)/index.html ## run every notebook for PROFILE (default quic
 
 report: ## rerun one notebook now, e.g. `make report NB=03` (PROFILE=quick), then the index
 	@test -n "$(NB)" || { echo "usage: make report NB=03 [PROFILE=quick]"; exit 2; }
-	$(PY) -m emolib.reproduce run $(NB) --profile $(PROFILE)
-	$(PY) -m emolib.reproduce index
+	$(PY) -m emolib.research.runner run $(NB) --profile $(PROFILE)
+	$(PY) -m emolib.research.runner index
 
 dry-run: ## every notebook of PROFILE, training/evaluation capped to a few batches (CPU, minutes) -> reports/dry-run/PROFILE/
-	$(PY) -m emolib.reproduce dry-run --profile $(PROFILE)
+	$(PY) -m emolib.research.runner dry-run --profile $(PROFILE)
 
 index: ## rebuild reports/index.html from the reports present
-	$(PY) -m emolib.reproduce index
+	$(PY) -m emolib.research.runner index
 
 # Rebuilt on every call (a second at most): its stale marks compare the reports with today's inputs.
 $(REPORTS)/index.html: $(NOTEBOOKS:%=$(REPORTS)/html/%.html) FORCE
-	@$(PY) -m emolib.reproduce index
+	@$(PY) -m emolib.research.runner index
 
 $(REPORTS)/html/%.html: notebooks/%.ipynb $(REPORTS)/.params/%.yaml $(EMOLIB_SRC)
-	$(PY) -m emolib.reproduce run $* --profile $(PROFILE)
+	$(PY) -m emolib.research.runner run $* --profile $(PROFILE)
 
 TRAINED := $(patsubst %,$(REPORTS)/html/%.html,02_cnn_baseline 03_transfer_learning 04_vit_finetune)
 # 05 analyses the checkpoints of 02-04; 06 demos the best of them where the profile says `model: best`.
 $(REPORTS)/html/05_error_analysis.html $(REPORTS)/html/06_webcam_demo.html: $(TRAINED)
-# 04 shows the recorded recipe study of its profile (emolib.studies).
+# 04 shows the recorded recipe study of its profile (emolib.research.studies).
 $(REPORTS)/html/04_vit_finetune.html: $(wildcard params/studies/$(PROFILE)/04_*.json)
 
 # Always checked, rewritten only when the content changed (make compares mtimes after the recipe).
 $(REPORTS)/.params/%.yaml: FORCE
-	@$(PY) -m emolib.reproduce params $* --profile $(PROFILE) --out $@
+	@$(PY) -m emolib.research.runner params $* --profile $(PROFILE) --out $@
 
 .PRECIOUS: $(REPORTS)/.params/%.yaml
 FORCE:

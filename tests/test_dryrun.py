@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from emolib import models, reproduce
+from emolib import models
+from emolib.research import runner
 from emolib.training import evaluate
 from emolib.core import dryrun, paths
 from emolib.data import synthetic
@@ -94,7 +95,7 @@ def test_a_failing_dry_run_names_the_notebook_and_cell(scratch_home, capsys):
     book = nbformat.read(scratch_home / "notebooks" / "01_data_exploration.ipynb", as_version=4)
     book.cells.insert(4, nbformat.v4.new_code_cell('raise RuntimeError("deliberate dry-run failure")'))
     nbformat.write(book, scratch_home / "notebooks" / "01_data_exploration.ipynb")
-    assert reproduce.main(["dry-run", "--profile", "smoke"]) == 1
+    assert runner.main(["dry-run", "--profile", "smoke"]) == 1
     err = capsys.readouterr().err
     assert "DRY RUN: 01_data_exploration.ipynb FAILED in cell" in err and "deliberate dry-run failure" in err
     assert not (paths.reports_dir() / "html").exists(), "a dry run never writes the real reports"
@@ -115,7 +116,7 @@ def _check_dry_run(tmp_path, profile) -> dict:
     root = tmp_path / "reports" / "dry-run" / profile
     assert "DRY RUN of profile" in (root / "index.html").read_text()
     metrics = {}
-    for nb in reproduce.NOTEBOOKS:
+    for nb in runner.NOTEBOOKS:
         page = (root / "html" / f"{nb}.html").read_text(encoding="utf-8")
         assert page.index("DRY RUN of profile") < page.index(f"{nb[:2]} ·"), f"{nb}: the banner must come first"
         metrics[nb] = json.loads((root / "metrics" / f"{nb}.json").read_text())

@@ -5,10 +5,10 @@ import nbformat
 import papermill
 import pytest
 
-from emolib import config, reporting, session
+from emolib.research import profiles, reporting, session
 from emolib.core import paths
 
-NOTEBOOKS = config.NOTEBOOKS
+NOTEBOOKS = profiles.NOTEBOOKS
 MAX_FUNCTION_LINES = 5
 
 
@@ -89,20 +89,20 @@ def test_interactive_defaults_are_the_quick_profile(nb):
     assert namespace["profile"] == "quick" and namespace["overrides"] == {}, \
         f"{nb}: a committed parameters cell must not override the profile"
     cfg = session.configure(nb, namespace["profile"], namespace["overrides"])
-    assert config.to_dict(cfg) == config.resolve(nb, "quick")
-    assert reporting.differences(nb, "quick", config.to_dict(cfg)) == {}
+    assert profiles.to_dict(cfg) == profiles.resolve(nb, "quick")
+    assert reporting.differences(nb, "quick", profiles.to_dict(cfg)) == {}
 
 
 def test_overrides_win_mappings_merge_and_unknown_keys_are_errors():
-    quick = config.resolve("02", "quick")
+    quick = profiles.resolve("02", "quick")
     cfg = session.configure("02", "quick", {"train": {"epochs": 2}, "tta": "flip"})
     assert cfg.train == {**quick["train"], "epochs": 2} and cfg.tta == "flip" and cfg.model == quick["model"]
-    assert reporting.differences("02_cnn_baseline", "quick", config.to_dict(cfg)) == {"train.epochs": 2, "tta": "flip"}
-    with pytest.raises(config.ConfigError, match=r"with overrides \['epochs'\]: unknown key"):
+    assert reporting.differences("02_cnn_baseline", "quick", profiles.to_dict(cfg)) == {"train.epochs": 2, "tta": "flip"}
+    with pytest.raises(profiles.ConfigError, match=r"with overrides \['epochs'\]: unknown key"):
         session.configure("02", "quick", {"epochs": 2})
-    with pytest.raises(config.ConfigError, match="training option 'epochs'"):
+    with pytest.raises(profiles.ConfigError, match="training option 'epochs'"):
         session.configure("02", "quick", {"train": {"epochs": "two"}})
-    with pytest.raises(config.ConfigError, match="may not change the profile"):
+    with pytest.raises(profiles.ConfigError, match="may not change the profile"):
         session.configure("02", "quick", {"profile": "fer2013"})
 
 
@@ -115,7 +115,7 @@ def test_one_setup_call_then_the_report_header(nb):
     header_at = next(i for i, s in enumerate(sources) if "session.setup(" in s or "reporting.start(cfg" in s)
     assert header_at >= setup_at[0]
     assert sources[header_at].rstrip().endswith("run"), "the header cell ends by displaying the run header"
-    assert not any("config.validate(" in s for s in sources), f"{nb}: the setup call validates"
+    assert not any("profiles.validate(" in s for s in sources), f"{nb}: the setup call validates"
     assert any("run.write_metrics(" in s for s in sources), f"{nb} writes no metrics JSON"
 
 

@@ -9,7 +9,7 @@ import matplotlib
 import nbformat
 import pytest
 
-from emolib import config, dashboard, publish, reporting, reproduce, session
+from emolib.research import profiles, dashboard, records, reporting, runner, session
 from emolib.core import paths, runs
 
 matplotlib.use("Agg")
@@ -32,11 +32,11 @@ def home(tmp_path, monkeypatch):
 
 def _fake_runner_publish(monkeypatch, accuracy: float, batch: str, nb: str = NB):
     """What the runner leaves in the published root, without a kernel: metrics, a figure, the HTML showing
-    the number, then the record (reproduce.run_notebook does the same after papermill and nbconvert)."""
+    the number, then the record (runner.run_notebook does the same after papermill and nbconvert)."""
     import matplotlib.pyplot as plt
     monkeypatch.setenv(runs.KIND_ENV, "published")
     monkeypatch.setenv(runs.STAGING_ENV, str(paths.reports_dir()))   # "staging" = the root itself here
-    monkeypatch.setenv(publish.BATCH_ENV, batch)
+    monkeypatch.setenv(records.BATCH_ENV, batch)
     cfg = session.configure(nb, "smoke")
     run = reporting.start(cfg, {"source": "unit-test", "fingerprint": "f00d", "n": 3})
     fig, ax = plt.subplots()
@@ -46,8 +46,8 @@ def _fake_runner_publish(monkeypatch, accuracy: float, batch: str, nb: str = NB)
     run.write_metrics({"acc": accuracy}, headline={"test_accuracy": accuracy})
     html = paths.reports_dir() / "html" / f"{nb}.html"
     html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(f"<html><body>test_accuracy {publish.format_number(accuracy)}</body></html>")
-    publish.record(nb, "smoke", "published", paths.reports_dir())
+    html.write_text(f"<html><body>test_accuracy {records.format_number(accuracy)}</body></html>")
+    records.record(nb, "smoke", "published", paths.reports_dir())
     for var in (runs.KIND_ENV, runs.STAGING_ENV):
         monkeypatch.delenv(var)
 
@@ -105,13 +105,13 @@ def test_the_index_shows_only_published_numbers_beside_their_html(home, monkeypa
 
 def test_stale_reports_are_marked_with_what_changed(home, monkeypatch):
     _fake_runner_publish(monkeypatch, 0.8, batch="b1")
-    assert publish.status(NB, paths.reports_dir())["stale"] == []
+    assert records.status(NB, paths.reports_dir())["stale"] == []
     book = nbformat.read(home / "notebooks" / f"{NB}.ipynb", as_version=4)
     book.cells[-1].source += "\n# edited"
     nbformat.write(book, home / "notebooks" / f"{NB}.ipynb")
     text = (home / "params" / "smoke.yaml").read_text().replace("epochs: 1, batch_size: 32, optimizer", "epochs: 2, batch_size: 32, optimizer")
     (home / "params" / "smoke.yaml").write_text(text)
-    assert publish.status(NB, paths.reports_dir())["stale"] == ["notebook", "params"]
+    assert records.status(NB, paths.reports_dir())["stale"] == ["notebook", "params"]
     index = dashboard.build_index().read_text()
     assert "badge stale" in index and "changed since: notebook, params" in index and "0.8000" in index
 
@@ -120,7 +120,7 @@ def test_history_has_a_row_per_make_call_and_dry_runs_have_their_own_index(home,
     _fake_runner_publish(monkeypatch, 0.7, batch="b1")
     _fake_runner_publish(monkeypatch, 0.7, batch="b1", nb="01_data_exploration")
     _fake_runner_publish(monkeypatch, 0.9, batch="b2")
-    rows = publish.history(paths.reports_dir())
+    rows = records.history(paths.reports_dir())
     assert [(r["batch"], r["notebook"]) for r in rows] == [("b1", NB), ("b1", "01_data_exploration"), ("b2", NB)]
     index = dashboard.build_index().read_text()
     history = index.split("History of runs", 1)[1]
@@ -130,30 +130,30 @@ def test_history_has_a_row_per_make_call_and_dry_runs_have_their_own_index(home,
     dry = runs.reports_root("dry-run", "smoke")
     shutil.copytree(paths.reports_dir() / "html", dry / "html")
     shutil.copytree(paths.reports_dir() / "metrics", dry / "metrics")
-    publish.record(NB, "smoke", "dry-run", dry)
+    records.record(NB, "smoke", "dry-run", dry)
     page = dashboard.build_index(dry).read_text()
     assert "DRY RUN" in page and "badge dry" in page
     assert "dry-run/smoke/index.html" in dashboard.build_index().read_text()
 
 
 def test_publishing_from_jupyterlab_is_refused_unless_it_is_the_profiles_run(home, monkeypatch):
-    with pytest.raises(reproduce.PublishRefused, match=r"override \['train.epochs'\]"):
-        reproduce.check_publishable(NB, "smoke", {"train.epochs": 2})
-    with pytest.raises(reproduce.PublishRefused, match="not a git checkout"):
-        reproduce.check_publishable(NB, "smoke", {})
+    with pytest.raises(runner.PublishRefused, match=r"override \['train.epochs'\]"):
+        runner.check_publishable(NB, "smoke", {"train.epochs": 2})
+    with pytest.raises(runner.PublishRefused, match="not a git checkout"):
+        runner.check_publishable(NB, "smoke", {})
     git = ["git", "-C", str(home), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git[:3] + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "notebooks"], check=True)
     subprocess.run(git + ["commit", "-qm", "notebooks"], check=True)
-    reproduce.check_publishable(NB, "smoke", {})             # the committed notebook, the profile: allowed
+    runner.check_publishable(NB, "smoke", {})             # the committed notebook, the profile: allowed
     book = nbformat.read(home / "notebooks" / f"{NB}.ipynb", as_version=4)
     book.cells[0].outputs = []                             # outputs saved by JupyterLab do not count
     book.cells[-1].source += "\nprint('changed')"
     nbformat.write(book, home / "notebooks" / f"{NB}.ipynb")
-    with pytest.raises(reproduce.PublishRefused, match="differs from the committed one"):
-        reproduce.check_publishable(NB, "smoke", {})
+    with pytest.raises(runner.PublishRefused, match="differs from the committed one"):
+        runner.check_publishable(NB, "smoke", {})
 
 
 def test_upstream_reports_are_the_checkpoints_a_notebook_reads():
-    assert publish.upstream("05", "quick") == ["02_cnn_baseline", "03_transfer_learning", "04_vit_finetune"]
-    assert publish.upstream("02", "quick") == []
+    assert records.upstream("05", "quick") == ["02_cnn_baseline", "03_transfer_learning", "04_vit_finetune"]
+    assert records.upstream("02", "quick") == []

@@ -5,7 +5,7 @@ import shutil
 import nbformat
 import pytest
 
-from emolib import reproduce
+from emolib.research import runner
 from emolib.core import paths
 
 ROOT = paths.home()
@@ -32,7 +32,7 @@ def test_a_report_keeps_real_warnings_and_drops_progress_bars_and_kernel_noise(t
         "from emolib.faces import get_detector\nget_detector('blazeface', runtime='litert').nets.reserve(2)"))
     nbformat.write(book, book_path)
 
-    assert reproduce.main(["run", "01", "--profile", "smoke"]) == 0
+    assert runner.main(["run", "01", "--profile", "smoke"]) == 0
     html = (tmp_path / "reports" / "html" / "01_data_exploration.html").read_text(encoding="utf-8")
     assert "a real warning the report must keep" in html
     console = capfd.readouterr()

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from emolib import config, publish, reporting, reproduce
+from emolib.research import profiles, records, reporting, runner
 from emolib.core import paths
 
 ROOT = paths.home()
@@ -28,22 +28,22 @@ def _profile(tmp_path, text: str) -> Path:
 
 @pytest.mark.parametrize("profile", ["quick", "fer2013", "smoke"])
 def test_shipped_profiles_validate_for_every_notebook(profile):
-    for nb in config.NOTEBOOKS:
-        section = config.load_section(profile, nb)
+    for nb in profiles.NOTEBOOKS:
+        section = profiles.load_section(profile, nb)
         assert section["profile"] == profile
         assert {"source", "seed", "device"} <= set(section)        # common is merged in
 
 
 def test_section_overrides_common_and_unknowns_are_errors(tmp_path):
     p = _profile(tmp_path, "common: {seed: 1, device: cpu}\n02_cnn_baseline: {seed: 7, model: cnn_fer}\n")
-    assert config.load_section(p, "02")["seed"] == 7
-    assert config.load_section(p, "01")["seed"] == 1
-    with pytest.raises(config.ConfigError, match=r"trial.yaml \[02_cnn_baseline\]: unknown key\(s\) \['epochs'\]"):
-        config.load_section(_profile(tmp_path, "02_cnn_baseline: {epochs: 3}\n"), "02")
-    with pytest.raises(config.ConfigError, match=r"unknown section\(s\) \['07_extra'\]"):
-        config.load_section(_profile(tmp_path, "07_extra: {}\n"), "01")
-    with pytest.raises(config.ConfigError, match=r"\[common\]: unknown key\(s\) \['model'\]"):
-        config.load_section(_profile(tmp_path, "common: {model: cnn_fer}\n"), "02")
+    assert profiles.load_section(p, "02")["seed"] == 7
+    assert profiles.load_section(p, "01")["seed"] == 1
+    with pytest.raises(profiles.ConfigError, match=r"trial.yaml \[02_cnn_baseline\]: unknown key\(s\) \['epochs'\]"):
+        profiles.load_section(_profile(tmp_path, "02_cnn_baseline: {epochs: 3}\n"), "02")
+    with pytest.raises(profiles.ConfigError, match=r"unknown section\(s\) \['07_extra'\]"):
+        profiles.load_section(_profile(tmp_path, "07_extra: {}\n"), "01")
+    with pytest.raises(profiles.ConfigError, match=r"\[common\]: unknown key\(s\) \['model'\]"):
+        profiles.load_section(_profile(tmp_path, "common: {model: cnn_fer}\n"), "02")
 
 
 def test_wrong_types_are_errors_that_name_the_key(tmp_path):
@@ -64,34 +64,34 @@ def test_wrong_types_are_errors_that_name_the_key(tmp_path):
         "05_error_analysis: {cam_variants: [{method: hirescam}]}": r"cam_variants\[0\]: a CAM variant needs a model",
     }
     for text, message in cases.items():
-        with pytest.raises(config.ConfigError, match=message):
+        with pytest.raises(profiles.ConfigError, match=message):
             nb = "02" if text.startswith("common") else text.split(":")[0]
-            config.load_section(_profile(tmp_path, text + "\n"), nb)
-    assert config.load_section(_profile(tmp_path, "06_webcam_demo: {max_seconds: 5}\n"), "06")["max_seconds"] == 5
+            profiles.load_section(_profile(tmp_path, text + "\n"), nb)
+    assert profiles.load_section(_profile(tmp_path, "06_webcam_demo: {max_seconds: 5}\n"), "06")["max_seconds"] == 5
 
 
 def test_yaml_exponent_without_a_dot_gets_a_tip(tmp_path):
-    with pytest.raises(config.ConfigError, match=r"write 1.0e-3"):
-        config.check("06", {"max_seconds": "1e-3"}, partial=True)
+    with pytest.raises(profiles.ConfigError, match=r"write 1.0e-3"):
+        profiles.check("06", {"max_seconds": "1e-3"}, partial=True)
 
 
 def test_validate_from_a_notebook_namespace():
-    values = config.load_section("smoke", "01")
-    cfg = config.validate("01", {"__name__": "__main__", "pd": object(), **values})
+    values = profiles.load_section("smoke", "01")
+    cfg = profiles.validate("01", {"__name__": "__main__", "pd": object(), **values})
     assert cfg.samples_per_class == values["samples_per_class"]
-    with pytest.raises(config.ConfigError, match="does not define"):
-        config.validate("01", {"__name__": "__main__", "seed": 0})
-    with pytest.raises(config.ConfigError, match="unknown key"):
-        config.validate("01", {**values, "extra": 1})
-    with pytest.raises(config.ConfigError, match="unknown notebook"):
-        config.notebook_name("09")
+    with pytest.raises(profiles.ConfigError, match="does not define"):
+        profiles.validate("01", {"__name__": "__main__", "seed": 0})
+    with pytest.raises(profiles.ConfigError, match="unknown key"):
+        profiles.validate("01", {**values, "extra": 1})
+    with pytest.raises(profiles.ConfigError, match="unknown notebook"):
+        profiles.notebook_name("09")
 
 
 def test_params_stamp_is_rewritten_only_when_the_section_changes(tmp_path):
     out = tmp_path / "stamp.yaml"
-    assert reproduce.write_params("02", "smoke", out)
-    assert not reproduce.write_params("02", "smoke", out)          # same content: untouched (make sees no change)
-    assert reproduce.write_params("02", "quick", out)              # another profile: a change
+    assert runner.write_params("02", "smoke", out)
+    assert not runner.write_params("02", "smoke", out)          # same content: untouched (make sees no change)
+    assert runner.write_params("02", "quick", out)              # another profile: a change
 
 
 # ------------------------------------------------------------------------------------ reporting
@@ -109,7 +109,7 @@ def test_split_timing_and_portable_paths():
 
 
 def _run(nb="02_cnn_baseline"):
-    cfg = config.validate(nb, config.load_section("smoke", nb) | {"profile": "smoke"})
+    cfg = profiles.validate(nb, profiles.load_section("smoke", nb) | {"profile": "smoke"})
     data = {"source": "unit-test", "fingerprint": "abc123", "n": 3}
     return reporting.start(cfg, data)
 
@@ -156,19 +156,19 @@ def test_a_failing_notebook_names_its_cell_and_keeps_the_previous_report(scratch
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
 
-    assert reproduce.main(["run", "01", "--profile", "smoke"]) == 1
+    assert runner.main(["run", "01", "--profile", "smoke"]) == 1
     err = capsys.readouterr().err
     assert "01_data_exploration.ipynb FAILED in cell" in err
     assert "deliberate failure for the test" in err and "RuntimeError" in err
     assert (root / "html/01_data_exploration.html").read_text() == "OLD REPORT"
     assert (root / "metrics/01_data_exploration.json").read_text() == "{}"
     assert (root / "figures/01_data_exploration/old.png").exists()
-    assert (reproduce.staging_dir("01_data_exploration") / "01_data_exploration.ipynb").exists()
+    assert (runner.staging_dir("01_data_exploration") / "01_data_exploration.ipynb").exists()
 
 
 def test_invalid_parameters_stop_before_a_kernel_starts(scratch_home, capsys):
     (scratch_home / "params" / "broken.yaml").write_text("01_data_exploration: {hist_bins: many}\n")
-    assert reproduce.main(["run", "01", "--profile", "broken"]) == 2
+    assert runner.main(["run", "01", "--profile", "broken"]) == 2
     assert "hist_bins must be int" in capsys.readouterr().err
 
 
@@ -224,28 +224,28 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     first = _make(["reproduce"], env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     root = tmp_path / "reports"
-    metrics = {nb: (root / "metrics" / f"{nb}.json").read_bytes() for nb in config.NOTEBOOKS}
+    metrics = {nb: (root / "metrics" / f"{nb}.json").read_bytes() for nb in profiles.NOTEBOOKS}
 
-    for nb in config.NOTEBOOKS:
+    for nb in profiles.NOTEBOOKS:
         page = (root / "html" / f"{nb}.html").read_text(encoding="utf-8")
         m = json.loads(metrics[nb])
         assert m["profile"] == "smoke" and m["headline"]
         for key, value in m["headline"].items():
-            assert publish.format_number(value) in page, f"{nb}: headline {key}={value} not in its HTML"
+            assert records.format_number(value) in page, f"{nb}: headline {key}={value} not in its HTML"
         assert re.search(r"Profile</strong>: smoke", page) and "fingerprint" in page and "Date</strong>" in page
         assert list((root / "figures" / nb).glob("*.png")), f"{nb} saved no figure"
     assert (tmp_path / "models" / "smoke" / "02_cnn_baseline" / "cnn_fer" / "best.pt").exists()
     index = (root / "index.html").read_text()
     assert "not run yet" not in index and "not shown" not in index and index.count("badge ok") == 6
     history = [json.loads(line) for line in (root / "history.jsonl").read_text().splitlines()]
-    assert [r["notebook"] for r in history] == list(config.NOTEBOOKS) and len({r["batch"] for r in history}) == 1
+    assert [r["notebook"] for r in history] == list(profiles.NOTEBOOKS) and len({r["batch"] for r in history}) == 1
 
     # Nothing changed: make reruns nothing. Then everything again: identical metrics files.
     again = _make(["reproduce"], env)
     assert again.returncode == 0 and "ran in" not in again.stdout, again.stdout[-2000:]
     second = _make(["-B", "reproduce"], env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    for nb in config.NOTEBOOKS:
+    for nb in profiles.NOTEBOOKS:
         assert (root / "metrics" / f"{nb}.json").read_bytes() == metrics[nb], f"{nb}: metrics differ between runs"
 
     # Issue 13's mismatch, reproduced: 02 run as in JupyterLab (papermill without the runner), with an override.
@@ -266,13 +266,13 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     assert (tmp_path / "models/scratch/smoke/02_cnn_baseline/cnn_fer/best.pt").exists()
     assert all(p.read_bytes() == b for p, b in published.items()), "the interactive run touched a published file"
     # Publishing from JupyterLab: refused with overrides; otherwise the runner reruns the notebook.
-    from emolib import publish
-    with pytest.raises(reproduce.PublishRefused):
-        reproduce.publish("01_data_exploration", "smoke", {"hist_bins": 8})
+    from emolib.research import records
+    with pytest.raises(runner.PublishRefused):
+        runner.publish("01_data_exploration", "smoke", {"hist_bins": 8})
     if subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "notebooks"]).returncode == 0:
         os.environ.update({k: env[k] for k in old_env})
         try:
-            reproduce.publish("01_data_exploration", "smoke", {})
+            runner.publish("01_data_exploration", "smoke", {})
         finally:
             for k, v in old_env.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
@@ -281,11 +281,11 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     assert _make(["index"], env).returncode == 0
     index = (root / "index.html").read_text()
     row = index.split("<tr id='02_cnn_baseline'>", 1)[1].split("</tr>", 1)[0]
-    assert publish.format_number(shown) in row and "href='html/02_cnn_baseline.html'" in row
-    assert publish.format_number(shown) in published[root / "html/02_cnn_baseline.html"].decode()
+    assert records.format_number(shown) in row and "href='html/02_cnn_baseline.html'" in row
+    assert records.format_number(shown) in published[root / "html/02_cnn_baseline.html"].decode()
 
     # Every image and link resolves, and Chromium renders the pages.
-    pages = [root / "index.html"] + [root / "html" / f"{nb}.html" for nb in config.NOTEBOOKS]
+    pages = [root / "index.html"] + [root / "html" / f"{nb}.html" for nb in profiles.NOTEBOOKS]
     for page in pages:
         assert _broken_refs(page) == [], f"broken references in {page.name}"
     if _chromium() is None:

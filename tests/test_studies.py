@@ -1,7 +1,7 @@
-"""emolib.studies: a recipe study trains each variant on the profile's recipe and records val curves only."""
+"""emolib.research.studies: a recipe study trains each variant on the profile's recipe and records val curves only."""
 import json
 
-from emolib import studies
+from emolib.research import studies
 
 
 def test_study_records_every_variant_on_the_notebooks_recipe(tmp_path, monkeypatch):

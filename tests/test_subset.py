@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from emolib import cam, config, models, reporting
+from emolib import cam, models
+from emolib.research import profiles, reporting
 from emolib.models.checkpoint import save_checkpoint
 from emolib.core.labels import EMOTIONS, FIVE_CLASS
 from emolib.models.subset import restrict_classes
@@ -39,7 +40,7 @@ def test_restrict_refuses_classes_the_model_lacks_and_keeps_an_equal_set():
 
 def test_best_trained_checkpoint_is_the_highest_validation_accuracy(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOLIB_MODELS", str(tmp_path))
-    cfg = config.validate("06", config.load_section("smoke", "06"))
+    cfg = profiles.validate("06", profiles.load_section("smoke", "06"))
     run = reporting.start(cfg, {"source": "unit-test", "fingerprint": "x"})
     with pytest.raises(FileNotFoundError, match="run notebooks"):
         run.best_trained_checkpoint()

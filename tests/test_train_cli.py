@@ -10,7 +10,7 @@ import pytest
 
 from emolib.models.checkpoint import load_checkpoint, load_model
 from emolib.cli import main
-from emolib.train_cli import parse_sets
+from emolib.cli.train import parse_sets
 
 EMOLIB = [sys.executable, "-m", "emolib"]
 

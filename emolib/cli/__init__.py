@@ -18,7 +18,7 @@ from emolib.faces.detection import DETECTORS as _DETECTORS
 from emolib.faces.detection import FALLBACKS, LIVE_DETECTOR, LIVE_THREADS, STILL_DETECTOR, still_threads
 from emolib.core.labels import EMOTIONS
 from emolib.cli.common import UsageError, _err, _recognizer
-from emolib.cli.model_commands import cmd_assets, cmd_export, cmd_models
+from emolib.cli.models import cmd_assets, cmd_export, cmd_models
 from emolib.cli.predict import cmd_predict
 
 DETECTORS = tuple(_DETECTORS)
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="only check the cache; never use the network")
     p.set_defaults(func=cmd_assets)
 
-    from emolib.train_cli import add_parser as add_train_parser
+    from emolib.cli.train import add_parser as add_train_parser
     add_train_parser(sub)
     return ap
 

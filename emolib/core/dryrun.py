@@ -1,6 +1,6 @@
 """Dry runs: every notebook of a profile, every code path, on a CPU in minutes (`make dry-run`).
 
-The runner (`emolib.reproduce dry-run`) sets ``EMOLIB_DRY_RUN`` to a `Caps` as JSON; the notebook
+The runner (`emolib.research.runner dry-run`) sets ``EMOLIB_DRY_RUN`` to a `Caps` as JSON; the notebook
 kernels inherit it, and three places honour it, none of them in a notebook:
 
 - the training loop and the evaluation loop (`emolib.training.loop`, `emolib.training.evaluate`) iterate

@@ -1,6 +1,6 @@
 """Kinds of run and where each one's outputs live: the one place that knows the layout.
 
-- ``published``: `make reproduce` (emolib.reproduce). The only writer of the published reports
+- ``published``: `make reproduce` (emolib.research.runner). The only writer of the published reports
   (``<reports>/html|figures|metrics``) and of the profile's checkpoints (``<models>/<profile>/``).
 - ``dry-run``: the runner with training and evaluation capped; ``<reports>/dry-run/<profile>/`` and
   ``<models>/dry-run/<profile>/``, same layout, its own index.

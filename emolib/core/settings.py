@@ -1,6 +1,6 @@
 """Settings dataclasses and their one validation: `TrainConfig`, and the checks every setting shares.
 
-Pure Python (no torch, no other emolib module), so `emolib.config` can check a profile's nested
+Pure Python (no torch, no other emolib module), so `emolib.research.profiles` can check a profile's nested
 ``train`` sections with the real class, and `emolib.training.loop` and `emolib.core.runtime` build on it,
 without an import cycle.
 

@@ -3,7 +3,7 @@
 A plain ViT (`vit_small_48`) cuts the face into patches with one strided linear projection and
 has to learn locality from data; on a few thousand faces it stays at the class prior. Two changes
 from the small-data ViT literature make it learn in a CPU budget, and a third is kept for Grad-CAM
-(notebook 04 shows each one measured, from `emolib.studies`):
+(notebook 04 shows each one measured, from `emolib.research.studies`):
 
 - a convolutional stem instead of the patchify projection (Xiao et al. 2021, "Early convolutions
   help transformers see better"): 3×3 stride-2 conv + BatchNorm + ReLU blocks, then a 1×1 conv to

@@ -1,9 +1,9 @@
 """Run the notebooks headless and publish their reports (what `make reproduce` calls).
 
-    python -m emolib.reproduce run 03 --profile quick     # papermill -> HTML -> reports/
-    python -m emolib.reproduce params 03 --profile quick --out reports/.params/03_transfer_learning.yaml
-    python -m emolib.reproduce index                      # reports/index.html
-    python -m emolib.reproduce dry-run --profile fer2013  # every notebook capped -> reports/dry-run/fer2013/
+    python -m emolib.research.runner run 03 --profile quick     # papermill -> HTML -> reports/
+    python -m emolib.research.runner params 03 --profile quick --out reports/.params/03_transfer_learning.yaml
+    python -m emolib.research.runner index                      # reports/index.html
+    python -m emolib.research.runner dry-run --profile fer2013  # every notebook capped -> reports/dry-run/fer2013/
 
 `run` validates the profile's section for the notebook (unknown keys and wrong types stop it before
 a kernel starts), executes the notebook with papermill (kernel ``emolib``, working directory
@@ -36,10 +36,10 @@ from pathlib import Path
 import yaml
 
 from emolib.core import dryrun, paths, runs
-from emolib import publish as records   # the module: `publish` is this module's action
+from emolib.research import records
 from emolib.core.atomic import replace_tree, write_text
-from emolib.config import NOTEBOOKS, ConfigError, notebook_name, profile_path, resolve
-from emolib.dashboard import build_index
+from emolib.research.profiles import NOTEBOOKS, ConfigError, notebook_name, profile_path, resolve
+from emolib.research.dashboard import build_index
 from emolib.core.runs import KIND_ENV, STAGING_ENV
 
 KERNEL = "emolib"
@@ -114,7 +114,7 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
         os.environ.pop(dryrun.ENV, None)       # a real run is never capped, whatever the shell holds
     t0 = time.perf_counter()
     try:
-        # The notebook reads its section itself (emolib.session); the runner names the profile and
+        # The notebook reads its section itself (emolib.research.session); the runner names the profile and
         # clears any overrides a committed parameters cell might hold: a published report is the profile.
         papermill.execute_notebook(str(source), str(executed), parameters={"profile": str(profile), "overrides": overrides},
                                    kernel_name=KERNEL, cwd=str(paths.notebooks_dir()), progress_bar=False,
@@ -253,7 +253,7 @@ def publish(notebook: str, profile: str, overrides: dict | None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emolib.reproduce", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m emolib.research.runner", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="execute one notebook and publish its report")
     p_run.add_argument("notebook", help="e.g. 03 or 03_transfer_learning")

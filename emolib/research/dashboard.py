@@ -4,7 +4,7 @@ One table of every notebook's headline numbers with its profile, data fingerprin
 each row beside the HTML report it came from; figure thumbnails linking to the full-size figures; the
 history of runs (one row per `make reproduce`/`make report` call); marks for dry runs and stale reports.
 
-Only what the runner published is shown (`emolib.publish.status`): numbers from anywhere else (an
+Only what the runner published is shown (`emolib.research.records.status`): numbers from anywhere else (an
 interactive run, a hand-copied file) are never on this page. `build_index(root)` works for any reports
 root with the published layout: the published reports, or a dry run's ``<reports>/dry-run/<profile>/``.
 """
@@ -15,11 +15,11 @@ import html
 import re
 from pathlib import Path
 
-from emolib import publish
+from emolib.research import records
 from emolib.core import paths
 from emolib.core.atomic import atomic_write, write_text
-from emolib.publish import format_number
-from emolib.config import NOTEBOOKS
+from emolib.research.records import format_number
+from emolib.research.profiles import NOTEBOOKS
 
 __all__ = ["build_index"]
 
@@ -148,7 +148,7 @@ def _dry_runs(root: Path) -> list[str]:
 def build_index(root: Path | None = None) -> Path:
     """Write <root>/index.html (default: the published reports root) and return its path."""
     root = Path(root) if root is not None else paths.reports_dir()
-    states = {nb: publish.status(nb, root) for nb in NOTEBOOKS}
+    states = {nb: records.status(nb, root) for nb in NOTEBOOKS}
     kinds = {st["record"].get("kind") for st in states.values() if st.get("record")}
     title = "emolib reports" + (f" (dry run: {root.name})" if "dry-run" in kinds else "")
     built = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -166,7 +166,7 @@ def build_index(root: Path | None = None) -> Path:
     parts += _summary_rows(states)
     parts.append("</table><h2>Figures</h2>")
     parts += _figures(root, states) or ["<p class='meta'>none yet</p>"]
-    rows = _history_rows(publish.history(root))
+    rows = _history_rows(records.history(root))
     parts.append("<h2>History of runs</h2><p class='meta'>One row per make call that ran notebooks, newest "
                  "first; each notebook's test accuracy (else its first headline number), hover for all.</p>")
     parts.append("<table><tr><th>date</th><th>profile</th><th>code</th><th>data fingerprint</th>"

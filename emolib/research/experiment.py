@@ -23,7 +23,7 @@ from torch import nn
 from emolib import models
 from emolib.training import evaluate
 from emolib.core import runtime
-from emolib.config import CNNBaseline, TransferLearning, ViTFinetune
+from emolib.research.profiles import CNNBaseline, TransferLearning, ViTFinetune
 from emolib.data.arrays import FaceArrays
 from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.models.transfer import freeze_backbone, unfreeze_last

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from emolib.core import paths, runs
 from emolib.core.atomic import write_text
-from emolib.publish import format_number
-from emolib.config import SCHEMAS, ConfigError, resolve, to_dict
+from emolib.research.records import format_number
+from emolib.research.profiles import SCHEMAS, ConfigError, resolve, to_dict
 from emolib.core.runs import STAGING_ENV
 
 __all__ = ["Run", "start", "output_root", "split_timing", "notebook_of",
@@ -50,7 +50,7 @@ def notebook_of(cfg) -> str:
     for nb, cls in SCHEMAS.items():
         if type(cfg) is cls:
             return nb
-    raise TypeError(f"not a notebook config: {type(cfg).__name__} (build it with emolib.config.validate)")
+    raise TypeError(f"not a notebook config: {type(cfg).__name__} (build it with emolib.research.profiles.validate)")
 
 
 def is_timing_key(key: str) -> bool:
@@ -148,8 +148,8 @@ class Run:
 
     def publish(self):
         """Publish this notebook from JupyterLab: refused unless the saved notebook is the committed one and
-        the parameters are the profile's; then the runner reruns it headless (emolib.publish.publish)."""
-        from emolib.reproduce import publish     # the runner's action; the runner never imports this module
+        the parameters are the profile's; then the runner reruns it headless (emolib.research.records.publish)."""
+        from emolib.research.runner import publish     # the runner's action; the runner never imports this module
         return publish(self.notebook, self.profile, self.overrides)
 
     # -- outputs --------------------------------------------------------------------------------

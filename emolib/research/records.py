@@ -1,13 +1,13 @@
 """What the runner published, and whether it still stands: the records the index trusts.
 
-When the runner (emolib.reproduce) has moved a notebook's HTML, figures and metrics into a reports root,
+When the runner (emolib.research.runner) has moved a notebook's HTML, figures and metrics into a reports root,
 it writes ``<root>/.published/<notebook>.json``: the sha256 of each of those files and of the run's inputs
 (the notebook's cells, its resolved parameters, the emolib sources, the metrics of the notebooks whose
 checkpoints it reads), and appends one row to ``<root>/history.jsonl``. The index shows a notebook's numbers
 only when its metrics and HTML are byte for byte the ones recorded, so a number on the index is always the
 number in the HTML beside it; and it marks a report *stale* when an input changed since.
 
-Publishing from JupyterLab is the runner's action (`emolib.reproduce.publish`).
+Publishing from JupyterLab is the runner's action (`emolib.research.runner.publish`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import yaml
 
 from emolib.core import paths
 from emolib.core.atomic import write_text
-from emolib.config import ConfigError, notebook_name, resolve
+from emolib.research.profiles import ConfigError, notebook_name, resolve
 
 RECORDS = ".published"
 HISTORY = "history.jsonl"

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from emolib import config, reporting
+from emolib.research import profiles, reporting
 
 __all__ = ["configure", "setup"]
 
 
 def configure(notebook: str, profile: str, overrides: Mapping[str, Any] | None = None):
-    """The notebook's validated config: `config.resolve` (profile section + overrides) as its dataclass."""
-    return config.validate(notebook, config.resolve(notebook, profile, overrides))
+    """The notebook's validated config: `profiles.resolve` (profile section + overrides) as its dataclass."""
+    return profiles.validate(notebook, profiles.resolve(notebook, profile, overrides))
 
 
 def setup(notebook: str, profile: str, overrides: Mapping[str, Any] | None = None):

@@ -101,7 +101,7 @@ def learning_curves(histories: dict[str, dict]):
 
 
 def study_curves(variants: Sequence[dict], extra: dict[str, Sequence[float]] | None = None, chance: float | None = None):
-    """Validation accuracy per epoch of a recipe study's variants (`emolib.studies`), plus `extra`
+    """Validation accuracy per epoch of a recipe study's variants (`emolib.research.studies`), plus `extra`
     curves (name -> per-epoch values, e.g. this run's), with the class prior as a dotted line."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for v in variants:

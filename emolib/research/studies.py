@@ -6,7 +6,7 @@ profile's data and the notebook's own recipe with only the studied thing changed
 ``params/studies/<profile>/<study>.json``; the notebook reads and plots that file and says that it
 was measured by this module, not by the notebook run.
 
-    python -m emolib.studies 04_vit_variants --profile quick
+    python -m emolib.research.studies 04_vit_variants --profile quick
 
 Variants are compared on the validation split only (the test split is for the chosen recipe).
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from emolib import session
+from emolib.research import session
 from emolib.core import atomic, paths
 
 # --------------------------------------------------------------------------- the studies
@@ -101,7 +101,7 @@ def run_study(study: str, profile: str, epochs: int = STUDY_EPOCHS) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m emolib.studies", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m emolib.research.studies", description=__doc__.split("\n\n")[0])
     ap.add_argument("study", choices=sorted(STUDIES))
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--epochs", type=int, default=STUDY_EPOCHS)

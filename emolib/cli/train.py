@@ -97,20 +97,20 @@ def _epoch_line(h: dict) -> None:
 def cmd_train(args) -> int:
     import torch.distributed as dist
 
-    from emolib import config, reporting, session
+    from emolib.research import profiles, reporting, session
     from emolib.training import ddp
     from emolib.core import runtime
     from emolib.cli.common import UsageError
-    from emolib.experiment import TRAINING_NOTEBOOKS, notebook_metrics, train_notebook
+    from emolib.research.experiment import TRAINING_NOTEBOOKS, notebook_metrics, train_notebook
     from emolib.training.state import ResumeError
 
     try:
-        nb = config.notebook_name(args.notebook)
+        nb = profiles.notebook_name(args.notebook)
         if nb not in TRAINING_NOTEBOOKS:
             raise UsageError(f"{nb} trains nothing; choose one of {', '.join(TRAINING_NOTEBOOKS)}")
         overrides = parse_sets(args.sets)
         session.configure(nb, args.profile, overrides)        # usage errors before any process group
-    except (config.ConfigError, ValueError) as e:
+    except (profiles.ConfigError, ValueError) as e:
         raise UsageError(str(e)) from None
 
     distributed = runtime.launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1
