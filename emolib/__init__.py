@@ -3,8 +3,7 @@
 Submodules are imported lazily where they pull heavy dependencies, so `import emolib` is cheap.
 """
 from emolib.core.labels import EMOJI, EMOTIONS
-
-__version__ = "0.1.0"
+from emolib.core.provenance import __version__
 
 __all__ = ["EMOTIONS", "EMOJI", "__version__", "EmotionRecognizer"]
 

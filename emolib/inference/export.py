@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emolib import __version__
+from emolib.core.provenance import __version__, git_commit
 from emolib.core.atomic import copy_file
 from emolib.inference.onnx import FORMAT, FORMAT_VERSION, INPUT, OUTPUTS, OnnxClassifier
 
@@ -70,7 +70,7 @@ def parity_crops(size: int, n_lfw: int = 100) -> np.ndarray:
 # ------------------------------------------------------------------------------- metadata
 def metadata(model: "nn.Module", classes, source: str) -> dict[str, str]:
     """The metadata_props of an export: every value a string (JSON where it is structured)."""
-    from emolib.models.checkpoint import git_commit, to_plain
+    from emolib.models.checkpoint import to_plain
     spec = model.spec
     return {
         "emolib.format": FORMAT,

@@ -11,19 +11,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
-import functools
 import pickle
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from emolib import __version__
 from emolib.core import paths
 from emolib.core.atomic import atomic_write
 from emolib.core.labels import canonical, resolve_classes
+from emolib.core.provenance import __version__, git_commit
 
 FORMAT = "emolib-checkpoint"
 FORMAT_VERSION = 1
@@ -33,21 +31,6 @@ REQUIRED_KEYS = ("format", "format_version", "model_name", "model_kwargs", "spec
 
 class CheckpointError(ValueError):
     """A file that is not an emolib checkpoint, or one for another model or class set."""
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str | None:
-    """The checkout's commit (with "-dirty" when it has local changes), or None; never raises."""
-    try:
-        def git(*args):
-            return subprocess.run(["git", *args], cwd=paths.home(), capture_output=True,
-                                  text=True, timeout=5).stdout.strip()
-        sha = git("rev-parse", "HEAD")
-        if not sha:
-            return None
-        return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-    except Exception:  # noqa: BLE001 - no git, not a checkout, timeout: the commit is optional
-        return None
 
 
 def to_plain(obj, where: str = "value"):

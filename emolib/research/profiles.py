@@ -121,12 +121,20 @@ class WebcamDemo(Common):
 SCHEMAS: dict[str, type] = dict(zip(NOTEBOOKS, (DataExploration, CNNBaseline, TransferLearning,
                                                 ViTFinetune, ErrorAnalysis, WebcamDemo)))
 # Nested sections checked by their own dataclass: TrainConfig lives in the torch-free emolib.core.settings;
-# the others are named "module:class" and imported when a profile is checked (torch-heavy modules, which
-# import their checks from emolib.core.settings, not from here: no cycle).
-NESTED = {"train": TrainConfig, "head_train": TrainConfig, "finetune_train": TrainConfig,
-          "augment": "emolib.training.augment:AugmentConfig"}
+# the others live beside torch code and are imported when a profile is checked (`make` reads profiles often).
+def _augment_config():
+    from emolib.training.augment import AugmentConfig
+    return AugmentConfig
+
+
+def _cam_variant():
+    from emolib.cam import CamVariant
+    return CamVariant
+
+
+NESTED = {"train": TrainConfig, "head_train": TrainConfig, "finetune_train": TrainConfig, "augment": _augment_config}
 # Lists whose every item is such a section.
-NESTED_LISTS = {"cam_variants": "emolib.cam:CamVariant"}
+NESTED_LISTS = {"cam_variants": _cam_variant}
 
 
 def notebook_name(name: str) -> str:
@@ -148,17 +156,13 @@ def field_names(notebook: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- checks
 
-def _nested_class(dotted):
-    import importlib
-    if isinstance(dotted, type):
-        return dotted
-    module, name = dotted.split(":")
-    return getattr(importlib.import_module(module), name)
+def _nested_class(schema):
+    return schema if isinstance(schema, type) else schema()
 
 
-def _check_nested(dotted: str, value, where: str) -> None:
+def _check_nested(schema, value, where: str) -> None:
     try:
-        _nested_class(dotted).from_dict(value)
+        _nested_class(schema).from_dict(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from emolib.core import paths, runs
 from emolib.core.atomic import write_text
+from emolib.core.provenance import code_version
 from emolib.research.records import format_number
 from emolib.research.profiles import SCHEMAS, ConfigError, resolve, to_dict
 from emolib.core.runs import STAGING_ENV
@@ -251,12 +252,6 @@ class Run:
         return Markdown(f"**Headline numbers** ({shown})\n\n| metric | value |\n|---|---|\n{rows}")
 
 
-def _code_version() -> str:
-    from emolib import __version__
-    from emolib.models.checkpoint import git_commit
-    return f"{__version__} (git {git_commit() or 'unknown: not a git checkout'})"
-
-
 def start(cfg, data=None) -> Run:
     """Open a report for a validated notebook config and its data: FaceArrays, or a dict with at
     least ``source`` and ``fingerprint`` (e.g. a video clip)."""
@@ -271,7 +266,7 @@ def start(cfg, data=None) -> Run:
                 "classes": list(data.classes), "counts": data.counts(), "notes": list(data.notes)}
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nb, values = notebook_of(cfg), to_dict(cfg)
-    return Run(nb, cfg.profile, values, info, _code_version(), date, kind=runs.kind(),
+    return Run(nb, cfg.profile, values, info, code_version(), date, kind=runs.kind(),
                overrides=differences(nb, cfg.profile, values))
 
 

@@ -93,7 +93,7 @@ def run_study(study: str, profile: str, epochs: int = STUDY_EPOCHS) -> dict:
     faces = load_data(cfg.source, cfg.data_path, **cfg.data_options).subset(cfg.classes)
     train = {**cfg.train, "epochs": epochs}
     rows = [run_variant(v, faces, train, cfg.augment, cfg.seed, cfg.device) for v in variants]
-    from emolib.models.checkpoint import git_commit
+    from emolib.core.provenance import git_commit
     return {"study": study, "notebook": notebook, "profile": profile, "code": git_commit(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "epochs": epochs, "train": train,
             "augment": cfg.augment, "data_options": cfg.data_options,
