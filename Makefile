@@ -64,9 +64,13 @@ test-fast: ## the fast tests only
 # profile section (reports/.params/<nb>.yaml, rewritten only when the section or PROFILE changed:
 # switching profiles reruns everything, editing one section reruns that notebook), the emolib
 # sources, and for 05 the reports of 02-04. The runner stages outputs, so a failure keeps the old report.
-NOTEBOOKS := 01_data_exploration 02_cnn_baseline 03_transfer_learning 04_vit_finetune 05_error_analysis 06_webcam_demo
-REPORTS := $(or $(shell test -x $(PY) && $(PY) -c 'from emolib import paths; print(paths.reports_dir())' 2>/dev/null),reports)
-EMOLIB_SRC := $(shell find emolib -name '*.py' -not -path '*/__pycache__/*')
+# Which notebooks there are, which train and which read their checkpoints: emolib.research.notebooks' table.
+notebooks = $(shell test -x $(PY) && $(PY) -m emolib.research.notebooks $(1) 2>/dev/null)
+NOTEBOOKS := $(call notebooks,all)
+REPORTS := $(or $(shell test -x $(PY) && $(PY) -c 'from emolib.core import paths; print(paths.reports_dir())' 2>/dev/null),reports)
+# The code a report depends on: the package less the command line and the benchmarks (emolib.research.records
+# hashes the same files for the index's stale marks).
+EMOLIB_SRC := $(shell find emolib -name '*.py' -not -path '*/__pycache__/*' -not -path 'emolib/cli/*' -not -path 'emolib/bench/*')
 NB ?=
 
 reproduce: $(REPORTS)/index.html ## run every notebook for PROFILE (default quick) -> reports/index.html; reruns only what changed
@@ -86,14 +90,16 @@ index: ## rebuild reports/index.html from the reports present
 $(REPORTS)/index.html: $(NOTEBOOKS:%=$(REPORTS)/html/%.html) FORCE
 	@$(PY) -m emolib.research.runner index
 
-$(REPORTS)/html/%.html: notebooks/%.ipynb $(REPORTS)/.params/%.yaml $(EMOLIB_SRC)
+# A notebook also shows the recipe studies of its profile recorded for it (emolib.research.studies):
+# params/studies/<profile>/<its number>_*.json.
+.SECONDEXPANSION:
+$(REPORTS)/html/%.html: notebooks/%.ipynb $(REPORTS)/.params/%.yaml $(EMOLIB_SRC) \
+    $$(wildcard params/studies/$(PROFILE)/$$(firstword $$(subst _, ,$$*))_*.json)
 	$(PY) -m emolib.research.runner run $* --profile $(PROFILE)
 
-TRAINED := $(patsubst %,$(REPORTS)/html/%.html,02_cnn_baseline 03_transfer_learning 04_vit_finetune)
-# 05 analyses the checkpoints of 02-04; 06 demos the best of them where the profile says `model: best`.
-$(REPORTS)/html/05_error_analysis.html $(REPORTS)/html/06_webcam_demo.html: $(TRAINED)
-# 04 shows the recorded recipe study of its profile (emolib.research.studies).
-$(REPORTS)/html/04_vit_finetune.html: $(wildcard params/studies/$(PROFILE)/04_*.json)
+# 05 analyses the training notebooks' checkpoints; 06 demos the best of them where the profile says `model: best`.
+$(patsubst %,$(REPORTS)/html/%.html,$(call notebooks,reads-checkpoints)): \
+    $(patsubst %,$(REPORTS)/html/%.html,$(call notebooks,trains))
 
 # Always checked, rewritten only when the content changed (make compares mtimes after the recipe).
 $(REPORTS)/.params/%.yaml: FORCE

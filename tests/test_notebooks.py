@@ -5,10 +5,10 @@ import nbformat
 import papermill
 import pytest
 
-from emolib.research import profiles, reporting, session
+from emolib.research import notebooks, profiles, reporting, session
 from emolib.core import paths
 
-NOTEBOOKS = profiles.NOTEBOOKS
+NOTEBOOKS = notebooks.NOTEBOOKS
 MAX_FUNCTION_LINES = 5
 
 

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from emolib.research import profiles, records, reporting, runner
+from emolib.research import notebooks, profiles, records, reporting, runner
 from emolib.core import paths
 
 ROOT = paths.home()
@@ -28,7 +28,7 @@ def _profile(tmp_path, text: str) -> Path:
 
 @pytest.mark.parametrize("profile", ["quick", "fer2013", "smoke"])
 def test_shipped_profiles_validate_for_every_notebook(profile):
-    for nb in profiles.NOTEBOOKS:
+    for nb in notebooks.NOTEBOOKS:
         section = profiles.load_section(profile, nb)
         assert section["profile"] == profile
         assert {"source", "seed", "device"} <= set(section)        # common is merged in
@@ -224,9 +224,9 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     first = _make(["reproduce"], env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     root = tmp_path / "reports"
-    metrics = {nb: (root / "metrics" / f"{nb}.json").read_bytes() for nb in profiles.NOTEBOOKS}
+    metrics = {nb: (root / "metrics" / f"{nb}.json").read_bytes() for nb in notebooks.NOTEBOOKS}
 
-    for nb in profiles.NOTEBOOKS:
+    for nb in notebooks.NOTEBOOKS:
         page = (root / "html" / f"{nb}.html").read_text(encoding="utf-8")
         m = json.loads(metrics[nb])
         assert m["profile"] == "smoke" and m["headline"]
@@ -238,14 +238,14 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     index = (root / "index.html").read_text()
     assert "not run yet" not in index and "not shown" not in index and index.count("badge ok") == 6
     history = [json.loads(line) for line in (root / "history.jsonl").read_text().splitlines()]
-    assert [r["notebook"] for r in history] == list(profiles.NOTEBOOKS) and len({r["batch"] for r in history}) == 1
+    assert [r["notebook"] for r in history] == list(notebooks.NOTEBOOKS) and len({r["batch"] for r in history}) == 1
 
     # Nothing changed: make reruns nothing. Then everything again: identical metrics files.
     again = _make(["reproduce"], env)
     assert again.returncode == 0 and "ran in" not in again.stdout, again.stdout[-2000:]
     second = _make(["-B", "reproduce"], env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    for nb in profiles.NOTEBOOKS:
+    for nb in notebooks.NOTEBOOKS:
         assert (root / "metrics" / f"{nb}.json").read_bytes() == metrics[nb], f"{nb}: metrics differ between runs"
 
     # Issue 13's mismatch, reproduced: 02 run as in JupyterLab (papermill without the runner), with an override.
@@ -285,7 +285,7 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     assert records.format_number(shown) in published[root / "html/02_cnn_baseline.html"].decode()
 
     # Every image and link resolves, and Chromium renders the pages.
-    pages = [root / "index.html"] + [root / "html" / f"{nb}.html" for nb in profiles.NOTEBOOKS]
+    pages = [root / "index.html"] + [root / "html" / f"{nb}.html" for nb in notebooks.NOTEBOOKS]
     for page in pages:
         assert _broken_refs(page) == [], f"broken references in {page.name}"
     if _chromium() is None:

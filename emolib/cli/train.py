@@ -101,7 +101,8 @@ def cmd_train(args) -> int:
     from emolib.training import ddp
     from emolib.core import runtime
     from emolib.cli.common import UsageError
-    from emolib.research.experiment import TRAINING_NOTEBOOKS, notebook_metrics, train_notebook
+    from emolib.research.experiment import notebook_metrics, train_notebook
+    from emolib.research.notebooks import TRAINING_NOTEBOOKS
     from emolib.training.state import ResumeError
 
     try:

@@ -19,7 +19,7 @@ from emolib.research import records
 from emolib.core import paths
 from emolib.core.atomic import atomic_write, write_text
 from emolib.research.records import format_number
-from emolib.research.profiles import NOTEBOOKS
+from emolib.research.notebooks import NOTEBOOKS
 
 __all__ = ["build_index"]
 

@@ -23,15 +23,14 @@ from torch import nn
 from emolib import models
 from emolib.training import evaluate
 from emolib.core import runtime
-from emolib.research.profiles import CNNBaseline, TransferLearning, ViTFinetune
+from emolib.research.notebooks import TRAINING_NOTEBOOKS, CNNBaseline, TransferLearning, ViTFinetune
 from emolib.data.arrays import FaceArrays
 from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.models.transfer import freeze_backbone, unfreeze_last
 from emolib.core.settings import TrainConfig
 from emolib.training.loop import fit
 
-__all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "transfer_inits",
-           "TRAINING_NOTEBOOKS"]
+__all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "transfer_inits"]
 
 
 @dataclass
@@ -115,8 +114,6 @@ def _stages(cfg, data: FaceArrays):
     else:
         raise TypeError(f"{type(cfg).__name__} is not the config of a training notebook ({', '.join(TRAINING_NOTEBOOKS)})")
 
-
-TRAINING_NOTEBOOKS = ("02_cnn_baseline", "03_transfer_learning", "04_vit_finetune")
 
 
 def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] | None, *,

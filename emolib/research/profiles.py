@@ -9,7 +9,7 @@ A profile file looks like::
       model: cnn_fer
       train: {epochs: 6, lr: 0.001}
 
-Every notebook has a schema below (a dataclass: the common fields plus its own). Unknown keys and
+Every notebook has a schema (`emolib.research.notebooks`: a dataclass of the common fields plus its own). Unknown keys and
 wrong types are errors that name the file, the section and the key; nested ``train`` and
 ``augment`` sections are checked by `emolib.core.settings.TrainConfig` and
 `emolib.training.augment.AugmentConfig` themselves, and each row of ``cam_variants`` by
@@ -25,101 +25,23 @@ import re
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 import yaml
 
 from emolib.core import paths
-# The checks every settings dataclass shares, and TrainConfig, live in the torch-free emolib.core.settings
-# (re-exported here for the modules that import them from config).
-from emolib.core.settings import Device, TrainConfig, check_field_types, describe, from_mapping, type_ok  # noqa: F401
+from emolib.research.notebooks import NOTEBOOKS, SCHEMAS, Common
+from emolib.core.settings import TrainConfig, describe, type_ok
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
            "resolve", "schema", "validate"]
 
-NOTEBOOKS = ("01_data_exploration", "02_cnn_baseline", "03_transfer_learning", "04_vit_finetune",
-             "05_error_analysis", "06_webcam_demo")
 
 
 class ConfigError(ValueError):
     """A profile or a notebook's parameters that do not fit the schema; the message says where."""
 
 
-# --------------------------------------------------------------------------------------------- schemas
-
-@dataclass
-class Common:
-    profile: str                      # the params/<profile>.yaml this run comes from (set by the runner)
-    source: str                       # data source for emolib.data.load: synthetic | fer2013 | folder
-    data_path: str | None             # a local file/folder for fer2013 or folder; None = default lookup
-    data_options: dict                # keyword options for emolib.data.load (synthetic: n, seed, ...)
-    classes: str | list               # "all", "five" or a list of class names
-    seed: int                         # seeds training, sampling and augmentation
-    device: Device                    # auto | cpu | cuda | cuda:<i> (emolib.core.runtime.resolve_device)
-
-
-@dataclass
-class DataExploration(Common):
-    samples_per_class: int            # faces shown per class in the sample grid
-    hist_bins: int                    # bins of the intensity histograms
-    max_issue_examples: int           # blank/duplicate images shown at most
-
-
-@dataclass
-class CNNBaseline(Common):
-    model: str                        # a registry name (emolib.models.list_models())
-    train: dict                       # emolib.training.loop.TrainConfig fields
-    augment: dict                     # emolib.training.augment.AugmentConfig fields
-    balanced: bool                    # class-balanced sampling of the training rows
-    tta: str | None                   # test-time augmentation for the test metrics: None | flip | tencrop
-
-
-@dataclass
-class TransferLearning(Common):
-    models: list                      # registry names of ImageNet backbones to compare
-    input_size: int                   # side the faces are resized to for the backbones
-    pretrained: bool                  # ImageNet weights, next to a from-scratch twin of each backbone (same recipe)
-    head_train: dict                  # stage 1 (backbone frozen, head only): TrainConfig fields
-    finetune_train: dict              # stage 2 (deeper stages unfrozen, param groups): TrainConfig fields
-    unfreeze_stages: int | None       # how many of the deepest feature stages stage 2 trains; None = all
-    augment: dict                     # AugmentConfig fields
-
-
-@dataclass
-class ViTFinetune(Common):
-    model: str                        # vit_conv_48 (small-data ViT, from scratch, CPU) or vit_b_16 (ImageNet, GPU)
-    pretrained: bool                  # ImageNet weights (vit_b_16; needs the download or a local file)
-    unfreeze_blocks: int | None       # the last k encoder blocks train (plus the head); None = all of it
-    train: dict                       # TrainConfig fields (lower lr, a scheduler)
-    augment: dict                     # AugmentConfig fields (stronger than the CNNs')
-
-
-@dataclass
-class ErrorAnalysis(Common):
-    runs: list                        # "<notebook>/<model>" runs whose best checkpoints are compared
-    pretrained_models: list           # registry models used as they come (e.g. fer2013-mini-xception)
-    tta_modes: list                   # test-time augmentations compared: flip, tencrop
-    cam_method: Literal["gradcam", "gradcam++", "eigencam", "hirescam", "layercam"]
-    cam_variants: list                # extra rows of the evidence table: {model, method, layer, eigen_smooth, guided}
-    cam_samples: int                  # test faces per model for the Grad-CAM-in-mask score
-    deletion_steps: int               # points on the deletion curve
-    gallery_size: int                 # misclassified faces shown
-
-
-@dataclass
-class WebcamDemo(Common):
-    live: bool                        # True: camera loop in JupyterLab; False: process a video (headless)
-    camera: int | Literal["browser"]  # live: "browser" (the browser's camera) or a camera index on the kernel's machine
-    max_seconds: float                # the live loop stops after this long (or the stop button / interrupt)
-    model: str                        # registry name, a checkpoint path (.pt), or "best": 02-04's best by val accuracy
-    detector: str                     # face detector: blazeface (live default) | blazeface_full | ssd | haar
-    video_path: str | None            # video file for headless mode; None = a clip made from a real photo
-    clip_frames: int                  # frames of the generated clip
-    frames_shown: int                 # annotated frames embedded in the report
-
-
-SCHEMAS: dict[str, type] = dict(zip(NOTEBOOKS, (DataExploration, CNNBaseline, TransferLearning,
-                                                ViTFinetune, ErrorAnalysis, WebcamDemo)))
 # Nested sections checked by their own dataclass: TrainConfig lives in the torch-free emolib.core.settings;
 # the others live beside torch code and are imported when a profile is checked (`make` reads profiles often).
 def _augment_config():

@@ -22,6 +22,7 @@ import yaml
 
 from emolib.core import paths
 from emolib.core.atomic import write_text
+from emolib.research.notebooks import TRAINING_NOTEBOOKS
 from emolib.research.profiles import ConfigError, notebook_name, resolve
 
 RECORDS = ".published"
@@ -48,16 +49,13 @@ def cells_digest_of(notebook_json: bytes | str) -> str:
 
 
 def sources_digest() -> str:
-    """All emolib sources (what make's prerequisites also cover)."""
+    """The emolib sources a report depends on: all but the command line and the benchmarks (what make's
+    prerequisites cover too)."""
     pkg = Path(__file__).resolve().parents[1]      # emolib/
     h = hashlib.sha256()
-    for p in sorted(pkg.rglob("*.py")):
+    for p in sorted(p for p in pkg.rglob("*.py") if p.relative_to(pkg).parts[0] not in ("cli", "bench")):
         h.update(str(p.relative_to(pkg)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
-
-
-# The notebooks that train checkpoints: `model: best` (notebook 06 on real data) picks among them.
-TRAINING_NOTEBOOKS = ("02_cnn_baseline", "03_transfer_learning", "04_vit_finetune")
 
 
 def upstream(notebook: str, profile: str) -> list[str]:

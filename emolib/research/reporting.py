@@ -30,7 +30,8 @@ from emolib.core import paths, runs
 from emolib.core.atomic import write_text
 from emolib.core.provenance import code_version
 from emolib.research.records import format_number
-from emolib.research.profiles import SCHEMAS, ConfigError, resolve, to_dict
+from emolib.research.notebooks import SCHEMAS, TRAINING_NOTEBOOKS
+from emolib.research.profiles import ConfigError, resolve, to_dict
 from emolib.core.runs import STAGING_ENV
 
 __all__ = ["Run", "start", "output_root", "split_timing", "notebook_of",
@@ -196,8 +197,7 @@ class Run:
         raise FileNotFoundError(f"no {run}/best.pt under {' or '.join(map(str, roots))}: run {nb} with profile "
                                 f"{self.profile} first (make report NB={nb[:2]} PROFILE={self.profile})")
 
-    def best_trained_checkpoint(self, notebooks=("02_cnn_baseline", "03_transfer_learning", "04_vit_finetune")
-                                ) -> tuple[Path, list[dict]]:
+    def best_trained_checkpoint(self, notebooks=TRAINING_NOTEBOOKS) -> tuple[Path, list[dict]]:
         """The checkpoint with the highest validation accuracy (``val_acc`` of its saved metrics)
         among every best.pt the `notebooks` of this profile wrote, and the candidates (best first).
         Like `trained_checkpoint`, a scratch run falls back to the published checkpoints when it has none."""

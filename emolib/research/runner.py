@@ -38,7 +38,8 @@ import yaml
 from emolib.core import dryrun, paths, runs
 from emolib.research import records
 from emolib.core.atomic import replace_tree, write_text
-from emolib.research.profiles import NOTEBOOKS, ConfigError, notebook_name, profile_path, resolve
+from emolib.research.notebooks import NOTEBOOKS
+from emolib.research.profiles import ConfigError, notebook_name, profile_path, resolve
 from emolib.research.dashboard import build_index
 from emolib.core.runs import KIND_ENV, STAGING_ENV
 
