@@ -23,6 +23,7 @@ def _isolated_roots(tmp_path_factory):
 def scratch_home(tmp_path, monkeypatch):
     """A copy of notebooks/ and params/ under a temporary EMOLIB_HOME, with its own reports and models roots."""
     import shutil
+
     from emolib.core import paths
     home = tmp_path / "home"
     shutil.copytree(paths.home() / "notebooks", home / "notebooks")

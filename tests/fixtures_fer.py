@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emolib.core.labels import EMOTIONS
 from emolib.data.arrays import FaceArrays
 from emolib.data.fer2013 import write_csv
-from emolib.core.labels import EMOTIONS
 
 PREFIX = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 MSAMBARE_CLASSES = dict(zip(EMOTIONS, EMOTIONS))   # angry disgust fear happy sad surprise neutral

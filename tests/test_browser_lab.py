@@ -22,12 +22,12 @@ from pathlib import Path
 
 import cv2
 import nbformat
-import numpy as np
 import pytest
 from skimage import data as skimage_data
 
-from emolib.core import paths, runs
+from emolib.core import paths
 from emolib.inference.video import pan_zoom_frames
+from emolib.research import session
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -97,8 +97,7 @@ def lab(home, tmp_path_factory):
            "EMOLIB_MODELS": str(root / "models"), "JUPYTERLAB_SETTINGS_DIR": str(jupyter / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(jupyter / "workspaces"), "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
            "PYTHONPATH": os.pathsep.join(p for p in (str(paths.home()), os.environ.get("PYTHONPATH")) if p)}
-    for var in (runs.KIND_ENV, runs.STAGING_ENV):      # a JupyterLab user's run is a scratch run
-        env.pop(var, None)
+    env.pop(session.RUNNER_ENV, None)                  # a JupyterLab user's run is a scratch run
     log = open(jupyter / "lab.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",

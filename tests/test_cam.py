@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from emolib import cam, models
-from emolib.models.preprocess import to_model_input
 from emolib.core.spec import grayscale_spec
+from emolib.models.preprocess import to_model_input
 
 MODELS = ["cnn_fer", "mini_xception", "vit_small_48", "vit_conv_48"]
 

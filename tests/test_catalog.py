@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from emolib import models
+from emolib.cli import main
 from emolib.models.catalog import candidates, find_trained, short_name
 from emolib.models.checkpoint import load_checkpoint, record_evaluation, save_checkpoint
-from emolib.cli import main
 
 FIVE = ["angry", "fear", "happy", "sad", "neutral"]
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import emolib
-from emolib.models.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from emolib.core.labels import EMOTIONS, FIVE_CLASS
 from emolib.models import create
+from emolib.models.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 
 
 @dataclasses.dataclass
@@ -148,8 +148,8 @@ def test_load_model_rebuilds_keywords_without_downloading(tmp_path, monkeypatch)
 def test_the_checkpoint_carries_its_framing(cnn, tmp_path):
     """Training on synthetic faces stamps their framing on the spec; the checkpoint brings it back, and a
     spec saved before framing existed reads as FER2013's."""
-    from emolib.data.synthetic import generate
     from emolib.core.spec import FER2013_FRAMING, SYNTHETIC_FRAMING, ModelSpec, stamp_framing
+    from emolib.data.synthetic import generate
     assert cnn.spec.framing == FER2013_FRAMING
     stamp_framing(cnn, generate(64, seed=0))
     assert cnn.spec.framing == SYNTHETIC_FRAMING

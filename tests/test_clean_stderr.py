@@ -7,7 +7,6 @@ one-line messages: no library warning (Pillow's "Truncated File Read"), no FFmpe
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from bad_inputs import write_bad_checkpoints, write_bad_images, write_bad_videos
 

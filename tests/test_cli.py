@@ -10,10 +10,9 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as skimage_data  # a mandatory dependency: real photos offline
 
 from emolib.cli import main
-
-from skimage import data as skimage_data   # a mandatory dependency: real photos offline
 
 
 def emolib_command() -> list[str]:
@@ -130,13 +129,26 @@ def test_models_lists_the_pretrained_model_as_offline(capsys):
     assert models["fer2013-mini-xception"]["availability"] == "offline (cached)"
 
 
-@pytest.mark.parametrize("command", [[], ["predict"], ["video"], ["webcam"], ["models"], ["export"], ["assets"]])
+COMMANDS = [[], ["predict"], ["video"], ["webcam"], ["models"], ["export"], ["assets"], ["train"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
     assert "usage: emolib" in text and ("examples:" in text)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_imports_neither_opencv_nor_torch(command):
+    """Help is instant: a fresh interpreter prints it without loading cv2 or torch."""
+    code = ("import sys\nfrom emolib.cli import main\ntry:\n    main(sys.argv[1:] + ['--help'])\n"
+            "except SystemExit:\n    pass\nprint(sorted({'cv2', 'torch'} & set(sys.modules)), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "usage: emolib" in out.stdout, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
 
 
 @pytest.mark.parametrize("argv, message", [

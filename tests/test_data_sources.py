@@ -6,14 +6,22 @@ import os
 
 import numpy as np
 import pytest
+from fixtures_fer import (
+    BLANK_ROW,
+    DUP_ROWS,
+    canonical_order,
+    make_faces,
+    write_ananthu,
+    write_fer_csv,
+    write_msambare,
+    write_tree,
+)
 
 from emolib.core import paths
+from emolib.core.labels import EMOTIONS
 from emolib.data import DataFormatError, DatasetUnavailable, find_quality_issues, load
 from emolib.data import cache as array_cache
 from emolib.data.fer2013 import read_csv
-from emolib.core.labels import EMOTIONS
-from fixtures_fer import (BLANK_ROW, DUP_ROWS, canonical_order, make_faces, write_ananthu, write_fer_csv,
-                          write_msambare, write_tree)
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from emolib.data.arrays import FaceArrays
-from emolib.training.augment import AugmentConfig, augment_batch
-from emolib.training.loader import FaceLoader, class_weights, epoch_generator
-from emolib.data.splits import stratified_split
-from emolib.models.preprocess import to_model_input
 from emolib.core.labels import EMOTIONS, FIVE_CLASS
 from emolib.core.spec import grayscale_spec, imagenet_spec
+from emolib.data.arrays import FaceArrays
+from emolib.data.splits import stratified_split
+from emolib.models.preprocess import to_model_input
+from emolib.training.augment import AugmentConfig, augment_batch
+from emolib.training.loader import FaceLoader, class_weights, epoch_generator
 
 GRAY48 = grayscale_spec(48, "features")
 RGB64 = imagenet_spec(64, "features")

@@ -18,13 +18,13 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from emolib.core import runtime
-from emolib.models.checkpoint import load_checkpoint, load_model
+from emolib.core.settings import TrainConfig
+from emolib.core.spec import grayscale_spec
 from emolib.data import load
+from emolib.data.synthetic import generate
+from emolib.models.checkpoint import load_checkpoint, load_model
 from emolib.training.augment import AugmentConfig
 from emolib.training.loader import FaceLoader
-from emolib.data.synthetic import generate
-from emolib.core.spec import grayscale_spec
-from emolib.core.settings import TrainConfig
 from emolib.training.loop import evaluate_loss, fit
 
 pytestmark = pytest.mark.slow

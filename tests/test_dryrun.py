@@ -1,5 +1,5 @@
-"""Dry runs: the caps reach the training and evaluation loops, missing ImageNet weights become a
-recorded random initialization (only in a dry run), a failure names its notebook and cell, and
+"""Dry runs: the caps reach training as its sections' values and evaluation as the first rows of its splits,
+missing ImageNet weights become a recorded random initialization (only in a dry run), a failure names its notebook and cell, and
 (slow) `make dry-run` on the quick profile and on a full-size FER2013 CSV, end to end."""
 import json
 import os
@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from emolib import models
-from emolib.research import runner
-from emolib.training import evaluate
-from emolib.core import dryrun, paths
+from emolib.core import paths
 from emolib.data import synthetic
+from emolib.research import dryrun, experiment, profiles, runner, session
 from emolib.training.loader import FaceLoader
 from emolib.training.loop import TrainConfig, fit
 
@@ -28,67 +27,63 @@ from fixtures_fer import FER2013_BLANK_TRAINING, FER2013_COUNTS, write_full_size
 CAPS = dryrun.Caps(epochs=2, batches=3, batch_size=5, samples=4)
 
 
-@pytest.fixture
-def capped(monkeypatch):
-    monkeypatch.setenv(dryrun.ENV, CAPS.to_json())
-    return CAPS
-
-
-def _loaders(n=400):
-    faces = synthetic.generate(n, seed=0)
-    net = models.create("cnn_fer")
-    return net, faces, FaceLoader(faces.split("train"), net.spec, 32, train=True), FaceLoader(faces.split("val"), net.spec, 64)
-
-
-def test_caps_come_from_the_environment_and_are_checked(monkeypatch):
-    monkeypatch.delenv(dryrun.ENV, raising=False)
-    assert dryrun.active() is None and dryrun.cap_epochs(100) == 100 and dryrun.capped_len(9) == 9
-    monkeypatch.setenv(dryrun.ENV, CAPS.to_json())
-    assert dryrun.active() == CAPS and dryrun.cap_epochs(100) == 2 and dryrun.cap_epochs(1) == 1
-    monkeypatch.setenv(dryrun.ENV, '{"epochs": 2, "batchez": 1}')
+def test_caps_are_checked():
+    assert dryrun.Caps.from_dict(CAPS.to_dict()) == CAPS
     with pytest.raises(ValueError, match="batchez"):
-        dryrun.active()
-    monkeypatch.setenv(dryrun.ENV, '{"epochs": 0}')
+        dryrun.Caps.from_dict({"epochs": 2, "batchez": 1})
     with pytest.raises(ValueError, match=">= 1"):
-        dryrun.active()
+        dryrun.Caps.from_dict({"epochs": 0})
 
 
-def test_training_and_evaluation_loops_honour_the_caps(capped):
-    net, faces, train_loader, val_loader = _loaders()
-    assert len(train_loader) > CAPS.batches and train_loader.batch_size > CAPS.batch_size
-    steps = []
-    cfg = TrainConfig(epochs=50, scheduler="onecycle", progress=False, device="cpu")
-    history = fit(net, train_loader, val_loader, cfg, on_epoch_end=lambda h: steps.append(h["completed_epochs"]))
-    assert history["completed_epochs"] == 2 and len(history["val_acc"]) == 2
-    probs, labels = evaluate.predict(net, faces.split("test"))     # one batch of 41 rows: 3 batches of 5 rows
-    assert probs.shape == (CAPS.batches * CAPS.batch_size, 7)
-    np.testing.assert_array_equal(labels, faces.split("test").labels[:len(labels)])   # the first rows, in order
-    assert evaluate.evaluate(net, faces.split("test"), tta="tencrop", batch_size=4)["n"] == CAPS.batches * 4
-
-
-def test_a_real_run_is_not_capped(monkeypatch):
-    monkeypatch.delenv(dryrun.ENV, raising=False)
-    net, faces, _, _ = _loaders()
-    assert len(evaluate.predict(net, faces.split("test"))[1]) == len(faces.split("test"))
-
-
-def test_missing_imagenet_weights_become_a_recorded_random_init_in_a_dry_run_only(capped, tmp_path, monkeypatch):
-    monkeypatch.setenv("EMOLIB_ASSETS", str(tmp_path / "empty-assets"))       # no weights file anywhere
-    monkeypatch.setenv("EMOLIB_REPORT_STAGING", str(tmp_path / "stage"))
-    net = models.create("resnet18", num_classes=7, pretrained=True, input_size=32)   # would need a download
-    assert net.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 7)
-    recorded = dryrun.substitutions(tmp_path / "stage")
-    assert len(recorded) == 1 and "resnet18" in recorded[0] and "RANDOM INITIALIZATION" in recorded[0]
-    models.create("fer2013-mini-xception", pretrained=True)   # not ImageNet: never substituted (it is present)
-    assert dryrun.substitutions(tmp_path / "stage") == recorded
-    monkeypatch.delenv(dryrun.ENV)
-    assert not dryrun.substitute_missing_weights("resnet18", tmp_path / "empty-assets" / "x.pth", "ImageNet")
-
-
-def test_cam_samples_are_capped_through_overrides():
+def test_the_runner_caps_training_sections_and_sample_counts_through_overrides():
+    capped = {"epochs": 2, "batch_size": 5, "max_batches": 3}
+    assert dryrun.cap_overrides("02_cnn_baseline", profiles.resolve("02", "quick"), CAPS) == {"train": capped}
+    assert dryrun.cap_overrides("03_transfer_learning", profiles.resolve("03", "quick"), CAPS) == {
+        "head_train": {**capped, "epochs": 1}, "finetune_train": capped}        # 1 head epoch stays 1
     assert dryrun.cap_overrides("05_error_analysis", {"cam_samples": 500, "gallery_size": 24}, CAPS) == {"cam_samples": 4}
     assert dryrun.cap_overrides("05_error_analysis", {"cam_samples": 3}, CAPS) == {}
     assert dryrun.cap_overrides("02_cnn_baseline", {"cam_samples": 500}, CAPS) == {}
+
+
+def test_max_batches_caps_the_epochs_steps_and_the_schedule():
+    faces = synthetic.generate(400, seed=0)
+    net = models.create("cnn_fer")
+    train = FaceLoader(faces.split("train"), net.spec, 5, train=True)
+    seen = []
+    counted = type("Counted", (), {"__iter__": lambda self: (seen.append(1) or b for b in train),
+                                   "__len__": lambda self: len(train), "__getattr__": lambda self, k: getattr(train, k)})()
+    cfg = TrainConfig(epochs=2, max_batches=3, scheduler="onecycle", progress=False, device="cpu")  # onecycle: exact steps
+    history = fit(net, counted, FaceLoader(faces.split("val"), net.spec, 64), cfg)
+    assert history["completed_epochs"] == 2 and len(seen) == 2 * 3
+
+
+def _dry_session(monkeypatch, tmp_path, nb):
+    monkeypatch.setenv(session.RUNNER_ENV, json.dumps({"kind": "dry-run", "output_root": str(tmp_path / "stage"),
+                                                       "caps": CAPS.to_dict()}))
+    return session.setup(nb, "smoke")
+
+
+def test_a_dry_run_session_evaluates_the_first_rows_and_knows_its_caps(monkeypatch, tmp_path):
+    cfg, full, _ = session.setup("02", "smoke")                            # outside the runner: everything
+    cfg, data, run = _dry_session(monkeypatch, tmp_path, "02")
+    assert run.kind == "dry-run" and run.caps == CAPS and run.headless and run.output_root == tmp_path / "stage"
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(data.split(split).labels, full.split(split).labels[:CAPS.batches * CAPS.batch_size])
+    assert len(data.split("train")) == len(full.split("train"))             # training is capped by its section
+    assert len(_dry_session(monkeypatch, tmp_path, "01")[1]) == len(full)   # 01 shows the data as they are
+
+
+def test_missing_imagenet_weights_become_a_recorded_random_init_in_a_dry_run_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMOLIB_ASSETS", str(tmp_path / "empty-assets"))       # no weights file anywhere
+    _, _, run = _dry_session(monkeypatch, tmp_path, "03")
+    net = experiment.create_model("resnet18", 7, seed=0, pretrained=True, input_size=32, substitute=run.substitute)
+    assert net.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 7)               # would have needed a download
+    recorded = dryrun.substitutions(tmp_path / "stage")
+    assert len(recorded) == 1 and "resnet18" in recorded[0] and "RANDOM INITIALIZATION" in recorded[0]
+    experiment.create_model("fer2013-mini-xception", 7, seed=0, pretrained=True, substitute=run.substitute)
+    assert dryrun.substitutions(tmp_path / "stage") == recorded              # not ImageNet: never substituted
+    monkeypatch.delenv(session.RUNNER_ENV)
+    assert session.setup("03", "smoke")[2].substitute is None                 # a real run fetches or fails
 
 
 def test_a_failing_dry_run_names_the_notebook_and_cell(scratch_home, capsys):
@@ -120,7 +115,7 @@ def _check_dry_run(tmp_path, profile) -> dict:
         page = (root / "html" / f"{nb}.html").read_text(encoding="utf-8")
         assert page.index("DRY RUN of profile") < page.index(f"{nb[:2]} ·"), f"{nb}: the banner must come first"
         metrics[nb] = json.loads((root / "metrics" / f"{nb}.json").read_text())
-        assert metrics[nb]["dry_run"]["caps"] == json.loads(dryrun.Caps().to_json())
+        assert metrics[nb]["dry_run"]["caps"] == dryrun.Caps().to_dict()
     assert not (tmp_path / "reports" / "html").exists() and not (tmp_path / "models" / profile).exists()
     assert list((tmp_path / "models" / "dry-run" / profile / "02_cnn_baseline").glob("*/best.pt"))
     return metrics
@@ -128,8 +123,7 @@ def _check_dry_run(tmp_path, profile) -> dict:
 
 def _env(tmp_path):
     env = {**os.environ, "EMOLIB_REPORTS": str(tmp_path / "reports"), "EMOLIB_MODELS": str(tmp_path / "models")}
-    for var in ("EMOLIB_REPORT_STAGING", "EMOLIB_RUN_KIND", dryrun.ENV):
-        env.pop(var, None)
+    env.pop(session.RUNNER_ENV, None)
     return env
 
 

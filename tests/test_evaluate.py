@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from emolib.core.spec import grayscale_spec
 from emolib.data.arrays import FaceArrays
 from emolib.training.evaluate import calibration, evaluate, metrics_from_probs, most_confused_pairs, predict
-from emolib.core.spec import grayscale_spec
 
 CLASSES = ["happy", "sad", "neutral"]
 

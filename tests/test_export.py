@@ -7,14 +7,14 @@ import sys
 
 import cv2
 import numpy as np
-import onnx                      # a dependency (pyproject): a missing install fails here, never skips
+import onnx  # a dependency (pyproject): a missing install fails here, never skips
 import pytest
 import torch
 from skimage import data as skimage_data
 
 from emolib import models
-from emolib.inference.export import ExportError, check_parity, export_onnx, parity_crops
 from emolib.core.labels import EMOTIONS
+from emolib.inference.export import ExportError, check_parity, export_onnx, parity_crops
 from emolib.inference.onnx import OnnxClassifier, OnnxModelError
 
 SLOW = {"vgg16", "vit_b_16"}           # 134M / 86M parameters: seconds to trace even at 32 px

@@ -4,16 +4,24 @@ import math
 
 import cv2
 import numpy as np
+import photos
 import pytest
 
-import photos
 from emolib import faces
 from emolib.core import paths
+from emolib.core.spec import FER2013_FRAMING, Framing
 from emolib.faces import Face, detect, iou
 from emolib.faces.align import BOX_EYES, crop_face, crop_faces, crop_transform, eye_angle, measure_box_eyes
-from emolib.core.spec import FER2013_FRAMING, Framing
-from emolib.faces.blazeface import (ANCHOR_OPTIONS, FULL_RANGE, SHORT_RANGE, decode, grid_anchors, letterbox, padded,
-                                    ssd_anchors)
+from emolib.faces.blazeface import (
+    ANCHOR_OPTIONS,
+    FULL_RANGE,
+    SHORT_RANGE,
+    decode,
+    grid_anchors,
+    letterbox,
+    padded,
+    ssd_anchors,
+)
 from emolib.faces.boxes import nms, weighted_nms
 
 DETECTORS = ["haar", "ssd", "blazeface", "blazeface_full"]
@@ -72,9 +80,9 @@ def test_letterbox_maps_back_on_wide_and_tall_frames(astronaut, name):
     (for blazeface_full the 1174 px frames also get the fine pass)."""
     pads = [(150, 0, 0, 0), (0, 150, 0, 0), (0, 0, 150, 0), (0, 0, 0, 150)]       # top, bottom, left, right
     for pad in pads + ([(0, 0, 662, 0), (700, 0, 0, 500)] if name == "blazeface_full" else []):
-        t, b, l, r = pad
-        framed = cv2.copyMakeBorder(astronaut, t, b, l, r, cv2.BORDER_CONSTANT, value=(90, 90, 90))
-        ref = np.add(photos.ASTRONAUT_FACE, [l, t, l, t])
+        top, bottom, left, right = pad
+        framed = cv2.copyMakeBorder(astronaut, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(90, 90, 90))
+        ref = np.add(photos.ASTRONAUT_FACE, [left, top, left, top])
         found = detect(framed, name)
         assert len(found) == 1 and _best_iou(found, ref) >= 0.5, (pad, found)
 

@@ -96,6 +96,7 @@ def test_exif_orientation_6_rotates(tmp_path):
 def test_plain_jpegs_decode_through_opencv_as_pillow_decodes_them(tmp_path, mode, orientation):
     """OpenCV takes plain JPEGs (faster); the pixels and the orientation are Pillow's, exactly."""
     from PIL import ImageOps
+
     from emolib.core.images import _decode_plain_jpeg
     im = Image.fromarray(_gradient(64, 48)).convert(mode)
     exif = im.getexif()

@@ -115,6 +115,7 @@ class _FakeBrowser:
 @pytest.fixture(scope="module")
 def kernel():
     import jupyter_client
+
     from emolib.research.runner import KERNEL, kernel_config
     km = jupyter_client.KernelManager(kernel_name=KERNEL, config=kernel_config())
     km.start_kernel(env=dict(os.environ), cwd=os.getcwd())

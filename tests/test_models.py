@@ -14,12 +14,13 @@ import pytest
 import torch
 from torch import nn
 
+from emolib.cli.models import known_assets
 from emolib.core import assets
-from emolib.models.checkpoint import load_model, save_checkpoint
-from emolib.models.preprocess import to_model_input
 from emolib.core.labels import EMOTIONS
 from emolib.models import create, entry, get_spec, list_models, untrained_like
 from emolib.models import mini_xception as mx
+from emolib.models.checkpoint import load_model, save_checkpoint
+from emolib.models.preprocess import to_model_input
 from emolib.models.transfer import freeze_backbone, param_groups, unfreeze_last
 
 EXPECTED = {"cnn_fer", "vgg_fer", "mini_xception", "fer2013-mini-xception", "resnet18", "resnet50",
@@ -110,7 +111,7 @@ def test_cnn_fer_matches_its_description():
     [h.remove() for h in hooks]
     assert sizes == [24, 12, 6, 3]
     linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [
+    assert [(fc.in_features, fc.out_features) for fc in linears] == [
         (2304, 512), (512, 256), (256, 128), (128, 64), (64, 7)]
     assert [m.p for m in model.classifier if isinstance(m, nn.Dropout)] == [0.4, 0.2, 0.1, 0.5]
     assert sum(isinstance(m, nn.BatchNorm1d) for m in model.classifier) == 4
@@ -146,8 +147,8 @@ def test_tf_same_pooling_pads_bottom_right():
     import torch.nn.functional as F
     for h, w in [(n, n) for n in range(3, 40)] + [(15, 16), (60, 33)]:
         x = torch.randn(2, 3, h, w)
-        (t, b), (l, r) = pool._pad(h), pool._pad(w)
-        ref = F.max_pool2d(F.pad(x, (l, r, t, b), value=float("-inf")), 3, 2)
+        (top, bottom), (left, right) = pool._pad(h), pool._pad(w)
+        ref = F.max_pool2d(F.pad(x, (left, right, top, bottom), value=float("-inf")), 3, 2)
         assert torch.equal(pool(x), ref), (h, w)
 
 
@@ -371,9 +372,9 @@ def _keras_reference_forward(hdf5_path, x_nhwc: np.ndarray) -> np.ndarray:
     def windows(x, k, s, padding, fill):
         n, h, w, _ = x.shape
         if padding == "same":
-            oh, t, b = same_pad(h, k, s)
-            ow, l, r = same_pad(w, k, s)
-            x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=fill)
+            oh, top, bottom = same_pad(h, k, s)
+            ow, left, right = same_pad(w, k, s)
+            x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
         else:
             oh, ow = (h - k) // s + 1, (w - k) // s + 1
         for i in range(k):
@@ -383,8 +384,8 @@ def _keras_reference_forward(hdf5_path, x_nhwc: np.ndarray) -> np.ndarray:
     with h5py.File(hdf5_path, "r") as f:
         layers = json.loads(f.attrs["model_config"])["config"]["layers"]
         g = f["model_weights"]
-        W = {l["config"]["name"]: {n.decode().split("/")[-1].split(":")[0]: g[l["config"]["name"]][n][()]
-                                   for n in g[l["config"]["name"]].attrs["weight_names"]} for l in layers}
+        W = {ly["config"]["name"]: {n.decode().split("/")[-1].split(":")[0]: g[ly["config"]["name"]][n][()]
+                                    for n in g[ly["config"]["name"]].attrs["weight_names"]} for ly in layers}
     out = {}
     for layer in layers:
         kind, c, name = layer["class_name"], layer["config"], layer["config"]["name"]

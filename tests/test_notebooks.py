@@ -5,8 +5,8 @@ import nbformat
 import papermill
 import pytest
 
-from emolib.research import notebooks, profiles, reporting, session
 from emolib.core import paths
+from emolib.research import notebooks, profiles, reporting, session
 
 NOTEBOOKS = notebooks.NOTEBOOKS
 MAX_FUNCTION_LINES = 5
@@ -109,10 +109,10 @@ def test_overrides_win_mappings_merge_and_unknown_keys_are_errors():
 @pytest.mark.parametrize("nb", NOTEBOOKS)
 def test_one_setup_call_then_the_report_header(nb):
     sources = [c.source for c in _code_cells(_read(nb))]
-    call = "session.configure" if nb == "06_webcam_demo" else "session.setup"
+    call = "session.configure" if nb == "06_webcam_demo" else "session.setup"   # 06 opens its report on a clip
     setup_at = [i for i, s in enumerate(sources) if f'{call}("{nb}", profile, overrides)' in s]
     assert len(setup_at) == 1, f"{nb}: one {call} call"
-    header_at = next(i for i, s in enumerate(sources) if "session.setup(" in s or "reporting.start(cfg" in s)
+    header_at = next(i for i, s in enumerate(sources) if "session.setup(" in s or "session.start(cfg" in s)
     assert header_at >= setup_at[0]
     assert sources[header_at].rstrip().endswith("run"), "the header cell ends by displaying the run header"
     assert not any("profiles.validate(" in s for s in sources), f"{nb}: the setup call validates"

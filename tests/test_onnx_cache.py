@@ -51,7 +51,7 @@ def test_a_changed_record_never_uses_an_old_export(cache, monkeypatch):
             m.setitem(registry._REGISTRY, DEFAULT_MODEL, changed)
             assert onnx_cache.cached(DEFAULT_MODEL) is None, what
     with monkeypatch.context() as m:                                   # a format bump
-        m.setattr(onnx_backend, "FORMAT_VERSION", onnx.FORMAT_VERSION + 1)
+        m.setattr(onnx, "FORMAT_VERSION", onnx.FORMAT_VERSION + 1)
         assert onnx_cache.cached(DEFAULT_MODEL) is None
     assert onnx_cache.cached(DEFAULT_MODEL) is not None
 
@@ -59,6 +59,7 @@ def test_a_changed_record_never_uses_an_old_export(cache, monkeypatch):
 def test_the_fingerprint_reads_the_architecture_source_and_no_other(cache, monkeypatch):
     """Editing an unrelated module does not re-export; editing the architecture's module does."""
     from pathlib import Path
+
     from emolib.models import mini_xception
     read, original = [], Path.read_bytes
     monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or original(self))

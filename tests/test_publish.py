@@ -1,7 +1,6 @@
 """Published vs scratch runs and the index: only what the runner published is shown, beside its HTML;
 stale and dry-run reports are marked; publishing from JupyterLab is refused unless it is the profile's run."""
 import json
-import os
 import shutil
 import subprocess
 
@@ -9,8 +8,8 @@ import matplotlib
 import nbformat
 import pytest
 
-from emolib.research import profiles, dashboard, records, reporting, runner, session
-from emolib.core import paths, runs
+from emolib.core import paths
+from emolib.research import dashboard, records, reporting, runner, session
 
 matplotlib.use("Agg")
 ROOT = paths.home()
@@ -25,8 +24,7 @@ def home(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "params", h / "params")
     for var, sub in [("EMOLIB_HOME", "home"), ("EMOLIB_REPORTS", "reports"), ("EMOLIB_MODELS", "models")]:
         monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.delenv(runs.STAGING_ENV, raising=False)
-    monkeypatch.delenv(runs.KIND_ENV, raising=False)
+    monkeypatch.delenv(session.RUNNER_ENV, raising=False)
     return h
 
 
@@ -34,11 +32,9 @@ def _fake_runner_publish(monkeypatch, accuracy: float, batch: str, nb: str = NB)
     """What the runner leaves in the published root, without a kernel: metrics, a figure, the HTML showing
     the number, then the record (runner.run_notebook does the same after papermill and nbconvert)."""
     import matplotlib.pyplot as plt
-    monkeypatch.setenv(runs.KIND_ENV, "published")
-    monkeypatch.setenv(runs.STAGING_ENV, str(paths.reports_dir()))   # "staging" = the root itself here
-    monkeypatch.setenv(records.BATCH_ENV, batch)
-    cfg = session.configure(nb, "smoke")
-    run = reporting.start(cfg, {"source": "unit-test", "fingerprint": "f00d", "n": 3})
+    cfg = session.configure(nb, "smoke")      # "staging" = the root itself here
+    run = reporting.start(cfg, {"source": "unit-test", "fingerprint": "f00d", "n": 3}, kind="published",
+                          output_root=paths.reports_dir())
     fig, ax = plt.subplots()
     ax.plot([0, accuracy])
     run.save_figure(fig, "curve")
@@ -47,9 +43,7 @@ def _fake_runner_publish(monkeypatch, accuracy: float, batch: str, nb: str = NB)
     html = paths.reports_dir() / "html" / f"{nb}.html"
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(f"<html><body>test_accuracy {records.format_number(accuracy)}</body></html>")
-    records.record(nb, "smoke", "published", paths.reports_dir())
-    for var in (runs.KIND_ENV, runs.STAGING_ENV):
-        monkeypatch.delenv(var)
+    records.record(nb, "smoke", "published", paths.reports_dir(), batch=batch)
 
 
 def test_scratch_runs_never_write_the_published_roots(home):
@@ -67,7 +61,7 @@ def test_scratch_runs_never_write_the_published_roots(home):
     assert (paths.reports_dir() / "scratch" / "smoke" / "metrics" / f"{NB}.json").exists()
     assert not (paths.reports_dir() / "metrics").exists()
     with pytest.raises(ValueError, match="may not be named"):
-        runs.reports_root("scratch", "scratch")
+        paths.reports_root("scratch", "scratch")
 
 
 def test_a_scratch_05_reads_its_own_checkpoint_else_the_published_one(home):
@@ -127,7 +121,7 @@ def test_history_has_a_row_per_make_call_and_dry_runs_have_their_own_index(home,
     assert history.count("<tr>") == 3                     # header + two make calls
     assert history.index("0.9000") < history.index("0.7000")   # newest first
 
-    dry = runs.reports_root("dry-run", "smoke")
+    dry = paths.reports_root("dry-run", "smoke")
     shutil.copytree(paths.reports_dir() / "html", dry / "html")
     shutil.copytree(paths.reports_dir() / "metrics", dry / "metrics")
     records.record(NB, "smoke", "dry-run", dry)

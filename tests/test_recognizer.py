@@ -4,10 +4,9 @@ import json
 import cv2
 import numpy as np
 import pytest
+from skimage import data as skimage_data  # a mandatory dependency: real photos offline
 
 from emolib.core.labels import EMOJI, EMOTIONS
-
-from skimage import data as skimage_data   # a mandatory dependency: real photos offline
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +201,7 @@ def test_annotate_draws_a_copy(recognizer, four_faces):
 def test_inference_preparation_keeps_outputs_and_leaves_a_given_module_alone(name):
     import torch
     from torch import nn
+
     from emolib import EmotionRecognizer, models
     net = models.create(name, pretrained=name.startswith("fer2013")).eval()
     if not name.startswith("fer2013"):                         # non-trivial running statistics

@@ -5,8 +5,8 @@ import shutil
 import nbformat
 import pytest
 
-from emolib.research import runner
 from emolib.core import paths
+from emolib.research import runner
 
 ROOT = paths.home()
 NOISE = ("IProgress", "TqdmWarning", "without encryption", "a bar the report must not show", "it/s]",
@@ -22,11 +22,13 @@ def test_a_report_keeps_real_warnings_and_drops_progress_bars_and_kernel_noise(t
     monkeypatch.setenv("EMOLIB_REPORTS", str(tmp_path / "reports"))
     book_path = home / "notebooks" / "01_data_exploration.ipynb"
     book = nbformat.read(book_path, as_version=4)
-    at = next(i for i, c in enumerate(book.cells) if "session.setup(" in c.source or "reporting.start(" in c.source) + 1
+    at = next(i for i, c in enumerate(book.cells) if "session.setup(" in c.source or "session.start(" in c.source) + 1
     book.cells.insert(at, nbformat.v4.new_code_cell(
-        "import warnings\nfrom emolib import progress\n"        # what emolib.training.loop's epoch bars use
+        "import warnings\nfrom emolib.core import progress\n"   # what emolib.training.loop's epoch bars use,
+        # shown as training shows them (`TrainConfig.progress`, off when the run is headless).
         # The texts are joined at run time, so that only an output can contain them whole (not the cell's source).
-        "for _ in progress.bar(range(50), desc='a bar ' + 'the report must not show'):\n    pass\n"
+        "for _ in progress.bar(range(50), show=not run.headless, desc='a bar ' + 'the report must not show'):\n"
+        "    pass\n"
         "warnings.warn('a real warning ' + 'the report must keep')\n"
         # LiteRT's "Created TensorFlow Lite XNNPACK delegate" goes to the kernel's fd 2, which reaches the report
         "from emolib.faces import get_detector\nget_detector('blazeface', runtime='litert').nets.reserve(2)"))
@@ -41,11 +43,15 @@ def test_a_report_keeps_real_warnings_and_drops_progress_bars_and_kernel_noise(t
         assert noise not in console.err, f"{noise!r} on the runner's console"
 
 
-def test_one_switch_turns_every_progress_bar_off(monkeypatch):
+def test_a_headless_run_trains_without_bars(monkeypatch):
+    """The runner's kernels are headless (emolib.research.session): training gets progress=False as an argument."""
     from emolib.core import progress
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    assert progress.enabled() and not progress.bar(range(3)).disable
-    assert progress.bar(range(3), show=False).disable
-    for value, on in [("1", False), ("true", False), ("0", True), ("", True)]:
-        monkeypatch.setenv("TQDM_DISABLE", value)
-        assert progress.enabled() is on and progress.bar(range(3)).disable is not on
+    from emolib.research import experiment, reporting, session
+    assert not progress.bar(range(3)).disable and progress.bar(range(3), show=False).disable
+    seen = []
+    monkeypatch.setattr(experiment, "train_model", lambda *a, **kw: seen.append(kw["options"]) or {"best_metric": 0})
+    cfg, data, _ = session.setup("02", "smoke")
+    for headless in (False, True):
+        run = reporting.start(cfg, data, headless=headless)
+        experiment.train_notebook(cfg, data, run, test=False)
+    assert seen == [None, {"progress": False}]

@@ -12,8 +12,8 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from emolib.research import notebooks, profiles, records, reporting, runner
 from emolib.core import paths
+from emolib.research import notebooks, profiles, records, reporting, runner, session
 
 ROOT = paths.home()
 
@@ -220,7 +220,7 @@ def _make(target_args, env):
 @pytest.mark.slow
 def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     env = {**os.environ, "EMOLIB_REPORTS": str(tmp_path / "reports"), "EMOLIB_MODELS": str(tmp_path / "models")}
-    env.pop(reporting.STAGING_ENV, None)
+    env.pop(session.RUNNER_ENV, None)
     first = _make(["reproduce"], env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     root = tmp_path / "reports"
@@ -266,7 +266,6 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     assert (tmp_path / "models/scratch/smoke/02_cnn_baseline/cnn_fer/best.pt").exists()
     assert all(p.read_bytes() == b for p, b in published.items()), "the interactive run touched a published file"
     # Publishing from JupyterLab: refused with overrides; otherwise the runner reruns the notebook.
-    from emolib.research import records
     with pytest.raises(runner.PublishRefused):
         runner.publish("01_data_exploration", "smoke", {"hist_bins": 8})
     if subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "notebooks"]).returncode == 0:

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from emolib.training import ddp
 from emolib.core import runtime
-from emolib.training.loader import FaceLoader
-from emolib.data.synthetic import generate
-from emolib.training.evaluate import predict
-from emolib.core.spec import grayscale_spec
 from emolib.core.settings import TrainConfig
+from emolib.core.spec import grayscale_spec
+from emolib.data.synthetic import generate
+from emolib.training import ddp
+from emolib.training.evaluate import predict
+from emolib.training.loader import FaceLoader
 from emolib.training.loop import evaluate_loss
 
 

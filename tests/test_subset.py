@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from emolib import cam, models
-from emolib.research import profiles, reporting
-from emolib.models.checkpoint import save_checkpoint
 from emolib.core.labels import EMOTIONS, FIVE_CLASS
+from emolib.models.checkpoint import save_checkpoint
 from emolib.models.subset import restrict_classes
+from emolib.research import profiles, reporting
 
 
 def _faces(n=6):

@@ -3,10 +3,18 @@ drawn features, and classes that a linear model separates well above chance but 
 import numpy as np
 import pytest
 
-from emolib.data import synthetic
-from emolib.data.synthetic import (CLASS_REGIONS, FER2013_TRAIN_COUNTS, GENERATOR_VERSION, apportion, generate,
-                                   neutral_like, render, sample_params)
 from emolib.core.labels import EMOTIONS
+from emolib.data import synthetic
+from emolib.data.synthetic import (
+    CLASS_REGIONS,
+    FER2013_TRAIN_COUNTS,
+    GENERATOR_VERSION,
+    apportion,
+    generate,
+    neutral_like,
+    render,
+    sample_params,
+)
 
 
 @pytest.fixture(scope="module")

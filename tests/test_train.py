@@ -4,12 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from emolib.models.checkpoint import load_checkpoint, load_model
-from emolib.training.loader import AugmentConfig, FaceLoader
-from emolib.data.synthetic import generate
-from emolib.training.evaluate import predict
-from emolib.models import create
 from emolib.core.spec import grayscale_spec
+from emolib.data.synthetic import generate
+from emolib.models import create
+from emolib.models.checkpoint import load_checkpoint, load_model
+from emolib.training.evaluate import predict
+from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.training.loop import TrainConfig, build_optimizer, fit
 
 # Happy, sad and surprise differ in mouth curve, brows and eyes: an easy 3-class problem.

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from emolib.models.checkpoint import load_checkpoint, load_model
 from emolib.cli import main
 from emolib.cli.train import parse_sets
+from emolib.models.checkpoint import load_checkpoint, load_model
 
 EMOLIB = [sys.executable, "-m", "emolib"]
 
@@ -84,8 +84,8 @@ def test_sigterm_leaves_last_pt_and_resume_finishes(tmp_path):
     assert history["resumed_from_epoch"] == done and history["completed_epochs"] == 6
 
 
-def test_out_leaves_no_environment_behind(tmp_path, monkeypatch):
-    from emolib.core.runs import STAGING_ENV
-    monkeypatch.delenv(STAGING_ENV, raising=False)
+def test_out_is_an_argument_not_an_environment_change(tmp_path):
+    before = dict(os.environ)
     assert main(["train", "02", "--profile", "smoke", "--out", str(tmp_path)]) == 0
-    assert STAGING_ENV not in os.environ
+    assert dict(os.environ) == before
+    assert (tmp_path / "metrics" / "02_cnn_baseline.json").is_file() and (tmp_path / "cnn_fer" / "best.pt").is_file()

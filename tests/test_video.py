@@ -5,12 +5,18 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from skimage import data as skimage_data  # a mandatory dependency: real photos offline
 
 from emolib.faces import iou as box_iou
 from emolib.inference.tracker import IoUTracker
-from emolib.inference.video import FPSCounter, VideoSourceError, open_source, pan_zoom_frames, process_video, write_video
-
-from skimage import data as skimage_data   # a mandatory dependency: real photos offline
+from emolib.inference.video import (
+    FPSCounter,
+    VideoSourceError,
+    open_source,
+    pan_zoom_frames,
+    process_video,
+    write_video,
+)
 
 
 # ------------------------------------------------------------------------------------ tracker
@@ -183,6 +189,7 @@ def test_detecting_ahead_gives_the_plain_loops_results(tmp_path):
     the plain loop does: same boxes, labels, probabilities and track ids."""
     import cv2
     from skimage import data
+
     from emolib.inference.recognizer import EmotionRecognizer
     from emolib.inference.video import pan_zoom_frames, process_video, write_video
     clip = write_video(tmp_path / "c.mp4", pan_zoom_frames(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), 12))

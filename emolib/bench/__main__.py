@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from emolib.core import paths
 from emolib import bench as bench_pkg
+from emolib.core import paths
 
 SEPARATE = {"peers"}      # `make bench-peers`: needs its own environment (TensorFlow for the `fer` package)
 

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
+from emolib.bench.classifier import MODELS, faces_per_second
 from emolib.models import create
 from emolib.models.inference import prepare_for_inference, to_channels_last
-from emolib.bench.classifier import MODELS, faces_per_second
 
 
 def _classifier(tmp: Path, window_s: float, repeats: int) -> dict[str, float]:
-    from emolib.inference.export import export_onnx
     from emolib.core.labels import EMOTIONS
+    from emolib.inference.export import export_onnx
     from emolib.inference.onnx import OnnxClassifier
 
     out = {}
@@ -47,13 +47,12 @@ def _classifier(tmp: Path, window_s: float, repeats: int) -> dict[str, float]:
 
 
 def _e2e(tmp: Path, quick: bool) -> dict[str, float]:
-    from emolib.inference.classifier import load_classifier
-    from emolib.inference.export import export_onnx
-    from emolib.faces.detection import LIVE_DETECTOR, LIVE_THREADS
-    from emolib.inference.classifier import DEFAULT_MODEL
-    from emolib.inference.recognizer import EmotionRecognizer
-    from emolib.core.runtime import cpu_threads
     from emolib.bench.e2e import clip_1face, clip_4faces, encode, time_pipeline
+    from emolib.core.runtime import cpu_threads
+    from emolib.faces.detection import LIVE_DETECTOR, LIVE_THREADS
+    from emolib.inference.classifier import DEFAULT_MODEL, load_classifier
+    from emolib.inference.export import export_onnx
+    from emolib.inference.recognizer import EmotionRecognizer
 
     model, classes, source = load_classifier(DEFAULT_MODEL)
     export_onnx(model, classes, tmp / "default.onnx", source=source)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from emolib.training.loader import AugmentConfig, FaceLoader
-from emolib.data.synthetic import generate
 from emolib.core.spec import ModelSpec
+from emolib.data.synthetic import generate
+from emolib.training.loader import AugmentConfig, FaceLoader
 
 BATCH = 64
 SPEC = ModelSpec(input_size=48, channels=1, mean=(0.5,), std=(0.5,), target_layer="features")  # cnn_fer-like
@@ -42,7 +42,8 @@ def _batches_per_s(batches, n_batches: int, warmup: int = 1) -> float:
 
 
 def _imagefolder_loader(root: Path, num_workers: int):
-    from torchvision import datasets, transforms as T
+    from torchvision import datasets
+    from torchvision import transforms as T
     tf = T.Compose([
         T.Grayscale(num_output_channels=SPEC.channels),
         T.RandomResizedCrop(SPEC.input_size, scale=AUG.crop_scale, antialias=True),

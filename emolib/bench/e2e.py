@@ -67,9 +67,9 @@ def time_pipeline(recognizer, jpegs: list[np.ndarray], expect_faces: int, warmup
 
 
 def run(quick: bool = False) -> dict[str, float]:
+    from emolib.core.runtime import cpu_threads
     from emolib.faces.detection import LIVE_THREADS
     from emolib.inference.recognizer import EmotionRecognizer
-    from emolib.core.runtime import cpu_threads
 
     n = 8 if quick else 40
     clips = {"1face": (encode(clip_1face(n)), 1), "4faces": (encode(clip_4faces(n)), 4)}

@@ -14,10 +14,10 @@ from __future__ import annotations
 import shutil
 import statistics
 import subprocess
-import time
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,8 +158,8 @@ def score_photo(found_boxes: list[Box], labels: tuple[Box, ...]) -> tuple[int, i
 
 def evaluate(detector: str, repeats: int = 1, **detect_kw) -> dict:
     """Recall, false detections and median ms per photo of one detector over the cached photos."""
-    from emolib.faces import detect
     from emolib.core.images import read_image
+    from emolib.faces import detect
     hits = total = false = 0
     times, per_photo = [], {}
     for photo, path in available():

@@ -67,9 +67,9 @@ def still_ms(recognizer, jpeg: np.ndarray, expect_faces: int, repeats: int) -> f
 
 
 def run(quick: bool = False) -> dict[str, float]:
+    from emolib.core.runtime import cpu_threads
     from emolib.faces.detection import LIVE_THREADS, still_threads
     from emolib.inference.recognizer import EmotionRecognizer
-    from emolib.core.runtime import cpu_threads
     n = 8 if quick else 40
     out: dict[str, float] = {}
     with cpu_threads(LIVE_THREADS):

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import cv2
 
+from emolib.bench import group_photos
 from emolib.core import paths
 from emolib.faces.detection import LIVE_THREADS, still_threads
-from emolib.bench import group_photos
 
 PEERS = {"fer": True, "fer_keras": False}     # name -> use_tflite
 PEER_SCRIPT = Path(__file__).with_name("_fer_peer.py")
@@ -54,9 +54,9 @@ def photo_items() -> list[dict]:
 
 def time_emolib(items: list[dict], repeats: int) -> dict:
     """{item: {"ms", "faces": [{"box", "label", "probs"}]}} with emolib's defaults (still, or live for the clip)."""
-    from emolib.inference.recognizer import EmotionRecognizer
-    from emolib.core.runtime import cpu_threads
     from emolib.bench.faces import median_ms
+    from emolib.core.runtime import cpu_threads
+    from emolib.inference.recognizer import EmotionRecognizer
 
     out = {}
     for item_set, make, threads in (("group_photos", EmotionRecognizer, still_threads()),

@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emolib.core import paths
 from emolib.bench import group_photos
+from emolib.core import paths
 
 SIZES = (32, 48, 64)
 SCENE = (1280, 853)

@@ -13,9 +13,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from emolib.training.loader import FaceLoader
 from emolib.data.synthetic import generate
 from emolib.models import create
+from emolib.training.loader import FaceLoader
 from emolib.training.loop import TrainConfig, build_optimizer
 
 BATCH = 64

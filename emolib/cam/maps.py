@@ -20,8 +20,8 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from emolib.models.preprocess import to_model_input
 from emolib.core.runtime import module_device
+from emolib.models.preprocess import to_model_input
 
 __all__ = ["METHODS", "compute_cam", "guided_saliency", "map_grid", "overlay", "target_layer", "vit_reshape_transform"]
 

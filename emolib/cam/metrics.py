@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from emolib.models import untrained_like
+from emolib.cam.maps import METHODS, _as_model_input, _eval_mode, compute_cam, map_grid
 from emolib.core.runtime import module_device
 from emolib.core.settings import check_field_types, from_mapping
-from emolib.cam.maps import METHODS, _as_model_input, _eval_mode, compute_cam, map_grid
+from emolib.models import untrained_like
 
 __all__ = ["CamVariant", "deletion_auc", "deletion_curve", "evidence_row", "evidence_score", "mask_area_share",
            "mask_energy_share", "mask_share_ceiling"]

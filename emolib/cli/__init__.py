@@ -13,13 +13,14 @@ import contextlib
 import sys
 from pathlib import Path
 
-# The detectors, fallbacks and defaults by use are emolib.faces' own (importing it loads no model).
-from emolib.faces.detection import DETECTORS as _DETECTORS
-from emolib.faces.detection import FALLBACKS, LIVE_DETECTOR, LIVE_THREADS, STILL_DETECTOR, still_threads
-from emolib.core.labels import EMOTIONS
 from emolib.cli.common import UsageError, _err, _recognizer
 from emolib.cli.models import cmd_assets, cmd_export, cmd_models
 from emolib.cli.predict import cmd_predict
+from emolib.core.labels import EMOTIONS
+
+# The detectors, fallbacks and defaults by use are emolib.faces' own (importing it loads no model).
+from emolib.faces.detection import DETECTORS as _DETECTORS
+from emolib.faces.detection import FALLBACKS, LIVE_DETECTOR, LIVE_THREADS, STILL_DETECTOR, still_threads
 
 DETECTORS = tuple(_DETECTORS)
 
@@ -196,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cpu_threads(n: int):
-    from emolib.core.runtime import cpu_threads       # imports torch: only once a command runs
+    from emolib.core.runtime import cpu_threads  # imports torch: only once a command runs
     return cpu_threads(n)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
-from emolib.core.labels import EMOTIONS
 from emolib.cli.common import UsageError, _err
+from emolib.core.labels import EMOTIONS
 
 
 def pretrained_status(name: str) -> tuple[str, str]:
@@ -101,8 +101,8 @@ def cmd_assets(args) -> int:
 
 # ---------------------------------------------------------------------------------------- export
 def cmd_export(args) -> int:
-    from emolib.inference.export import ExportError, export_onnx
     from emolib.inference.classifier import load_classifier
+    from emolib.inference.export import ExportError, export_onnx
     if not args.onnx.lower().endswith(".onnx"):
         raise UsageError(f"--onnx {args.onnx}: the file name must end in .onnx")
     try:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from emolib.cli.common import UsageError, _err, _recognizer
 
-
 CSV_FIELDS = ["file", "status", "face", "x0", "y0", "x1", "y1", "label", "confidence", "top3", "emoji",
               "from_fallback", "detector_score", "latency_ms"]
 
@@ -27,8 +26,9 @@ def _annotated_path(out_dir: Path, src: Path, taken: set[Path]) -> Path:
 def predict_files(recognizer, inputs: list[str], annotate_dir: Path | None = None):
     """Yield one record per image file: file, faces (FaceResult list), error, latency_ms, annotated."""
     import cv2
-    from emolib.inference.draw import annotate
+
     from emolib.core.images import ImageReadError, iter_image_files, read_image
+    from emolib.inference.draw import annotate
 
     taken: set[Path] = set()
     for item in iter_image_files(inputs):

@@ -97,12 +97,12 @@ def _epoch_line(h: dict) -> None:
 def cmd_train(args) -> int:
     import torch.distributed as dist
 
-    from emolib.research import profiles, reporting, session
-    from emolib.training import ddp
-    from emolib.core import runtime
     from emolib.cli.common import UsageError
+    from emolib.core import runtime
+    from emolib.research import profiles, session
     from emolib.research.experiment import notebook_metrics, train_notebook
     from emolib.research.notebooks import TRAINING_NOTEBOOKS
+    from emolib.training import ddp
     from emolib.training.state import ResumeError
 
     try:
@@ -116,7 +116,6 @@ def cmd_train(args) -> int:
 
     distributed = runtime.launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1
     out = Path(args.out) if args.out else None
-    previous_staging = None
     with _sigterm_interrupts():
         try:
             if distributed:
@@ -124,15 +123,10 @@ def cmd_train(args) -> int:
                 device = runtime.init_distributed(cfg.device, args.timeout or runtime.DEFAULT_TIMEOUT_S)
                 overrides = {**overrides, "device": str(device)}   # this rank's GPU under NCCL
             with ddp.main_first():          # rank 0 builds the data cache, the others then read it
-                cfg, data, run = session.setup(nb, args.profile, overrides)
-            if out is not None:             # this process's figures and metrics go to DIR (emolib.core.runs)
-                from emolib.core.runs import STAGING_ENV
-                previous_staging = os.environ.get(STAGING_ENV)
-                os.environ[STAGING_ENV] = str(out)
-            checkpoint_dir = (lambda name: out / name) if out is not None else run.checkpoint_dir
+                cfg, data, run = session.setup(nb, args.profile, overrides, output_root=out)
             backend = f", {dist.get_backend()}" if distributed else ""
             _say(f"{nb}, profile {args.profile}: {runtime.world_size()} process(es){backend}")
-            trained = train_notebook(cfg, data, checkpoint_dir, options={"resume": args.resume},
+            trained = train_notebook(cfg, data, run, options={"resume": args.resume},
                                      on_epoch_end=_epoch_line, log=_say)
             if runtime.is_main():
                 run.write_metrics(*notebook_metrics(cfg, trained))
@@ -140,7 +134,7 @@ def cmd_train(args) -> int:
                     _say(f"{t.name}{' (' + t.stage + ')' if t.stage else ''}: best epoch {t.history['best_epoch']} "
                          f"(val acc {t.history['best_metric']:.4f}), test accuracy {t.test['accuracy']:.4f}; "
                          f"{t.out_dir / 'best.pt'}")
-                _say(f"metrics: {reporting.output_root(cfg.profile) / 'metrics' / (nb + '.json')}")
+                _say(f"metrics: {run.output_root / 'metrics' / (nb + '.json')}")
             return 0
         except ResumeError as e:
             raise UsageError(f"--resume: {e}") from None
@@ -157,11 +151,6 @@ def cmd_train(args) -> int:
             return 1
         finally:
             runtime.destroy_distributed()
-            if out is not None:             # main() called in-process (tests, notebooks) leaves no trace
-                from emolib.core.runs import STAGING_ENV
-                os.environ.pop(STAGING_ENV, None)
-                if previous_staging is not None:
-                    os.environ[STAGING_ENV] = previous_staging
 
 
 def _lost_peer(e: RuntimeError) -> bool:

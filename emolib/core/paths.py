@@ -1,8 +1,18 @@
-"""Every filesystem location the project uses, in one place.
+"""Every filesystem location the project uses, in one place, the kinds of run's included.
 
 Roots are functions (not constants) so that an environment variable set after import, as tests
 do, is honoured. `EMOLIB_HOME` moves everything; `EMOLIB_DATA`, `EMOLIB_CACHE`, `EMOLIB_MODELS`
 and `EMOLIB_REPORTS` move one root each.
+
+Kinds of run, and where each one's outputs live:
+
+- ``published``: `make reproduce` (emolib.research.runner). The only writer of the published reports
+  (``<reports>/html|figures|metrics``) and of the profile's checkpoints (``<models>/<profile>/``).
+- ``dry-run``: the runner with training and evaluation capped; ``<reports>/dry-run/<profile>/`` and
+  ``<models>/dry-run/<profile>/``, same layout, its own index.
+- ``scratch``: anything else, e.g. a notebook run cell by cell in JupyterLab. Its figures and metrics go
+  to ``<reports>/scratch/<profile>/`` and its checkpoints to ``<models>/scratch/<profile>/`` (both
+  git-ignored), so an experiment never overwrites what the published reports show.
 """
 from __future__ import annotations
 
@@ -72,3 +82,27 @@ def params_dir() -> Path:
 def opencv_doc_data() -> Path:
     """Where Debian's opencv-doc package installs OpenCV's sample images (messi5.jpg), read-only."""
     return Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+KINDS = ("published", "dry-run", "scratch")
+# Folder names under the reports and models roots: a profile may not be called like one of them.
+RESERVED = ("scratch", "dry-run")
+
+
+def _check_kind(kind: str, profile: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of run {kind!r}; kinds: {', '.join(KINDS)}")
+    if profile in RESERVED:
+        raise ValueError(f"a profile may not be named {profile!r}: the name is a folder of the reports root")
+
+
+def reports_root(kind: str, profile: str) -> Path:
+    """Where the finished reports of this kind live (html/, figures/, metrics/, index.html)."""
+    _check_kind(kind, profile)
+    return reports_dir() if kind == "published" else reports_dir() / kind / profile
+
+
+def checkpoints_root(kind: str, profile: str) -> Path:
+    """Where this kind's training runs write <notebook>/<model>/best.pt."""
+    _check_kind(kind, profile)
+    return models_dir() / profile if kind == "published" else models_dir() / kind / profile

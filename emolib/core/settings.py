@@ -94,6 +94,7 @@ Monitor = Literal["val_acc", "val_loss", "val_macro_f1"]
 class TrainConfig:
     """Everything `emolib.training.loop.fit` does, as plain values (a profile's ``train`` section)."""
     epochs: int = 20
+    max_batches: int | None = None        # training batches per epoch at most (a dry run caps it); None = all
     # Per process: fit takes loaders of this batch; under torchrun each of N processes takes its own,
     # so the global batch (what one optimizer step averages over) is batch_size * N.
     batch_size: int = 64
@@ -134,8 +135,8 @@ class TrainConfig:
         check_field_types(self, "training option")
         if isinstance(self.out_dir, os.PathLike):
             self.out_dir = os.fspath(self.out_dir)
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+        if self.epochs < 1 or self.batch_size < 1 or (self.max_batches is not None and self.max_batches < 1):
+            raise ValueError("epochs, batch_size and max_batches must be >= 1")
         if self.lr <= 0 or not 0 < self.pct_start < 1 or not 0 <= self.label_smoothing < 1:
             raise ValueError("need lr > 0, 0 < pct_start < 1 and 0 <= label_smoothing < 1")
         if self.resume and self.out_dir is None:

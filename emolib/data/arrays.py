@@ -63,6 +63,13 @@ class FaceArrays:
             raise ValueError(f"split {name!r} of {self.source or 'this dataset'} is empty")
         return self._take(idx)
 
+    def first_rows(self, n: int, splits=SPLITS) -> "FaceArrays":
+        """Every row of the other splits and the first `n` rows of each of `splits` (a dry run's evaluation)."""
+        keep = np.ones(len(self), bool)
+        for s in splits:
+            keep[np.flatnonzero(self.splits == s)[n:]] = False
+        return self._take(np.flatnonzero(keep))
+
     def subset(self, classes) -> "FaceArrays":
         """Keep only `classes` (names or a subset name such as "five"); labels are re-indexed."""
         names = resolve_classes(classes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+from functools import partial
 from pathlib import Path
 
 from emolib.data import cache as array_cache
@@ -73,13 +74,13 @@ def _load_local(located: tuple[str, Path], source: str, options: dict, *, use_ca
     if form == "csv":
         if options:
             raise TypeError(f"unexpected options for a FER2013 CSV: {sorted(options)}")
-        build = lambda: read_csv(p)
+        build = partial(read_csv, p)
     else:
         unknown = set(options) - {"val_frac", "seed", "workers"}
         if unknown:
             raise TypeError(f"unexpected options for a folder source: {sorted(unknown)}")
         options = {"val_frac": 0.1, "seed": 0, **options}     # explicit defaults: one cache file either way
-        build = lambda: read_folder(p, **options)
+        build = partial(read_folder, p, **options)
     decode_opts = {k: v for k, v in options.items() if k != "workers"}
     kind = f"{source}-{form}"
     arrays = array_cache.load_or_build(kind, [str(p), decode_opts], array_cache.files_fingerprint(p), build,
@@ -97,7 +98,11 @@ def _code_digest(module) -> str:
 
 
 def _load_synthetic(options: dict, *, use_cache: bool) -> FaceArrays:
-    from emolib.data import splits, synthetic, synthetic_draw   # on use: loading a CSV never builds the generator's tables
+    from emolib.data import (  # on use: loading a CSV never builds the generator's tables
+        splits,
+        synthetic,
+        synthetic_draw,
+    )
     params = {name: par.default for name, par in inspect.signature(synthetic.generate).parameters.items()
               if par.default is not inspect.Parameter.empty}
     unknown = set(options) - set(params)

@@ -13,15 +13,16 @@ import numpy as np
 
 from emolib.faces.types import Face
 
-# name -> (module, class, default min_score). Scores are on each detector's own scale.
-DETECTORS: dict[str, tuple[str, str, float]] = {
+# name -> ("module:class", default min_score). Scores are on each detector's own scale. The class is imported on
+# first use (importing emolib.faces loads no model and no OpenCV); the detectors import nothing from here.
+DETECTORS: dict[str, tuple[str, float]] = {
     # Fast default, for faces that fill a good part of the frame. 0.65 rather than MediaPipe's 0.5:
     # measured here, uniform noise scores up to ~0.63 while upscaled LFW faces score >= 0.75 (5th pct).
-    "blazeface": ("blazeface", "BlazeFace", 0.65),
+    "blazeface": ("emolib.faces.blazeface:BlazeFace", 0.65),
     # Small faces (group photos, stills): MediaPipe's full-range model, plus a finer pass on large images.
-    "blazeface_full": ("blazeface", "BlazeFaceFull", 0.6),
-    "ssd": ("ssd", "SSDFace", 0.5),                    # OpenCV res10 SSD; slower, better on small faces
-    "haar": ("haar", "HaarFace", 0.0),                 # Viola-Jones; score = cascade's last-stage weight
+    "blazeface_full": ("emolib.faces.blazeface:BlazeFaceFull", 0.6),
+    "ssd": ("emolib.faces.ssd:SSDFace", 0.5),            # OpenCV res10 SSD; slower, better on small faces
+    "haar": ("emolib.faces.haar:HaarFace", 0.0),         # Viola-Jones; score = cascade's last-stage weight
 }
 FALLBACKS = ("none", "whole", "center")
 # Defaults by use (README "Face detection" gives the recall and speed behind them): a still photo gets
@@ -49,8 +50,8 @@ def get_detector(name: str, **params):
     """The detector object for `name`, built once per (name, params) and reused."""
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
-    module, cls, _ = DETECTORS[name]
-    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)(**params)
+    module, cls = DETECTORS[name][0].split(":")
+    return getattr(importlib.import_module(module), cls)(**params)
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
@@ -61,7 +62,7 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:
-        import cv2      # on use: `emolib --help` imports this module's tables without OpenCV
+        import cv2  # on use: `emolib --help` imports this module's tables without OpenCV
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] == 3:
         return image
@@ -84,7 +85,7 @@ def detect(image: np.ndarray, detector: str = STILL_DETECTOR, *, min_score: floa
     det = get_detector(detector)     # raises ValueError naming the detectors
     image = as_bgr(image)
     if min_score is None:
-        min_score = DETECTORS[detector][2]
+        min_score = DETECTORS[detector][1]
     faces = [f for f in det(image, min_score=min_score, nms_iou=nms_iou)
              if min(f.width, f.height) >= min_size]
     faces.sort(key=lambda f: f.score, reverse=True)

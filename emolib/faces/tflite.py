@@ -32,7 +32,7 @@ def resized_model(path: str, height: int, width: int) -> bytes:
     as BlazeFace: every layer follows the input's size except RESIZE_BILINEAR, whose output size is a constant
     of the file; those constants are scaled in place (same bytes, same layout). height and width must be
     multiples of the network's total stride (BlazeFace: 32). Raises ValueError otherwise."""
-    from ai_edge_litert.schema_py_generated import BuiltinOperator, Model   # the flatbuffer schema, in LiteRT's wheel
+    from ai_edge_litert.schema_py_generated import BuiltinOperator, Model  # the flatbuffer schema, in LiteRT's wheel
     with open(path, "rb") as f:
         data = bytearray(f.read())
     model = Model.GetRootAsModel(data, 0)

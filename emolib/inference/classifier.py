@@ -11,9 +11,9 @@ from pathlib import Path
 
 from torch import nn
 
-from emolib.models.catalog import CHECKPOINT_SUFFIXES
 from emolib.core.labels import EMOTIONS
 from emolib.core.runtime import resolve_device
+from emolib.models.catalog import CHECKPOINT_SUFFIXES
 
 DEFAULT_MODEL = "fer2013-mini-xception"
 
@@ -34,8 +34,8 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
     suffix); a registered model whose pretrained weights classify emotions ("fer2013-mini-xception");
     or an nn.Module with ``.spec`` (then `classes` gives its class names, default the seven emotions).
     """
-    from emolib.models import catalog, checkpoint
     from emolib.core import paths
+    from emolib.models import catalog, checkpoint
 
     device = resolve_device(device)
     if isinstance(model, nn.Module):

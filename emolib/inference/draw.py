@@ -11,8 +11,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from emolib.inference.emoji import emoji_sprite, paste_sprite
 from emolib.core.labels import canonical
+from emolib.inference.emoji import emoji_sprite, paste_sprite
 
 # BGR, one per emotion, chosen to be told apart on a photo (and to match the emoji tints loosely).
 EMOTION_COLORS: dict[str, tuple[int, int, int]] = {

@@ -17,13 +17,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emolib.core.provenance import __version__, git_commit
 from emolib.core.atomic import copy_file
+from emolib.core.provenance import __version__, git_commit
 from emolib.inference.onnx import FORMAT, FORMAT_VERSION, INPUT, OUTPUTS, OnnxClassifier
 
 if TYPE_CHECKING:            # torch loads when an export runs, so `emolib --help` stays instant

@@ -35,6 +35,7 @@ class OnnxClassifier:
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         import onnxruntime as ort
+
         from emolib.core.spec import ModelSpec
 
         self.path = Path(path)

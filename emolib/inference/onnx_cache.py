@@ -27,8 +27,8 @@ def folder() -> Path:
 
 def fingerprint(name: str) -> str:
     """What an export of the pretrained model `name` depends on, from its registry entry alone."""
-    from emolib.models import entry
     from emolib.inference.onnx import FORMAT_VERSION
+    from emolib.models import entry
     e = entry(name)
     w = e.weights
     spec = e.spec.with_framing(w.framing) if w.framing is not None else e.spec   # as `models.create` sets it

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from emolib.inference.classifier import DEFAULT_MODEL, load_classifier, onnx_path, resolve_backend
-from emolib.core.labels import EMOJI, EMOTIONS, canonical
+from emolib.core.labels import EMOJI, canonical
 from emolib.core.runtime import resolve_device
+from emolib.inference.classifier import DEFAULT_MODEL, load_classifier, onnx_path, resolve_backend
 
 
 def emoji_for(label: str) -> str:
@@ -31,8 +31,8 @@ def emoji_for(label: str) -> str:
 def _cached_onnx(model) -> Path | None:
     """The up-to-date ONNX export of pretrained model `model` that `make setup` made (emolib.inference.onnx_cache), unless
     `model` names a checkpoint (which `load_classifier` would load first)."""
-    from emolib.models import catalog
     from emolib.inference import onnx_cache
+    from emolib.models import catalog
     if not isinstance(model, str) or any(p.is_file() for p in catalog.candidates(model)):
         return None
     return onnx_cache.cached(model)

@@ -24,10 +24,9 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from emolib.core.quiet import captured_native_stderr, summary
 from emolib.inference.prefetch import detect_ahead, read_frames
 from emolib.inference.tracker import IoUTracker
-
-from emolib.core.quiet import captured_native_stderr, summary
 
 
 class VideoSourceError(RuntimeError):

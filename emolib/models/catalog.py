@@ -58,8 +58,8 @@ def candidates(name: str) -> list[Path]:
 
 
 def _layout(rel: Path) -> tuple[str | None, str | None]:
-    """(kind, profile) from a path under the models root, as `emolib.core.runs.checkpoints_root` lays them out."""
-    from emolib.core.runs import RESERVED
+    """(kind, profile) from a path under the models root, as `emolib.core.paths.checkpoints_root` lays them out."""
+    from emolib.core.paths import RESERVED
     parts = rel.parts
     if len(parts) >= 5 and parts[0] in RESERVED:      # dry-run/<profile>/<notebook>/<model>/best.pt
         return parts[0], parts[1]

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from emolib.core import paths
 from emolib.core.atomic import atomic_write
 from emolib.core.labels import canonical, resolve_classes
 from emolib.core.provenance import __version__, git_commit
@@ -152,8 +151,8 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
     Returns ``(model in eval mode on `device`, checkpoint dict)``; ``model.classes`` holds the
     checkpoint's class names (one per output, in output order).
     """
-    from emolib.models import create
     from emolib.core.spec import ModelSpec
+    from emolib.models import create
 
     ckpt = load_checkpoint(path, expect_model=expect_model, expect_classes=expect_classes)
     model = create(ckpt["model_name"], num_classes=ckpt["num_classes"], pretrained=False,

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emolib.models.registry import register
 from emolib.core.spec import grayscale_spec
+from emolib.models.registry import register
 
 
 def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:

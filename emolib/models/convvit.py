@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torchvision.models.vision_transformer import Encoder
 
-from emolib.models.registry import register
 from emolib.core.spec import ModelSpec
+from emolib.models.registry import register
 
 IMAGE_SIZE = 48
 DEFAULTS = dict(stem=(32, 64, 128), hidden_dim=128, num_layers=4, num_heads=4, mlp_ratio=2.0, pool="mean")

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from emolib.core.labels import EMOTIONS
-from emolib.models.registry import register
 from emolib.core.spec import FER2013_FRAMING, grayscale_spec
+from emolib.models.registry import register
 from emolib.models.weights import Weights
 
 BN_EPS = 1e-3  # Keras' BatchNormalization default (PyTorch's is 1e-5)
@@ -133,8 +133,8 @@ def load_keras_weights(model: MiniXception, hdf5_path: Path) -> dict[str, int]:
             return {n.decode().split("/")[-1].split(":")[0]: torch.from_numpy(g[n][()]).float()
                     for n in g.attrs["weight_names"]}
 
-        convs_k = [l["config"]["name"] for l in layers if l["class_name"] == "Conv2D"]
-        seps_k = [l["config"]["name"] for l in layers if l["class_name"] == "SeparableConv2D"]
+        convs_k = [layer["config"]["name"] for layer in layers if layer["class_name"] == "Conv2D"]
+        seps_k = [layer["config"]["name"] for layer in layers if layer["class_name"] == "SeparableConv2D"]
         convs_t, seps_t = _torch_targets(model)
         if len(convs_k) != len(convs_t) or len(seps_k) != len(seps_t):
             raise ValueError(f"{hdf5_path}: expected {len(convs_t)} Conv2D and {len(seps_t)} SeparableConv2D "

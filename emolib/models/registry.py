@@ -62,8 +62,6 @@ def get_spec(name: str) -> ModelSpec:
 def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) -> nn.Module:
     """Build a registered model; the returned module carries ``.spec`` and ``.model_name``."""
     e = entry(name)
-    if pretrained and _dry_run_without_weights(name):
-        pretrained = False
     model = e.builder(num_classes=num_classes, pretrained=pretrained, **kwargs)
     # A builder whose input depends on its keywords (e.g. input_size) sets its own spec.
     if not isinstance(getattr(model, "spec", None), ModelSpec):
@@ -75,16 +73,6 @@ def create(name: str, num_classes: int = 7, pretrained: bool = False, **kwargs) 
     model.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]
     model.num_classes = num_classes  # type: ignore[attr-defined]
     return model
-
-
-def _dry_run_without_weights(name: str) -> bool:
-    """A dry run (emolib.core.dryrun) builds a model whose ImageNet weights are not on disk from a random
-    initialization instead of downloading them; it records that for the report. Never in a real run."""
-    from emolib.core import dryrun, paths
-    w = entry(name).weights
-    if w is None or w.predicts_emotions:          # only ImageNet weights: an emotion model is what it is
-        return False
-    return dryrun.substitute_missing_weights(name, paths.assets_dir() / w.filename, w.dataset)
 
 
 def untrained_like(model: nn.Module) -> nn.Module:

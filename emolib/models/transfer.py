@@ -23,8 +23,8 @@ import torch
 import torchvision
 from torch import nn
 
-from emolib.models.registry import entry, register
 from emolib.core.spec import imagenet_spec
+from emolib.models.registry import entry, register
 from emolib.models.weights import torchvision_weights
 
 DEFAULT_INPUT_SIZE = 224
@@ -166,8 +166,8 @@ def unfreeze_last(model: nn.Module, n_stages: int) -> nn.Module:
     if not 0 <= n_stages <= len(stages):
         raise ValueError(f"{getattr(model, 'model_name', type(model).__name__)} has {len(stages)} stages; "
                          f"n_stages must be within 0..{len(stages)}, got {n_stages}")
-    for entry in stages[len(stages) - n_stages:]:
-        for path in _paths([entry]):
+    for stage in stages[len(stages) - n_stages:]:
+        for path in _paths([stage]):
             model.get_submodule(path).requires_grad_(True)
     return model
 

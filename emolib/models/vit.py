@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.vision_transformer import VisionTransformer, interpolate_embeddings, vit_b_16 as tv_vit_b_16
+from torchvision.models.vision_transformer import VisionTransformer, interpolate_embeddings
+from torchvision.models.vision_transformer import vit_b_16 as tv_vit_b_16
 
-from emolib.models.registry import register
 from emolib.core.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from emolib.models.registry import register
 from emolib.models.transfer import imagenet_weights_file
 from emolib.models.weights import torchvision_weights
 

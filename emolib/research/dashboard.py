@@ -15,11 +15,11 @@ import html
 import re
 from pathlib import Path
 
-from emolib.research import records
 from emolib.core import paths
 from emolib.core.atomic import atomic_write, write_text
-from emolib.research.records import format_number
+from emolib.research import records
 from emolib.research.notebooks import NOTEBOOKS
+from emolib.research.records import format_number
 
 __all__ = ["build_index"]
 
@@ -145,15 +145,16 @@ def _dry_runs(root: Path) -> list[str]:
     return [f"<a href='dry-run/{_esc(p)}/index.html'>{_esc(p)}</a>" for p in found]
 
 
-def build_index(root: Path | None = None) -> Path:
-    """Write <root>/index.html (default: the published reports root) and return its path."""
+def build_index(root: Path | None = None, banner: str = "") -> Path:
+    """Write <root>/index.html (default: the published reports root) and return its path; `banner`: HTML that
+    opens the page (a dry run's)."""
     root = Path(root) if root is not None else paths.reports_dir()
     states = {nb: records.status(nb, root) for nb in NOTEBOOKS}
     kinds = {st["record"].get("kind") for st in states.values() if st.get("record")}
     title = "emolib reports" + (f" (dry run: {root.name})" if "dry-run" in kinds else "")
     built = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
-             f"<style>{_STYLE}</style></head><body><h1>{_esc(title)}</h1>"]
+             f"<style>{_STYLE}</style></head><body>{banner}<h1>{_esc(title)}</h1>"]
     if "dry-run" in kinds:
         parts.append("<p class='banner'>DRY RUN: every notebook ran with training and evaluation capped to a few "
                      "batches. It proves the code paths of the profile; the numbers below mean nothing.</p>")

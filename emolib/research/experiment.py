@@ -1,6 +1,6 @@
 """The training block of notebooks 02-04 as one call, shared with `emolib train`.
 
-    trained = experiment.train_notebook(cfg, data, run.checkpoint_dir)   # cfg from session.setup
+    trained = experiment.train_notebook(cfg, data, run)   # cfg, data, run from session.setup
 
 For the notebook's validated config it seeds, creates the model(s), freezes what the recipe
 freezes, builds TrainConfig from the profile's ``train`` section(s), the two FaceLoaders on the
@@ -21,13 +21,13 @@ from typing import Callable
 from torch import nn
 
 from emolib import models
-from emolib.training import evaluate
-from emolib.core import runtime
-from emolib.research.notebooks import TRAINING_NOTEBOOKS, CNNBaseline, TransferLearning, ViTFinetune
-from emolib.data.arrays import FaceArrays
-from emolib.training.loader import AugmentConfig, FaceLoader
-from emolib.models.transfer import freeze_backbone, unfreeze_last
+from emolib.core import paths, runtime
 from emolib.core.settings import TrainConfig
+from emolib.data.arrays import FaceArrays
+from emolib.models.transfer import freeze_backbone, unfreeze_last
+from emolib.research.notebooks import TRAINING_NOTEBOOKS, CNNBaseline, TransferLearning, ViTFinetune
+from emolib.training import evaluate
+from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.training.loop import fit
 
 __all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "transfer_inits"]
@@ -47,10 +47,27 @@ class Trained:
     init: str | None = None         # 03: "pretrained" (ImageNet) | "scratch" (random weights)
 
 
-def create_model(name: str, num_classes: int, *, seed: int, **kwargs) -> nn.Module:
-    """Seed, then create: the initial weights (a new head's too) are a pure function of `seed`."""
+def create_model(name: str, num_classes: int, *, seed: int, pretrained: bool = False,
+                 substitute: Callable[[str], None] | None = None, **kwargs) -> nn.Module:
+    """Seed, then create: the initial weights (a new head's too) are a pure function of `seed`.
+
+    substitute(line): a dry run's (`Run.substitute`): ImageNet weights that are not on this machine become a
+    random initialization instead of a download, and `line` says so."""
     runtime.seed_everything(seed)
-    return models.create(name, num_classes=num_classes, **kwargs)
+    if pretrained and substitute is not None and (line := _missing_imagenet_weights(name)):
+        substitute(line)
+        pretrained = False
+    return models.create(name, num_classes=num_classes, pretrained=pretrained, **kwargs)
+
+
+def _missing_imagenet_weights(name: str) -> str | None:
+    """What a dry run says when `name`'s ImageNet weights are not on disk; None when they are (or are not
+    ImageNet weights: an emotion model is what it is)."""
+    w = models.entry(name).weights
+    if w is None or w.predicts_emotions or (paths.assets_dir() / w.filename).exists():
+        return None
+    return (f"{name}: {w.dataset} weights are not on this machine ({w.filename} not in {paths.assets_dir()}); "
+            "a RANDOM INITIALIZATION stands in for them")
 
 
 def train_model(net: nn.Module, data: FaceArrays, train: dict, *, seed: int = 0, device: str = "auto",
@@ -63,7 +80,6 @@ def train_model(net: nn.Module, data: FaceArrays, train: dict, *, seed: int = 0,
     ``batch_size`` rows per process, augmented by `augment` (AugmentConfig fields), class-balanced if asked.
     log(line): told what is about to train (the command line prints it).
     """
-    # Epoch bars on (a widget in JupyterLab, text in a shell); headless runs turn them off (emolib.core.progress).
     tcfg = TrainConfig.from_dict({**train, "seed": seed, "device": device,
                                   "out_dir": None if out_dir is None else str(out_dir), **(options or {})})
     dev = runtime.resolve_device(tcfg.device)
@@ -86,18 +102,29 @@ def transfer_inits(cfg: TransferLearning) -> tuple[str, ...]:
     return ("pretrained", "scratch") if cfg.pretrained else ("scratch",)
 
 
-def _stages(cfg, data: FaceArrays):
-    """The notebook's plan: (checkpoint name, stage, init, model factory or the previous stage's model,
-    prepare(net), train section, tta for the test metrics) per training run, in order."""
+@dataclass
+class Stage:
+    """One training run of a notebook's plan."""
+    name: str                                   # its checkpoint folder
+    stage: str | None                           # 03: "1 head" | "2 fine-tune"
+    init: str | None                            # 03: "pretrained" | "scratch"
+    make: Callable[[], nn.Module] | None        # builds the model; None: train on the previous stage's model
+    prepare: Callable[[nn.Module], None] | None # freezes what the stage freezes
+    section: dict                               # the profile's TrainConfig section
+    tta: str | None = None                      # test-time augmentation of the test metrics
+
+
+def _stages(cfg, data: FaceArrays, substitute: Callable[[str], None] | None = None):
+    """The notebook's plan, one `Stage` per training run, in order."""
     n = len(data.classes)
     if isinstance(cfg, CNNBaseline):
-        yield cfg.model, None, None, lambda: create_model(cfg.model, n, seed=cfg.seed), None, cfg.train, cfg.tta
+        yield Stage(cfg.model, None, None, lambda: create_model(cfg.model, n, seed=cfg.seed), None, cfg.train, cfg.tta)
     elif isinstance(cfg, ViTFinetune):
         def prepare(net):    # None: every block trains (a ViT from random weights has nothing to keep)
             if cfg.unfreeze_blocks is not None:
                 unfreeze_last(freeze_backbone(net), cfg.unfreeze_blocks)
-        yield (cfg.model, None, None, lambda: create_model(cfg.model, n, seed=cfg.seed, pretrained=cfg.pretrained),
-               prepare, cfg.train, None)
+        yield Stage(cfg.model, None, None, lambda: create_model(cfg.model, n, seed=cfg.seed, pretrained=cfg.pretrained,
+                                                                substitute=substitute), prepare, cfg.train)
     elif isinstance(cfg, TransferLearning):
         inits = transfer_inits(cfg)
         def fine_tune(net):  # unfreeze_stages None: every feature stage
@@ -107,38 +134,40 @@ def _stages(cfg, data: FaceArrays):
             for init in inits:
                 run = f"{name}_scratch" if init == "scratch" and len(inits) > 1 else name
                 make = lambda name=name, init=init: create_model(  # noqa: E731
-                    name, n, seed=cfg.seed, pretrained=init == "pretrained", input_size=cfg.input_size)
-                yield (f"{run}-head", "1 head", init, make, lambda net: unfreeze_last(freeze_backbone(net), 0),
-                       cfg.head_train, None)
-                yield run, "2 fine-tune", init, None, fine_tune, cfg.finetune_train, None
+                    name, n, seed=cfg.seed, pretrained=init == "pretrained", input_size=cfg.input_size,
+                    substitute=substitute)
+                yield Stage(f"{run}-head", "1 head", init, make, lambda net: unfreeze_last(freeze_backbone(net), 0),
+                            cfg.head_train)
+                yield Stage(run, "2 fine-tune", init, None, fine_tune, cfg.finetune_train)
     else:
         raise TypeError(f"{type(cfg).__name__} is not the config of a training notebook ({', '.join(TRAINING_NOTEBOOKS)})")
 
 
-
-def train_notebook(cfg, data: FaceArrays, checkpoint_dir: Callable[[str], Path] | None, *,
-                   options: dict | None = None, test: bool = True, log: Callable[[str], None] | None = None,
-                   **fit_kw) -> list[Trained]:
+def train_notebook(cfg, data: FaceArrays, run=None, *, options: dict | None = None, test: bool = True,
+                   log: Callable[[str], None] | None = None, **fit_kw) -> list[Trained]:
     """Everything notebook 02, 03 or 04 trains, for its validated config (`session.setup`).
 
-    checkpoint_dir(name) is where a run writes best.pt/last.pt (a report's `Run.checkpoint_dir`);
-    None writes no checkpoints. `options`: TrainConfig fields set on every run (resume, progress, ...).
+    run: the report (`session.setup`'s `Run`): where each model writes best.pt/last.pt
+    (`Run.checkpoint_dir`), whether bars show, and a dry run's substitutions; None writes no checkpoints.
+    `options`: TrainConfig fields set on every run (resume, progress, ...).
     test: evaluate each model on the test split right after it trained (`Trained.test`).
     fit_kw go to `emolib.training.loop.fit` (e.g. on_epoch_end, stop_after).
     """
+    if run is not None and run.headless:           # a bar in a static report is noise
+        options = {"progress": False, **(options or {})}
     out, net = [], None
-    for name, stage, init, make, prepare, section, tta in _stages(cfg, data):
-        net = make() if make is not None else net
-        if prepare is not None:
-            prepare(net)
-        out_dir = checkpoint_dir(name) if checkpoint_dir is not None else None
-        history = train_model(net, data, section, seed=cfg.seed, device=cfg.device, out_dir=out_dir,
+    for st in _stages(cfg, data, substitute=None if run is None else run.substitute):
+        net = st.make() if st.make is not None else net
+        if st.prepare is not None:
+            st.prepare(net)
+        out_dir = run.checkpoint_dir(st.name) if run is not None else None
+        history = train_model(net, data, st.section, seed=cfg.seed, device=cfg.device, out_dir=out_dir,
                               augment=cfg.augment, balanced=getattr(cfg, "balanced", False), options=options,
                               log=log, **fit_kw)
-        done = Trained(name, net.model_name, net, history, out_dir, _trainable(net), stage, init=init)
+        done = Trained(st.name, net.model_name, net, history, out_dir, _trainable(net), st.stage, init=st.init)
         if test:
-            done.test = evaluate.evaluate(net, data.split("test"), tta=tta)
-            _record_in_checkpoint(out_dir, section, done.test, data)
+            done.test = evaluate.evaluate(net, data.split("test"), tta=st.tta)
+            _record_in_checkpoint(out_dir, st.section, done.test, data)
         out.append(done)
     return out
 

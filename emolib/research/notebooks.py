@@ -14,6 +14,7 @@ from typing import Literal
 
 from emolib.core.settings import Device
 
+
 @dataclass
 class Common:
     profile: str                      # the params/<profile>.yaml this run comes from (set by the runner)

@@ -23,15 +23,15 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from emolib.core import paths
-from emolib.research.notebooks import NOTEBOOKS, SCHEMAS, Common
 from emolib.core.settings import TrainConfig, describe, type_ok
+from emolib.research.notebooks import NOTEBOOKS, SCHEMAS, Common
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
            "resolve", "schema", "validate"]
@@ -183,7 +183,7 @@ def load_section(profile: str, notebook: str) -> dict:
         raise ConfigError(f"{path} [common]: unknown key(s) {stray}; common accepts: {', '.join(sorted(common_keys))}")
     merged = {**common, **(data.get(nb) or {})}
     name = path.stem
-    if name in ("scratch", "dry-run"):          # emolib.core.runs.RESERVED: folders of the reports root
+    if name in paths.RESERVED:                  # folders of the reports root
         raise ConfigError(f"{path}: a profile may not be named {name!r}")
     if merged.setdefault("profile", name) != name:
         raise ConfigError(f"{path} [{nb}]: profile is {merged['profile']!r} but the file is {name}.yaml")

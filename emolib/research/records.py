@@ -15,7 +15,6 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 
 import yaml
@@ -27,7 +26,6 @@ from emolib.research.profiles import ConfigError, notebook_name, resolve
 
 RECORDS = ".published"
 HISTORY = "history.jsonl"
-BATCH_ENV = "EMOLIB_BATCH"          # set once per `make` call: the notebooks one `make reproduce` ran share it
 
 
 def _sha(data: bytes) -> str:
@@ -88,8 +86,9 @@ def _outputs(nb: str, root: Path) -> dict:
             "figures": {p.name: file_digest(p) for p in figures}}
 
 
-def record(notebook: str, profile: str, kind: str, root: Path) -> dict:
-    """After the runner published `notebook` into `root`: write its record and append a history row."""
+def record(notebook: str, profile: str, kind: str, root: Path, batch: str | None = None) -> dict:
+    """After the runner published `notebook` into `root`: write its record and append a history row.
+    batch: the id the notebooks of one `make reproduce` share (one row of the index's history); default: now."""
     nb, root = notebook_name(notebook), Path(root)
     metrics = json.loads((root / "metrics" / f"{nb}.json").read_text())
     run_path = root / "metrics" / f"{nb}.run.json"
@@ -97,7 +96,7 @@ def record(notebook: str, profile: str, kind: str, root: Path) -> dict:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     rec = {"notebook": nb, "profile": metrics.get("profile"), "profile_arg": str(profile), "kind": kind,
            "date": run.get("date", now), "code_version": run.get("code_version"),
-           "batch": os.environ.get(BATCH_ENV) or now, "outputs": _outputs(nb, root), "inputs": inputs(nb, profile, root)}
+           "batch": batch or now, "outputs": _outputs(nb, root), "inputs": inputs(nb, profile, root)}
     write_text(root / RECORDS / f"{nb}.json", json.dumps(rec, indent=1, sort_keys=True) + "\n")
     row = {k: rec[k] for k in ("batch", "date", "notebook", "profile", "kind", "code_version")}
     row.update(fingerprint=(metrics.get("data") or {}).get("fingerprint"), headline=metrics.get("headline") or {})

@@ -10,7 +10,7 @@ The metrics JSON is deterministic: timing figures (seconds, ms per face, FPS, ..
 code version go to ``<notebook>.run.json`` beside it, so two runs of the same profile write
 identical metrics files. Paths under the data, models or reports roots are stored relative to them.
 
-Where they go depends on the kind of run (`emolib.core.runs`): the runner stages them and publishes them
+Where they go depends on the kind of run (`emolib.core.paths`): the runner stages them and publishes them
 into ``reports/`` when the whole notebook succeeded; a run outside the runner (JupyterLab) is a scratch
 run and writes under ``reports/scratch/<profile>/`` and ``models/scratch/<profile>/`` only.
 """
@@ -22,30 +22,22 @@ import json
 import math
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emolib.core import paths, runs
+from emolib.core import paths
 from emolib.core.atomic import write_text
 from emolib.core.provenance import code_version
-from emolib.research.records import format_number
+from emolib.research import dryrun
+from emolib.research.dryrun import Caps
 from emolib.research.notebooks import SCHEMAS, TRAINING_NOTEBOOKS
 from emolib.research.profiles import ConfigError, resolve, to_dict
-from emolib.core.runs import STAGING_ENV
+from emolib.research.records import format_number
 
-__all__ = ["Run", "start", "output_root", "split_timing", "notebook_of",
-           "is_timing_key", "differences"]
+__all__ = ["Run", "start", "split_timing", "notebook_of", "is_timing_key", "differences"]
 
 # Keys whose values depend on the machine's speed, not on the experiment.
 _TIMING = re.compile(r"(^|_)(seconds|time|times|fps|elapsed|wall|ms)(_|$)|_s$|^ms_per")
-
-
-def output_root(profile: str | None = None) -> Path:
-    """Where this run's figures and metrics go: the runner's staging folder, else its kind's root."""
-    if profile is None and not os.environ.get(STAGING_ENV):
-        raise ValueError("output_root: outside the runner the profile decides the (scratch) folder")
-    return runs.output_root(profile)
 
 
 def notebook_of(cfg) -> str:
@@ -115,10 +107,22 @@ class Run:
     data: dict                                   # source, fingerprint, n, classes, notes
     code_version: str
     date: str
-    kind: str = "scratch"                        # emolib.core.runs.KINDS
+    kind: str = "scratch"                        # emolib.core.paths.KINDS
     overrides: dict | None = None                # values that differ from the profile (None: unknown)
     figures: list[str] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)   # checkpoints read from other notebooks' runs
+    # Where figures and metrics go (the runner's staging folder, `emolib train --out`; default: the kind's
+    # reports root) and where this notebook's models write <name>/best.pt (default: under the kind's root).
+    output_root: Path | None = None
+    checkpoints: Path | None = None
+    caps: Caps | None = None                     # a dry run's (emolib.research.dryrun)
+    headless: bool = False                       # run by the runner: no progress bars
+
+    def __post_init__(self):
+        if self.output_root is None:
+            self.output_root = paths.reports_root(self.kind, self.profile)
+        if self.checkpoints is None:
+            self.checkpoints = paths.checkpoints_root(self.kind, self.profile) / self.notebook
 
     # -- header --------------------------------------------------------------------------------
     def header_lines(self) -> list[str]:
@@ -130,8 +134,8 @@ class Run:
             params = "exactly as in the profile"
         where = {"published": "published by the runner (make reproduce)",
                  "dry-run": "DRY RUN: training and evaluation capped, the numbers mean nothing",
-                 "scratch": f"scratch: outputs in {paths.shown(runs.reports_root('scratch', self.profile))} and "
-                            f"{paths.shown(runs.checkpoints_root('scratch', self.profile))}; the published reports "
+                 "scratch": f"scratch: outputs in {paths.shown(paths.reports_root('scratch', self.profile))} and "
+                            f"{paths.shown(paths.checkpoints_root('scratch', self.profile))}; the published reports "
                             "are untouched"}[self.kind]
         return [f"Profile: {self.profile} (params/{self.profile}.yaml), {params}",
                 f"Run: {where}",
@@ -148,16 +152,10 @@ class Run:
     def __repr__(self) -> str:
         return "\n".join(self.header_lines())
 
-    def publish(self):
-        """Publish this notebook from JupyterLab: refused unless the saved notebook is the committed one and
-        the parameters are the profile's; then the runner reruns it headless (emolib.research.records.publish)."""
-        from emolib.research.runner import publish     # the runner's action; the runner never imports this module
-        return publish(self.notebook, self.profile, self.overrides)
-
     # -- outputs --------------------------------------------------------------------------------
     @property
     def figures_dir(self) -> Path:
-        return output_root(self.profile) / "figures" / self.notebook
+        return self.output_root / "figures" / self.notebook
 
     def save_figure(self, fig, name: str, dpi: int = 100):
         """Save a matplotlib figure as figures/<notebook>/<name>.png and return it (it still displays)."""
@@ -174,7 +172,20 @@ class Run:
     def checkpoint_dir(self, name: str) -> Path:
         """Where this run's training writes best.pt and last.pt: <checkpoints root>/<notebook>/<name>,
         the root being models/<profile> for the runner and models/scratch/<profile> for a scratch run."""
-        return runs.checkpoints_root(self.kind, self.profile) / self.notebook / name
+        return self.checkpoints / name
+
+    @property
+    def substitute(self):
+        """A dry run's recorder of ImageNet weights replaced by a random initialization
+        (`emolib.research.experiment.create_model`): it prints the line and keeps it for the report's banner.
+        None in a real run, where missing weights are fetched or an error."""
+        if self.caps is None:
+            return None
+
+        def record(line: str) -> None:
+            print(f"DRY RUN: {line}")
+            dryrun.record_substitution(self.output_root, line)
+        return record
 
     def trained_checkpoint(self, run: str) -> Path:
         """The best checkpoint another notebook of this profile trained: <root>/<run>/best.pt.
@@ -183,9 +194,9 @@ class Run:
         checkpoints only. A scratch run reads the scratch checkpoint when one exists (the model you just
         retrained in JupyterLab), else the published one; reading never changes either. The path used is
         printed and recorded in the metrics (``inputs``)."""
-        roots = [runs.checkpoints_root(self.kind, self.profile)]
+        roots = [paths.checkpoints_root(self.kind, self.profile)]
         if self.kind == "scratch":
-            roots.append(runs.checkpoints_root("published", self.profile))
+            roots.append(paths.checkpoints_root("published", self.profile))
         for root in roots:
             path = root / run / "best.pt"
             if path.exists():
@@ -203,9 +214,9 @@ class Run:
         Like `trained_checkpoint`, a scratch run falls back to the published checkpoints when it has none."""
         monitor = "val_acc"
         from emolib.models.checkpoint import load_checkpoint
-        roots = [runs.checkpoints_root(self.kind, self.profile)]
+        roots = [paths.checkpoints_root(self.kind, self.profile)]
         if self.kind == "scratch":
-            roots.append(runs.checkpoints_root("published", self.profile))
+            roots.append(paths.checkpoints_root("published", self.profile))
         for root in roots:
             found = sorted(p for nb in notebooks for p in (root / nb).glob("*/best.pt"))
             if found:
@@ -237,7 +248,7 @@ class Run:
                                  "differ between identical runs; put it in metrics (it goes to .run.json)")
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
                 raise ValueError(f"headline {k!r} must be a number (or NaN/None: not defined), got {v!r}")
-        root = output_root(self.profile) / "metrics"
+        root = self.output_root / "metrics"
         _write_json(root / f"{self.notebook}.json", {
             "notebook": self.notebook, "profile": self.profile, "kind": self.kind,
             "overrides": _portable(self.overrides), "inputs": dict(sorted(self.inputs.items())),
@@ -248,13 +259,15 @@ class Run:
             "notebook": self.notebook, "date": self.date, "code_version": self.code_version, "timing": timing})
         from IPython.display import Markdown
         rows = "\n".join(f"| {k} | {format_number(v)} |" for k, v in head.items())
-        shown = _portable(runs.reports_root(self.kind, self.profile) / "metrics" / f"{self.notebook}.json")
+        shown = _portable(paths.reports_root(self.kind, self.profile) / "metrics" / f"{self.notebook}.json")
         return Markdown(f"**Headline numbers** ({shown})\n\n| metric | value |\n|---|---|\n{rows}")
 
 
-def start(cfg, data=None) -> Run:
+def start(cfg, data=None, **where) -> Run:
     """Open a report for a validated notebook config and its data: FaceArrays, or a dict with at
-    least ``source`` and ``fingerprint`` (e.g. a video clip)."""
+    least ``source`` and ``fingerprint`` (e.g. a video clip). `where`: the `Run` fields that say what kind
+    of run this is and where it writes (kind, output_root, checkpoints, caps, headless); `emolib.research.session`
+    passes what the runner said. None of them: a scratch run."""
     info = {}
     if isinstance(data, dict):
         missing = {"source", "fingerprint"} - set(data)
@@ -266,8 +279,8 @@ def start(cfg, data=None) -> Run:
                 "classes": list(data.classes), "counts": data.counts(), "notes": list(data.notes)}
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nb, values = notebook_of(cfg), to_dict(cfg)
-    return Run(nb, cfg.profile, values, info, code_version(), date, kind=runs.kind(),
-               overrides=differences(nb, cfg.profile, values))
+    return Run(nb, cfg.profile, values, info, code_version(), date, overrides=differences(nb, cfg.profile, values),
+               **where)
 
 
 def differences(notebook: str, profile: str, values: dict) -> dict | None:

@@ -14,7 +14,7 @@ place. On failure it prints the notebook's name and the failing cell and exits n
 executed notebook, error included, stays in the staging folder.
 
 `dry-run` runs every notebook of a profile with training, evaluation and Grad-CAM capped to a few
-batches (`emolib.core.dryrun`), into ``<reports>/dry-run/<profile>/`` and ``<models>/dry-run/<profile>/``:
+batches (`emolib.research.dryrun`), into ``<reports>/dry-run/<profile>/`` and ``<models>/dry-run/<profile>/``:
 every code path of the profile on a CPU in minutes, each report opening with a banner that says so
 and lists what was substituted (only ImageNet weights absent from disk: a random initialization).
 
@@ -35,18 +35,19 @@ from pathlib import Path
 
 import yaml
 
-from emolib.core import dryrun, paths, runs
-from emolib.research import records
+from emolib.core import paths
 from emolib.core.atomic import replace_tree, write_text
+from emolib.research import dryrun, records
+from emolib.research.dashboard import build_index
 from emolib.research.notebooks import NOTEBOOKS
 from emolib.research.profiles import ConfigError, notebook_name, profile_path, resolve
-from emolib.research.dashboard import build_index
-from emolib.core.runs import KIND_ENV, STAGING_ENV
+from emolib.research.session import RUNNER_ENV
 
 KERNEL = "emolib"
-# A headless report has no use for progress bars (a widget or a carriage-return bar in static HTML is
-# noise): tqdm and emolib.core.progress read TQDM_DISABLE.
+# Third-party progress bars in a headless report are noise: tqdm's own switch (emolib's bars follow the run's
+# `headless`, which RUNNER_ENV implies).
 HEADLESS_ENV = {"TQDM_DISABLE": "1"}
+BATCH_ENV = "EMOLIB_BATCH"          # set once per `make` call: the notebooks one `make reproduce` ran share it
 
 
 def kernel_config():
@@ -95,7 +96,7 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     kind = "published" if caps is None else "dry-run"
     overrides = {} if caps is None else dryrun.cap_overrides(nb, resolve(nb, profile), caps)
     parameters = resolve(nb, profile, overrides)     # complete and checked before a kernel starts
-    root = runs.reports_root(kind, profile_path(profile).stem)
+    root = paths.reports_root(kind, profile_path(profile).stem)
     source = paths.notebooks_dir() / f"{nb}.ipynb"
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist")
@@ -105,14 +106,12 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     stage.mkdir(parents=True)
     executed = stage / f"{nb}.ipynb"
 
-    # The kernel inherits these: figures and metrics go to staging, checkpoints to the kind's root,
-    # progress bars stay off, a dry run's caps reach the training and evaluation loops.
-    kernel_env = {STAGING_ENV: str(stage), KIND_ENV: kind, **HEADLESS_ENV,
-                  **({dryrun.ENV: caps.to_json()} if caps is not None else {})}
-    old_env = {var: os.environ.get(var) for var in {**kernel_env, dryrun.ENV: None}}
+    # The kernel inherits these (emolib.research.session reads RUNNER_ENV): figures and metrics go to staging,
+    # checkpoints to the kind's root, bars stay off, a dry run's caps reach the session.
+    context = {"kind": kind, "output_root": str(stage), "caps": None if caps is None else caps.to_dict()}
+    kernel_env = {RUNNER_ENV: json.dumps(context), **HEADLESS_ENV}
+    old_env = {var: os.environ.get(var) for var in kernel_env}
     os.environ.update(kernel_env)
-    if caps is None:
-        os.environ.pop(dryrun.ENV, None)       # a real run is never capped, whatever the shell holds
     t0 = time.perf_counter()
     try:
         # The notebook reads its section itself (emolib.research.session); the runner names the profile and
@@ -143,7 +142,7 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     # newer: `make report NB=.. PROFILE=..` then `make reproduce` with another profile reruns the notebook.
     write_params(nb, profile, params_stamp(nb, root))
     _publish(nb, stage, root)
-    records.record(nb, profile, kind, root)   # what the index trusts
+    records.record(nb, profile, kind, root, batch=os.environ.get(BATCH_ENV))   # what the index trusts
     print(f"{nb}: ran in {seconds:.1f} s ({'DRY RUN of ' if caps else ''}profile {parameters['profile']}) -> "
           f"{root / 'html' / f'{nb}.html'}")
     return root / "html" / f"{nb}.html"
@@ -159,18 +158,18 @@ def _mark_dry_run(book, stage: Path, nb: str, profile: str, caps: dryrun.Caps) -
     metrics = stage / "metrics" / f"{nb}.json"
     if metrics.exists():
         m = json.loads(metrics.read_text())
-        m["dry_run"] = {"caps": json.loads(caps.to_json()), "substituted": substituted}
+        m["dry_run"] = {"caps": caps.to_dict(), "substituted": substituted}
         metrics.write_text(json.dumps(m, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
 def dry_run(profile: str, notebooks=NOTEBOOKS, caps: dryrun.Caps | None = None, *, log_output: bool = False) -> Path:
     """Every notebook of `profile`, in order, with training, evaluation and Grad-CAM capped
-    (`emolib.core.dryrun`), into the dry-run roots (``<reports>/dry-run/<profile>/``,
+    (`emolib.research.dryrun`), into the dry-run roots (``<reports>/dry-run/<profile>/``,
     ``<models>/dry-run/<profile>/``: the real reports and checkpoints are never touched); the data are
     read as the real run reads them. Returns its index.html; a failing notebook raises NotebookFailed."""
     caps = caps or dryrun.Caps()
     name = profile_path(profile).stem
-    root = runs.reports_root("dry-run", name)
+    root = paths.reports_root("dry-run", name)
     t0 = time.perf_counter()
     substituted = []
     for nb in map(notebook_name, notebooks):
@@ -178,8 +177,7 @@ def dry_run(profile: str, notebooks=NOTEBOOKS, caps: dryrun.Caps | None = None, 
         metrics = root / "metrics" / f"{nb}.json"
         m = json.loads(metrics.read_text()) if metrics.exists() else {}
         substituted += [f"{nb}: {line}" for line in m.get("dry_run", {}).get("substituted", [])]
-    index = build_index(root)
-    write_text(index, index.read_text().replace("<body>", "<body>" + dryrun.banner(name, caps, substituted), 1))
+    index = build_index(root, banner=dryrun.banner(name, caps, substituted))
     print(f"DRY RUN of profile {name}: {len(notebooks)} notebooks in {time.perf_counter() - t0:.0f} s -> {index}")
     return index
 

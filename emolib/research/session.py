@@ -11,15 +11,27 @@ and its setup cell is::
     run                    # displays the header: profile, overrides, data fingerprint, code, date, kind of run
 
 So JupyterLab runs exactly the experiment `make reproduce` publishes unless an override says otherwise,
-and the header says which values differ. Outside the runner the run is a scratch run (emolib.core.runs).
+and the header says which values differ.
+
+This is the session boundary. The runner (`emolib.research.runner`) tells the kernels it starts what kind of
+run they are part of through one environment variable, `RUNNER_ENV`: JSON with ``kind`` (published or
+dry-run), ``output_root`` (its staging folder: figures and metrics go there first) and ``caps`` (a dry run's
+`emolib.research.dryrun.Caps`, else null). It is read here, once per report, and becomes the `Run`'s fields;
+below this module, values travel as arguments. Without it the run is a scratch run (`emolib.core.paths`).
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any, Mapping
 
-from emolib.research import profiles, reporting
+from emolib.research import dryrun, profiles, reporting
+from emolib.research.notebooks import notebook as notebook_row
 
-__all__ = ["configure", "setup"]
+__all__ = ["RUNNER_ENV", "configure", "setup", "start", "runner_context"]
+
+RUNNER_ENV = "EMOLIB_RUNNER"
 
 
 def configure(notebook: str, profile: str, overrides: Mapping[str, Any] | None = None):
@@ -27,9 +39,39 @@ def configure(notebook: str, profile: str, overrides: Mapping[str, Any] | None =
     return profiles.validate(notebook, profiles.resolve(notebook, profile, overrides))
 
 
-def setup(notebook: str, profile: str, overrides: Mapping[str, Any] | None = None):
-    """(cfg, data, run): the validated config, the data (loaded, class subset taken) and the open report."""
+def runner_context() -> dict:
+    """The `Run` fields the runner set for this kernel (`RUNNER_ENV`); {} outside the runner: a scratch run."""
+    text = os.environ.get(RUNNER_ENV)
+    if not text:
+        return {}
+    values = json.loads(text)
+    if set(values) != {"kind", "output_root", "caps"}:
+        raise ValueError(f"{RUNNER_ENV}: expected the keys kind, output_root and caps, got {sorted(values)}")
+    caps = dryrun.Caps.from_dict(values["caps"]) if values["caps"] is not None else None
+    return {"kind": values["kind"], "output_root": Path(values["output_root"]), "caps": caps, "headless": True}
+
+
+def setup(notebook: str, profile: str, overrides: Mapping[str, Any] | None = None, *, output_root=None):
+    """(cfg, data, run): the validated config, the data (loaded, class subset taken) and the open report.
+
+    output_root: figures and metrics in this folder and checkpoints in <output_root>/<model>/ (`emolib train
+    --out`); default: where the kind of run puts them."""
     from emolib.data import load
     cfg = configure(notebook, profile, overrides)
     data = load(cfg.source, cfg.data_path, **cfg.data_options).subset(cfg.classes)
-    return cfg, data, reporting.start(cfg, data)
+    context = runner_context()
+    row = notebook_row(profiles.notebook_name(notebook))
+    if context.get("caps") is not None and (row.trains or row.reads_checkpoints):
+        data = dryrun.cap_eval_splits(data, context["caps"])      # a dry run evaluates a few rows
+    return cfg, data, _start(cfg, data, context, output_root)
+
+
+def start(cfg, data=None, *, output_root=None):
+    """The report of a notebook that opens it on other data than `setup` loads (06: a video clip's info dict)."""
+    return _start(cfg, data, runner_context(), output_root)
+
+
+def _start(cfg, data, context: dict, output_root):
+    if output_root is not None:
+        context = {**context, "output_root": Path(output_root), "checkpoints": Path(output_root)}
+    return reporting.start(cfg, data, **context)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from emolib.research import session
 from emolib.core import atomic, paths
+from emolib.research import session
 
 # --------------------------------------------------------------------------- the studies
 
@@ -65,9 +65,9 @@ def load(study: str, profile: str) -> dict | None:
 
 def run_variant(variant: Variant, faces, train: dict, augment: dict, seed: int, device: str) -> dict:
     """Train one variant with the given recipe; its validation curve, best validation accuracy, time."""
-    from emolib.training.loader import AugmentConfig, FaceLoader
-    from emolib.models import create
     from emolib.core.runtime import resolve_device, seed_everything
+    from emolib.models import create
+    from emolib.training.loader import AugmentConfig, FaceLoader
     from emolib.training.loop import TrainConfig, fit
 
     seed_everything(seed)

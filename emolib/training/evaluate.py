@@ -14,13 +14,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
-from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, f1_score, roc_auc_score,
-                             roc_curve, top_k_accuracy_score)
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+    roc_auc_score,
+    roc_curve,
+    top_k_accuracy_score,
+)
 from torch import nn
 
-from emolib.core import dryrun
-from emolib.data.arrays import FaceArrays
 from emolib.core.runtime import amp_dtype, autocast, module_device, resolve_device
+from emolib.data.arrays import FaceArrays
 
 TTA_MODES = (None, "flip", "tencrop")
 ECE_BINS = 15
@@ -43,7 +49,7 @@ def run_batches(model: nn.Module, loader, device=None, *, forward=None, amp: boo
     outputs, labels = [], []
     try:
         with torch.inference_mode(), autocast(device, amp_dtype(device, amp)):
-            for x, y in dryrun.capped(loader):      # a dry run: the first few batches only
+            for x, y in loader:
                 outputs.append(forward(x.to(device, non_blocking=True)).float().cpu())
                 labels.append(y.cpu())
     finally:

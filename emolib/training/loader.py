@@ -13,10 +13,10 @@ import math
 import numpy as np
 import torch
 
-from emolib.models.preprocess import fit_to_spec, to_unit
 from emolib.core.runtime import resolve_device
 from emolib.core.spec import ModelSpec
 from emolib.data.arrays import FaceArrays
+from emolib.models.preprocess import fit_to_spec, to_unit
 from emolib.training.augment import AugmentConfig, augment_batch, erase
 
 __all__ = ["AugmentConfig", "FaceLoader", "class_weights", "epoch_generator"]

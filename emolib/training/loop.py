@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 from typing import Callable
 
@@ -32,11 +32,11 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch import nn
 
-from emolib.training import ddp
-from emolib.core import dryrun, progress, runtime
-from emolib.training.evaluate import run_batches
-from emolib.core.spec import stamp_framing
+from emolib.core import progress, runtime
 from emolib.core.settings import TrainConfig
+from emolib.core.spec import stamp_framing
+from emolib.training import ddp
+from emolib.training.evaluate import run_batches
 from emolib.training.state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
 
 __all__ = ["TrainConfig", "fit", "train_one_epoch", "evaluate_loss", "restore_resume_state", "build_optimizer",
@@ -127,6 +127,11 @@ def evaluate_loss(model: nn.Module, loader, device=None, *, amp: bool = False) -
             "macro_f1": float(f1_score(labels.numpy(), preds.numpy(), average="macro", zero_division=0))}
 
 
+def steps_per_epoch(loader, cfg: TrainConfig) -> int:
+    """The batches an epoch trains on: the loader's, or `cfg.max_batches` of them."""
+    return len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
+
+
 def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg: TrainConfig, device: torch.device,
                     *, scheduler=None, desc: str = "") -> dict:
     """One pass over `loader`: forward, loss, backward (scaled), clip, step; `scheduler` steps every batch.
@@ -137,8 +142,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
     dtype = runtime.amp_dtype(device, cfg.amp)
     channels_last = cfg.channels_last and device.type == "cuda"
     loss_sum, correct, seen, lr = 0.0, 0, 0, optimizer.param_groups[0]["lr"]
-    # a dry run: a few batches (emolib.core.dryrun)
-    bar = progress.bar(dryrun.capped(loader), total=dryrun.capped_len(len(loader)),
+    bar = progress.bar(islice(loader, steps_per_epoch(loader, cfg)), total=steps_per_epoch(loader, cfg),
                        show=cfg.progress and runtime.is_main(), desc=desc, leave=False, dynamic_ncols=True)
     for x, y in bar:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -179,7 +183,6 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
     the history after every epoch (live plots); an exception from it, KeyboardInterrupt included,
     ends the run with last.pt holding the last completed epoch.
     """
-    cfg = replace(cfg, epochs=dryrun.cap_epochs(cfg.epochs))   # a dry run trains 2 epochs at most
     device = runtime.resolve_device(cfg.device)
     classes = list(classes if classes is not None else train_loader.classes)
     stamp_framing(model, train_loader)     # the checkpoint crops photos as its training faces were framed
@@ -192,7 +195,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
             model.to(memory_format=torch.channels_last)
         train_loader, val_loader = ddp.shard(train_loader), ddp.shard(val_loader)
         optimizer = build_optimizer(model, cfg, param_groups)
-        scheduler = build_scheduler(optimizer, cfg, dryrun.capped_len(len(train_loader)))
+        scheduler = build_scheduler(optimizer, cfg, steps_per_epoch(train_loader, cfg))
         per_batch = scheduler_steps_per_batch(cfg)
         criterion = build_criterion(cfg, train_loader, device)
         # Only fp16 needs loss scaling; bf16 has float32's exponent range.

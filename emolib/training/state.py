@@ -12,10 +12,10 @@ from pathlib import Path
 
 from torch import nn
 
-from emolib.training import ddp
 from emolib.core import runtime
-from emolib.models.checkpoint import load_checkpoint, save_checkpoint
 from emolib.core.settings import TrainConfig
+from emolib.models.checkpoint import load_checkpoint, save_checkpoint
+from emolib.training import ddp
 
 __all__ = ["ResumeError", "TrainState", "new_history", "end_of_epoch", "restore_resume_state", "monitor_mode", "improved",
            "RESUME_MAY_CHANGE", "HISTORY_KEYS"]
