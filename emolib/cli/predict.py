@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from emolib.cli.common import UsageError, _err, _recognizer
+from emolib.cli.common import UsageError, err, recognizer_from_args
 
 CSV_FIELDS = ["file", "status", "face", "x0", "y0", "x1", "y1", "label", "confidence", "top3", "emoji",
               "from_fallback", "detector_score", "latency_ms"]
@@ -109,7 +109,7 @@ def cmd_predict(args) -> int:
         if annotate_dir.exists() and not annotate_dir.is_dir():
             raise UsageError(f"--annotate {annotate_dir}: exists and is not a directory")
         annotate_dir.mkdir(parents=True, exist_ok=True)
-    recognizer = _recognizer(args, fallback=args.fallback, tta_flip=args.tta, min_score=args.min_score)
+    recognizer = recognizer_from_args(args, fallback=args.fallback, tta_flip=args.tta, min_score=args.min_score)
     recognizer.warmup()                      # per-image latency then excludes one-time set-up
     writer = None
     if args.csv:
@@ -119,7 +119,7 @@ def cmd_predict(args) -> int:
     for r in predict_files(recognizer, args.paths, annotate_dir):
         if r["error"]:
             failed += 1
-            _err(f"{r['file']}: {r['error']}")
+            err(f"{r['file']}: {r['error']}")
         if writer is not None:               # stream: a long batch shows progress
             writer.writerows(_csv_rows(r))
             sys.stdout.flush()
@@ -130,5 +130,5 @@ def cmd_predict(args) -> int:
     elif not args.csv:
         _print_table(records)
     if failed:
-        _err(f"{failed} of {len(records)} inputs failed (the others were processed)")
+        err(f"{failed} of {len(records)} inputs failed (the others were processed)")
     return 1 if failed else 0

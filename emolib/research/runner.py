@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -80,13 +81,28 @@ def _failure_message(nb: str, err, executed: Path) -> str:
             f"The previous report stays in place; the executed notebook with the full traceback is {executed}")
 
 
+@contextmanager
+def _kernel_env(values: dict):
+    """The environment with `values` set while a kernel starts (it inherits them), as it was afterwards."""
+    old = {var: os.environ.get(var) for var in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for var, value in old.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
 def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None = None, log_output: bool = False,
                  caps: dryrun.Caps | None = None) -> Path:
     """Execute one notebook for `profile` and publish its report; returns <root>/html/<nb>.html.
 
     `caps`: a dry run (`dry_run`): the kind of run is ``dry-run`` (its own reports and checkpoints
-    roots), the kernel gets the caps in ``EMOLIB_DRY_RUN``, the sample-count parameters are capped
-    through ``overrides``, and the report opens with the dry-run banner."""
+    roots), the training sections and sample counts are capped through ``overrides``, the kernel gets the
+    caps in `RUNNER_ENV` (the session cuts the evaluation splits), and the report opens with the dry-run banner."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
@@ -106,27 +122,20 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     stage.mkdir(parents=True)
     executed = stage / f"{nb}.ipynb"
 
-    # The kernel inherits these (emolib.research.session reads RUNNER_ENV): figures and metrics go to staging,
-    # checkpoints to the kind's root, bars stay off, a dry run's caps reach the session.
+    # What the session reads: figures and metrics go to staging, checkpoints to the kind's root, bars stay off,
+    # a dry run's caps reach the session.
     context = {"kind": kind, "output_root": str(stage), "caps": None if caps is None else caps.to_dict()}
-    kernel_env = {RUNNER_ENV: json.dumps(context), **HEADLESS_ENV}
-    old_env = {var: os.environ.get(var) for var in kernel_env}
-    os.environ.update(kernel_env)
     t0 = time.perf_counter()
     try:
-        # The notebook reads its section itself (emolib.research.session); the runner names the profile and
-        # clears any overrides a committed parameters cell might hold: a published report is the profile.
-        papermill.execute_notebook(str(source), str(executed), parameters={"profile": str(profile), "overrides": overrides},
-                                   kernel_name=KERNEL, cwd=str(paths.notebooks_dir()), progress_bar=False,
-                                   log_output=log_output, execution_timeout=timeout, config=kernel_config())
+        with _kernel_env({RUNNER_ENV: json.dumps(context), **HEADLESS_ENV}):
+            # The notebook reads its section itself (emolib.research.session); the runner names the profile and
+            # clears any overrides a committed parameters cell might hold: a published report is the profile.
+            papermill.execute_notebook(str(source), str(executed),
+                                       parameters={"profile": str(profile), "overrides": overrides},
+                                       kernel_name=KERNEL, cwd=str(paths.notebooks_dir()), progress_bar=False,
+                                       log_output=log_output, execution_timeout=timeout, config=kernel_config())
     except PapermillExecutionError as err:
         raise NotebookFailed(("DRY RUN: " if caps else "") + _failure_message(nb, err, executed)) from None
-    finally:
-        for var, value in old_env.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
     seconds = time.perf_counter() - t0
 
     book = nbformat.read(executed, as_version=4)
@@ -159,7 +168,7 @@ def _mark_dry_run(book, stage: Path, nb: str, profile: str, caps: dryrun.Caps) -
     if metrics.exists():
         m = json.loads(metrics.read_text())
         m["dry_run"] = {"caps": caps.to_dict(), "substituted": substituted}
-        metrics.write_text(json.dumps(m, indent=1, sort_keys=True, allow_nan=False) + "\n")
+        write_text(metrics, json.dumps(m, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
 def dry_run(profile: str, notebooks=NOTEBOOKS, caps: dryrun.Caps | None = None, *, log_output: bool = False) -> Path:

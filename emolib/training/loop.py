@@ -142,7 +142,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
     dtype = runtime.amp_dtype(device, cfg.amp)
     channels_last = cfg.channels_last and device.type == "cuda"
     loss_sum, correct, seen, lr = 0.0, 0, 0, optimizer.param_groups[0]["lr"]
-    bar = progress.bar(islice(loader, steps_per_epoch(loader, cfg)), total=steps_per_epoch(loader, cfg),
+    batches = loader if cfg.max_batches is None else islice(loader, cfg.max_batches)
+    bar = progress.bar(batches, total=steps_per_epoch(loader, cfg),
                        show=cfg.progress and runtime.is_main(), desc=desc, leave=False, dynamic_ncols=True)
     for x, y in bar:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
