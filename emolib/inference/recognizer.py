@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emolib.core import paths
 from emolib.core.labels import EMOJI, canonical
 from emolib.core.runtime import resolve_device
 from emolib.inference.classifier import DEFAULT_MODEL, load_classifier, onnx_path, resolve_backend
@@ -102,7 +103,7 @@ class EmotionRecognizer:
     (None: the detector's default). framing: how faces are cut out (default: the model's own,
     ``model.spec.framing``, which its checkpoint records; pass one only to experiment).
     optimize: classify with `emolib.models.inference.prepare_for_inference`'s copy of the model
-    (BatchNorm folded, channels-last: same outputs, ~1.7x faster for one face, ~3x for four).
+    (BatchNorm folded, channels-last: same outputs, faster; `make bench` measures by how much).
     crop_size: side of the face crop before `to_model_input` resizes it to the model's input
     (default: the model's input size; 48 reproduces the look of 48 px training data exactly).
     backend: "torch", "onnx" (an `emolib export` file run by ONNX Runtime on the CPU; spec and
@@ -126,11 +127,10 @@ class EmotionRecognizer:
         cached_onnx = _cached_onnx(model) if backend == "auto" and device.type == "cpu" and classes is None else None
         if self.backend == "onnx" or cached_onnx:   # an `emolib export` file: spec and classes from its metadata
             from emolib.inference.onnx import OnnxClassifier
-            self.model = OnnxClassifier(cached_onnx or onnx_path(model))
+            self.model, self.backend = OnnxClassifier(cached_onnx or onnx_path(model)), "onnx"
             self.classes, self.source = self.model.classes, f"onnx {self.model.path}"
             if cached_onnx:      # the pretrained model's own export (`make setup`): no torch model is built
-                from emolib.core import paths
-                self.backend, self.source = "onnx", f"pretrained {model} (ONNX Runtime: {paths.shown(cached_onnx)})"
+                self.source = f"pretrained {model} (ONNX Runtime: {paths.shown(cached_onnx)})"
         else:
             self.model, self.classes, self.source = load_classifier(model, device, classes)
         if optimize and self.backend == "torch":   # a copy: a module passed in stays as it was
