@@ -21,7 +21,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from emolib.core.atomic import write_text
 from emolib.core.settings import TrainConfig, from_mapping
+from emolib.research.notebooks import notebook as notebook_row
+from emolib.research.profiles import NESTED
 
 __all__ = ["Caps", "cap_overrides", "cap_eval_splits", "record_substitution", "substitutions", "banner"]
 
@@ -53,15 +56,13 @@ class Caps:
 
 def cap_overrides(notebook: str, parameters: dict, caps: Caps) -> dict:
     """The overrides a dry run passes the notebook: its training sections and sample counts capped."""
-    from emolib.research.notebooks import notebook as row
-    from emolib.research.profiles import NESTED
     out = {}
     for key, value in parameters.items():
         if NESTED.get(key) is TrainConfig:
             train = TrainConfig.from_dict(value)
             out[key] = {"epochs": min(train.epochs, caps.epochs), "batch_size": min(train.batch_size, caps.batch_size),
                         "max_batches": caps.batches}
-    out.update({k: min(parameters[k], caps.samples) for k in row(notebook).sample_parameters
+    out.update({k: min(parameters[k], caps.samples) for k in notebook_row(notebook).sample_parameters
                 if parameters[k] > caps.samples})
     return out
 
@@ -75,8 +76,7 @@ def record_substitution(folder: Path, line: str) -> None:
     """Add `line` to the substitutions recorded in `folder` (the run's output folder) for the report's banner."""
     found = substitutions(folder)
     if line not in found:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / SUBSTITUTIONS_FILE).write_text(json.dumps(found + [line], indent=1))
+        write_text(Path(folder) / SUBSTITUTIONS_FILE, json.dumps(found + [line], indent=1))
 
 
 def substitutions(folder: Path) -> list[str]:
