@@ -1,5 +1,6 @@
 """The notebooks are thin and clean: parsed, never executed here (tests/test_reproduce.py runs them)."""
 import ast
+import dataclasses
 
 import nbformat
 import papermill
@@ -89,15 +90,15 @@ def test_interactive_defaults_are_the_quick_profile(nb):
     assert namespace["profile"] == "quick" and namespace["overrides"] == {}, \
         f"{nb}: a committed parameters cell must not override the profile"
     cfg = session.configure(nb, namespace["profile"], namespace["overrides"])
-    assert profiles.to_dict(cfg) == profiles.resolve(nb, "quick")
-    assert reporting.differences(nb, "quick", profiles.to_dict(cfg)) == {}
+    assert dataclasses.asdict(cfg) == profiles.resolve(nb, "quick")
+    assert reporting.differences(nb, "quick", dataclasses.asdict(cfg)) == {}
 
 
 def test_overrides_win_mappings_merge_and_unknown_keys_are_errors():
     quick = profiles.resolve("02", "quick")
     cfg = session.configure("02", "quick", {"train": {"epochs": 2}, "tta": "flip"})
     assert cfg.train == {**quick["train"], "epochs": 2} and cfg.tta == "flip" and cfg.model == quick["model"]
-    assert reporting.differences("02_cnn_baseline", "quick", profiles.to_dict(cfg)) == {"train.epochs": 2, "tta": "flip"}
+    assert reporting.differences("02_cnn_baseline", "quick", dataclasses.asdict(cfg)) == {"train.epochs": 2, "tta": "flip"}
     with pytest.raises(profiles.ConfigError, match=r"with overrides \['epochs'\]: unknown key"):
         session.configure("02", "quick", {"epochs": 2})
     with pytest.raises(profiles.ConfigError, match="training option 'epochs'"):

@@ -140,7 +140,7 @@ def test_checkpoint_model_brings_its_own_classes(tmp_path, astronaut):
     net = models.create("cnn_fer", num_classes=5)
     path = tmp_path / "five.pt"
     save_checkpoint(path, net, classes=list(five), config={}, metrics={})
-    rec = EmotionRecognizer.from_checkpoint(path)
+    rec = EmotionRecognizer(path)
     assert rec.classes == five and rec.spec.input_size == 48
     results = rec.recognize(astronaut)
     assert len(results) == 1 and list(results[0].probs) == list(five)

@@ -19,10 +19,7 @@ from emolib.cli.predict import cmd_predict
 from emolib.core.labels import EMOTIONS
 
 # The detectors, fallbacks and defaults by use are emolib.faces' own (importing it loads no model).
-from emolib.faces.detection import DETECTORS as _DETECTORS
-from emolib.faces.detection import FALLBACKS, LIVE_DETECTOR, LIVE_THREADS, STILL_DETECTOR, still_threads
-
-DETECTORS = tuple(_DETECTORS)
+from emolib.faces.detection import DETECTORS, FALLBACKS, LIVE_DETECTOR, LIVE_THREADS, STILL_DETECTOR, still_threads
 
 
 # --------------------------------------------------------------------------------- video, webcam

@@ -22,8 +22,8 @@ from emolib.faces.types import Face
 
 # detector -> (eye midpoint x offset from the box centre / box width, eye line from the box top / box
 # height, frontal eye gap / box width). Medians over the astronaut (eyes measured by hand) and the LFW
-# faces of tests/photos.py (eyes: short-range BlazeFace keypoints); `measure_box_eyes` re-measures them
-# (tests/test_faces.py checks these against it). Boxes of unknown origin are read like blazeface_full's.
+# faces of tests/photos.py (eyes: short-range BlazeFace keypoints); tests/test_faces.py re-measures them
+# and checks these against it. Boxes of unknown origin are read like blazeface_full's.
 BOX_EYES: dict[str, tuple[float, float, float]] = {
     "blazeface": (-0.040, 0.246, 0.433),
     "blazeface_full": (0.003, 0.327, 0.426),
@@ -89,19 +89,3 @@ def crop_faces(image: np.ndarray, faces: list[Face], size: int = 48, framing: Fr
         return np.zeros((0, size, size), np.uint8)
     return np.stack([crop_face(gray, f, size, framing) for f in faces])
 
-
-def measure_box_eyes(detector: str, items, reference_eyes) -> tuple[float, float, float]:
-    """BOX_EYES for `detector`, measured: items are (BGR image, reference box) pairs and reference_eyes their
-    (2, 2) eye centres (right eye first). Medians over the faces the detector finds (IoU >= 0.3)."""
-    from emolib.faces.boxes import iou
-    from emolib.faces.detection import detect
-    rows = []
-    for (image, box), eyes in zip(items, reference_eyes):
-        found = [f for f in detect(image, detector, min_score=0.3 if detector == "blazeface_full" else None)
-                 if iou(f.box, box) >= 0.3]
-        if not found or eyes is None:
-            continue
-        f, eyes = found[0], np.asarray(eyes, np.float64)
-        mid, gap = eyes.mean(axis=0), float(np.hypot(*(eyes[1] - eyes[0])))
-        rows.append(((mid[0] - f.center[0]) / f.width, (mid[1] - f.box[1]) / f.height, gap / f.width))
-    return tuple(float(v) for v in np.median(np.asarray(rows), axis=0))

@@ -46,7 +46,6 @@ SHORT_RANGE = BlazeFaceModel(
 FULL_RANGE = BlazeFaceModel(       # one 48×48 feature map (stride 4), one anchor per cell: 2304
     "face_detection_full_range.tflite", "reshaped_classifier_face_4", "reshaped_regressor_face_4",
     dict(_COMMON, num_layers=1, input_size=192, strides=(4,), interpolated_scale_aspect_ratio=0.0))
-ANCHOR_OPTIONS = SHORT_RANGE.anchors          # the short-range layout (tests, and the old import path)
 
 
 def ssd_anchors(num_layers: int, min_scale: float, max_scale: float, input_size: int, anchor_offset: float,

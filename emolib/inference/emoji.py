@@ -182,13 +182,3 @@ def paste_sprite(image: np.ndarray, sprite: np.ndarray, x: int, y: int) -> np.nd
     roi[:] = (part[..., :3] * a + roi * (1.0 - a) + 0.5).astype(np.uint8)
     return image
 
-
-def emoji_sheet(size: int = 96, emotions=EMOTIONS) -> np.ndarray:
-    """All emoji side by side on white with their names below (BGR), to look at them."""
-    pad, text_h = size // 8, 24
-    sheet = np.full((size + 2 * pad + text_h, len(emotions) * (size + pad) + pad, 3), 255, np.uint8)
-    for i, e in enumerate(emotions):
-        x = pad + i * (size + pad)
-        paste_sprite(sheet, emoji_sprite(e, size), x, pad)
-        cv2.putText(sheet, e, (x, size + pad + text_h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return sheet

@@ -148,10 +148,6 @@ class EmotionRecognizer:
         from emolib.faces.detection import LIVE_DETECTOR
         return cls(model, **{"detector": LIVE_DETECTOR, **kwargs})
 
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> "EmotionRecognizer":
-        return cls(model=Path(path), **kwargs)
-
     def __repr__(self) -> str:
         return (f"EmotionRecognizer(model={self.source!r}, detector={self.detector!r}, classes={len(self.classes)}, "
                 f"input={self.spec.input_size}px×{self.spec.channels}, fallback={self.fallback!r}, "

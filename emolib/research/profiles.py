@@ -20,7 +20,6 @@ unless an override says otherwise.
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 import typing
 from dataclasses import fields
@@ -208,8 +207,3 @@ def resolve(notebook: str, profile: str, overrides: Mapping[str, Any] | None = N
         values[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else value
     where = f"{profile_path(profile)} [{nb}]" + (f" with overrides {sorted(overrides)}" if overrides else "")
     return check(nb, values, where=where)
-
-
-def to_dict(cfg) -> dict:
-    """A validated config as a plain dict (for metrics JSON and checkpoints)."""
-    return dataclasses.asdict(cfg)

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from emolib.core import paths
@@ -31,7 +31,7 @@ from emolib.core.provenance import code_version
 from emolib.research import dryrun
 from emolib.research.dryrun import Caps
 from emolib.research.notebooks import SCHEMAS, TRAINING_NOTEBOOKS
-from emolib.research.profiles import ConfigError, resolve, to_dict
+from emolib.research.profiles import ConfigError, resolve
 from emolib.research.records import format_number
 
 __all__ = ["Run", "start", "split_timing", "notebook_of", "is_timing_key", "differences"]
@@ -278,7 +278,7 @@ def start(cfg, data=None, **where) -> Run:
         info = {"source": data.source, "fingerprint": data.fingerprint, "n": int(len(data)),
                 "classes": list(data.classes), "counts": data.counts(), "notes": list(data.notes)}
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    nb, values = notebook_of(cfg), to_dict(cfg)
+    nb, values = notebook_of(cfg), asdict(cfg)
     return Run(nb, cfg.profile, values, info, code_version(), date, overrides=differences(nb, cfg.profile, values),
                **where)
 
