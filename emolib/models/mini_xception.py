@@ -124,22 +124,9 @@ def load_keras_weights(model: MiniXception, hdf5_path: Path) -> dict[str, int]:
     import h5py
 
     with h5py.File(hdf5_path, "r") as f:
-        config = json.loads(f.attrs["model_config"])
-        layers = config["config"]["layers"]
+        layers = json.loads(f.attrs["model_config"])["config"]["layers"]
         group = f["model_weights"]
-
-        def weights(name: str) -> dict[str, torch.Tensor]:
-            g = group[name]
-            return {n.decode().split("/")[-1].split(":")[0]: torch.from_numpy(g[n][()]).float()
-                    for n in g.attrs["weight_names"]}
-
-        convs_k = [layer["config"]["name"] for layer in layers if layer["class_name"] == "Conv2D"]
-        seps_k = [layer["config"]["name"] for layer in layers if layer["class_name"] == "SeparableConv2D"]
-        convs_t, seps_t = _torch_targets(model)
-        if len(convs_k) != len(convs_t) or len(seps_k) != len(seps_t):
-            raise ValueError(f"{hdf5_path}: expected {len(convs_t)} Conv2D and {len(seps_t)} SeparableConv2D "
-                             f"layers, found {len(convs_k)} and {len(seps_k)}: not the mini-Xception layout")
-        where = dict(zip(convs_k, convs_t)) | dict(zip(seps_k, seps_t))
+        where = _conv_targets(layers, model, hdf5_path)
         state: dict[str, torch.Tensor] = {}
         used = 0
         for layer in layers:
@@ -148,42 +135,78 @@ def load_keras_weights(model: MiniXception, hdf5_path: Path) -> dict[str, int]:
                 if name in group and len(group[name].attrs["weight_names"]):
                     raise ValueError(f"{hdf5_path}: unexpected weights in {kind} layer {name!r}")
                 continue
-            w = weights(name)
+            w = _keras_weights(group[name])
             used += len(w)
             if kind == "Conv2D":
-                dst = where[name]
-                state[f"{dst}.weight"] = w.pop("kernel").permute(3, 2, 0, 1)          # HWIO -> OIHW
-                if "bias" in w:
-                    state[f"{dst}.bias"] = w.pop("bias")
+                state |= _conv(w, where[name])
             elif kind == "SeparableConv2D":
-                dst = where[name]
-                state[f"{dst}.depthwise.weight"] = w.pop("depthwise_kernel").permute(2, 3, 0, 1)  # HWC1 -> C1HW
-                state[f"{dst}.pointwise.weight"] = w.pop("pointwise_kernel").permute(3, 2, 0, 1)  # 11IO -> OI11
+                state |= _separable_conv(w, where[name])
             else:
-                source = layer["inbound_nodes"][0][0][0]
-                if source not in where:
-                    raise ValueError(f"{hdf5_path}: BatchNormalization {name!r} follows {source!r}, not a conv")
-                dst = _next_sibling(where[source])
-                for k_name, t_name in (("gamma", "weight"), ("beta", "bias"),
-                                       ("moving_mean", "running_mean"), ("moving_variance", "running_var")):
-                    state[f"{dst}.{t_name}"] = w.pop(k_name)
-                eps = layer["config"].get("epsilon", BN_EPS)
-                if abs(eps - model.get_submodule(dst).eps) > 1e-12:
-                    raise ValueError(f"{hdf5_path}: {name} has epsilon {eps}, the model uses {BN_EPS}")
+                state |= _batchnorm(w, layer, where, model, hdf5_path)
             if w:
                 raise ValueError(f"{hdf5_path}: unused weights {sorted(w)} in layer {name!r}")
-
-    expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    if missing := sorted(set(expected) - set(state)):
-        raise ValueError(f"{hdf5_path}: no Keras weights for {missing}")
-    for k, v in state.items():
-        if k not in expected:
-            raise ValueError(f"{hdf5_path}: mapped a Keras weight to unknown tensor {k!r}")
-        if v.shape != expected[k].shape:
-            raise ValueError(f"{hdf5_path}: {k} has shape {tuple(v.shape)} in the file, "
-                             f"{tuple(expected[k].shape)} in the model")
+    _check_complete(state, model, hdf5_path)
     model.load_state_dict(state, strict=False)   # strict=False only for num_batches_tracked
     return {"tensors": len(state), "keras_weights": used}
+
+
+def _conv_targets(layers: list[dict], model: MiniXception, path: Path) -> dict[str, str]:
+    """Keras conv layer name -> the torch module it fills, by order of appearance (ValueError: another layout)."""
+    convs_k = [layer["config"]["name"] for layer in layers if layer["class_name"] == "Conv2D"]
+    seps_k = [layer["config"]["name"] for layer in layers if layer["class_name"] == "SeparableConv2D"]
+    convs_t, seps_t = _torch_targets(model)
+    if len(convs_k) != len(convs_t) or len(seps_k) != len(seps_t):
+        raise ValueError(f"{path}: expected {len(convs_t)} Conv2D and {len(seps_t)} SeparableConv2D "
+                         f"layers, found {len(convs_k)} and {len(seps_k)}: not the mini-Xception layout")
+    return dict(zip(convs_k, convs_t)) | dict(zip(seps_k, seps_t))
+
+
+def _keras_weights(g) -> dict[str, torch.Tensor]:
+    """A Keras layer's weights by their short name ("kernel", "gamma", ...)."""
+    return {n.decode().split("/")[-1].split(":")[0]: torch.from_numpy(g[n][()]).float()
+            for n in g.attrs["weight_names"]}
+
+
+# The mappers pop what they use from a layer's weights and return torch state_dict entries.
+
+def _conv(w: dict[str, torch.Tensor], dst: str) -> dict[str, torch.Tensor]:
+    out = {f"{dst}.weight": w.pop("kernel").permute(3, 2, 0, 1)}          # HWIO -> OIHW
+    if "bias" in w:
+        out[f"{dst}.bias"] = w.pop("bias")
+    return out
+
+
+def _separable_conv(w: dict[str, torch.Tensor], dst: str) -> dict[str, torch.Tensor]:
+    return {f"{dst}.depthwise.weight": w.pop("depthwise_kernel").permute(2, 3, 0, 1),   # HWC1 -> C1HW
+            f"{dst}.pointwise.weight": w.pop("pointwise_kernel").permute(3, 2, 0, 1)}   # 11IO -> OI11
+
+
+def _batchnorm(w: dict[str, torch.Tensor], layer: dict, where: dict[str, str], model: MiniXception,
+               path: Path) -> dict[str, torch.Tensor]:
+    """A BatchNormalization fills the BatchNorm right after the conv that feeds it (same epsilon, or ValueError)."""
+    name, source = layer["config"]["name"], layer["inbound_nodes"][0][0][0]
+    if source not in where:
+        raise ValueError(f"{path}: BatchNormalization {name!r} follows {source!r}, not a conv")
+    dst = _next_sibling(where[source])
+    out = {f"{dst}.{t_name}": w.pop(k_name) for k_name, t_name in (
+        ("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"), ("moving_variance", "running_var"))}
+    eps = layer["config"].get("epsilon", BN_EPS)
+    if abs(eps - model.get_submodule(dst).eps) > 1e-12:
+        raise ValueError(f"{path}: {name} has epsilon {eps}, the model uses {BN_EPS}")
+    return out
+
+
+def _check_complete(state: dict[str, torch.Tensor], model: MiniXception, path: Path) -> None:
+    """Every tensor of the model (num_batches_tracked aside) set, each to a known name at its shape."""
+    expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    if missing := sorted(set(expected) - set(state)):
+        raise ValueError(f"{path}: no Keras weights for {missing}")
+    for k, v in state.items():
+        if k not in expected:
+            raise ValueError(f"{path}: mapped a Keras weight to unknown tensor {k!r}")
+        if v.shape != expected[k].shape:
+            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)} in the file, "
+                             f"{tuple(expected[k].shape)} in the model")
 
 
 # Grad-CAM hooks the output of the last residual module (4×4 at 64 px).
