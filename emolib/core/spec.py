@@ -3,7 +3,7 @@
 That includes the framing: how a face found in a photo is cut out before it is resized to the model's
 input, in units of the face's eyes so that it means the same whatever the detector (each detector's boxes
 are calibrated to those units in `emolib.faces.align`). A model sees faces framed as its training data
-framed them; README "Framing" tells how each framing below was derived.
+framed them; docs/faces.md ("Framing") tells how each framing below was derived.
 """
 from __future__ import annotations
 

@@ -244,8 +244,8 @@ class BlazeFaceFull(BlazeFace):
     Why 2.25 (measured here, before it replaced a grid of tiles): the full-range model finds faces down to about
     10 px of its input. Six overlapping 192 px tiles at 2× the whole view's scale found small faces; one fully
     convolutional pass at the same 2× found fewer of the smallest, since each face in the tiles' overlaps had
-    two to four tries and the best score counted. At 2.25× the one pass finds at least as many (README, "Face
-    detection") in about 2/3 of the time: 4.5 views' worth of pixels on a 3:2 photo instead of 7.
+    two to four tries and the best score counted. At 2.25× the one pass finds at least as many (docs/faces.md,
+    "Small faces") in about 2/3 of the time: 4.5 views' worth of pixels on a 3:2 photo instead of 7.
     """
     name = "blazeface_full"
     model = FULL_RANGE

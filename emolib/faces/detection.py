@@ -25,7 +25,7 @@ DETECTORS: dict[str, tuple[str, float]] = {
     "haar": ("emolib.faces.haar:HaarFace", 0.0),         # Viola-Jones; score = cascade's last-stage weight
 }
 FALLBACKS = ("none", "whole", "center")
-# Defaults by use (README "Face detection" gives the recall and speed behind them): a still photo gets
+# Defaults by use (docs/faces.md says why; docs/benchmarks.md has the recall and speed): a still photo gets
 # the detector that finds small faces; a video frame the one that keeps the live budget and still finds
 # a face at arm's length from the camera.
 STILL_DETECTOR = "blazeface_full"
