@@ -119,7 +119,8 @@ lab: ## JupyterLab on notebooks/ (kernel `emolib`) at 127.0.0.1:8888 (LAB_IP=0.0
 	JUPYTER_TOKEN=$$token exec $(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	  --ServerApp.port_retries=0 --ServerApp.root_dir=notebooks $$root
 
-bench: ## speed and memory figures -> reports/bench/bench.json
+# What it cannot get (messi5.jpg and building.jpg come from Debian's opencv-doc) is skipped with one line.
+bench: ## this machine's speed and recall figures -> reports/bench/bench.json (docs/benchmarks.md: publishing a run)
 	$(PY) -m emolib.bench
 
 # The `fer` package needs TensorFlow, which stays out of .venv: it gets its own environment (about 2 GB).

@@ -1,6 +1,6 @@
 """The two paths as a user runs them: the live loop on 640×480 frames and one still photo of 1920×1280.
 
-Live (`e2e_ms_live_640x480_{1face,4faces}`, targets ≤ 6 and ≤ 8 ms): the clips of emolib/bench/e2e.py
+Live (`e2e_ms_live_640x480_{1face,4faces}`; their targets: emolib/bench/_page.py): the clips of emolib/bench/e2e.py
 (real faces, JPEG-encoded in memory) through the loop `emolib video` / `webcam` run: decode, the live
 detector, then `FramePipeline` (crop, classify, track, smooth, draw), with the next frame decoded and
 detected in a worker thread (`emolib.inference.prefetch`) while this one is classified. Each stage gets one thread
@@ -42,11 +42,17 @@ def live_ms(recognizer, jpegs: list[np.ndarray], expect_faces: int, prefetch: bo
     return best
 
 
-def still_photo() -> tuple[np.ndarray, int]:
+STILL = "insightface_t1.jpg"       # a photo of emolib/bench/group_photos.py
+
+
+def still_photo() -> tuple[np.ndarray, int] | str:
+    """(the JPEG, its faces), or the line that says why the photo is missing."""
     from emolib.bench import group_photos
     from emolib.core.images import read_image
-    group_photos.fetch()
-    photo = next(p for p in group_photos.PHOTOS if p.name == "insightface_t1.jpg")
+    missing = group_photos.fetch()
+    if STILL in missing:
+        return missing[STILL]
+    photo = next(p for p in group_photos.PHOTOS if p.name == STILL)
     image = cv2.resize(read_image(group_photos.cached(photo)), (1920, 1280), interpolation=cv2.INTER_CUBIC)
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], len(photo.faces)
 
@@ -79,12 +85,14 @@ def run(quick: bool = False) -> dict[str, float]:
             out[f"e2e_ms_live_640x480_{name}"] = live_ms(live, jpegs, faces, prefetch=True)
             plain = live_ms(live, jpegs, faces, prefetch=False)
             out[f"e2e_live_prefetch_speedup_640x480_{name}"] = plain / out[f"e2e_ms_live_640x480_{name}"]
-    jpeg, faces = still_photo()
+    still = still_photo()
+    if isinstance(still, str):
+        return out | {"_skipped": [f"e2e_ms_still_1920x1280: {still}"]}
     with cpu_threads(still_threads()):
-        out["e2e_ms_still_1920x1280"] = still_ms(EmotionRecognizer().warmup(), jpeg, faces, 3 if quick else 10)
-    return out
+        out["e2e_ms_still_1920x1280"] = still_ms(EmotionRecognizer().warmup(), *still, 3 if quick else 10)
+    return out | {"_inputs": [STILL]}
 
 
 if __name__ == "__main__":
     for k, v in run().items():
-        print(f"{k} = {v:.3g}")
+        print(f"{k} = {v:.3g}" if not k.startswith("_") else f"{k} = {v}")

@@ -1,0 +1,177 @@
+"""docs/benchmarks.md, generated from one bench JSON (`python -m emolib.bench --markdown [JSON]`), never edited by hand.
+
+What each figure measures and its target live here, in `FIGURES`; the measured values only in the JSON. The same
+JSON gives the same page byte for byte: nothing here reads the clock, the machine or the environment.
+"""
+from __future__ import annotations
+
+import math
+import re
+from fnmatch import fnmatchcase
+
+REFRESH = "python -m emolib.bench --markdown"
+
+# (figure-name pattern, what it measures, target). The first pattern that matches a name describes it, so a
+# specific name comes before the pattern that would also match it. A figure no pattern matches still gets a row.
+FIGURES: tuple[tuple[str, str, str], ...] = (
+    # data_io
+    ("csv_parse_s_*", "parse a FER2013-format CSV of 35,887 rows (`_fer2013_tenth`: a tenth of it, `--quick`)", ""),
+    ("cache_load_s_*", "load the same rows from their decoded `.npz` cache (fingerprint checked)", "< 1 s"),
+    ("csv_parse_vs_cache_load_ratio", "CSV parse time ÷ cache load time", ""),
+    # data_pipeline
+    ("synthetic_faces_per_s", "synthetic faces generated (drawing, masks, splits)", "≥ 5,000"),
+    ("loader_batches_per_s_cached", "augmented training batches/s of FaceLoader (batch 64, 48 px, 1 channel)", ""),
+    ("loader_batches_per_s_imagefolder", "the same from torchvision's `ImageFolder` + PIL transforms on the same "
+     "images as PNG files", ""),
+    ("loader_batches_per_s_imagefolder_2workers", "the same `ImageFolder` with 2 DataLoader workers", ""),
+    ("loader_speedup_vs_imagefolder", "augmented training batches/s, FaceLoader ÷ `ImageFolder` + PIL transforms "
+     "on the same PNGs", "≥ 5"),
+    ("loader_speedup_vs_imagefolder_2workers", "the same against `ImageFolder` with 2 DataLoader workers", ""),
+    # train
+    ("train_img_per_s_*", "training images/s at batch 64 with augmentation: a full step (batch, forward, "
+     "cross-entropy, backward, AdamW), median step", ""),
+    # backends (before classifier: the same prefix)
+    ("classifier_faces_per_s_bs*_*_onnx", "the same model exported (`emolib export`) and run by ONNX Runtime, "
+     "same input and threads", ""),
+    ("classifier_onnx_vs_torch_bs*", "ONNX Runtime's faces/s ÷ PyTorch's (> 1: ONNX Runtime is faster)",
+     "ONNX Runtime is the default only where it wins on speed and parity"),
+    ("export_parity_max_abs_prob_diff_*", "largest |Δ probability| between PyTorch and the ONNX export, "
+     "on real face crops", ""),
+    ("e2e_ms_640x480_*_torch", "the live pipeline with the default model on PyTorch (same clip and run as `_onnx`)", ""),
+    ("e2e_ms_640x480_*_onnx", "the live pipeline with the default model on ONNX Runtime", ""),
+    # classifier
+    ("classifier_faces_per_s_bs64_fer2013-mini-xception", "inference faces/s (BatchNorm folded, channels-last)",
+     "≥ 1,000"),
+    ("classifier_faces_per_s_bs64_cnn_fer", "inference faces/s (BatchNorm folded, channels-last)", "≥ 1,000"),
+    ("classifier_faces_per_s_bs*", "inference faces/s (BatchNorm folded, channels-last)", ""),
+    ("classifier_prepare_speedup_bs64_*", "faces/s after `prepare_for_inference` ÷ the plain eval-mode model, "
+     "batch 64", ""),
+    # faces
+    ("detect_ms_640x480_*", "face detection on a 640×480 frame with one face (skimage's astronaut)", ""),
+    ("detect_ms_1920x1280_blazeface_full", "the still-photo detector on a 1920×1280 frame, its fine pass included", ""),
+    ("detect_speedup_blazeface_vs_ssd", "SSD's time ÷ BlazeFace's on the 640×480 frame", ""),
+    ("crop_face_ms_48", "one aligned 48 px face crop (`crop_face`)", ""),
+    # group_photos
+    ("recall_group_photos_blazeface_full", "share of the labelled faces of the group photos found", "1 (every face)"),
+    ("recall_group_photos_*", "share of the labelled faces of the group photos found", ""),
+    ("false_faces_group_photos_*", "detections that are no labelled face, over all the photos", ""),
+    ("detect_ms_group_photos_*", "detection time per photo, median over the photos", ""),
+    ("group_photos_count", "group photos these figures were measured on (their names: above the table)", ""),
+    ("group_photos_labelled_faces", "labelled faces on those photos: what the recall is a share of", ""),
+    # small_faces
+    ("recall_small_faces_*px_blazeface_full", "share of the pasted faces of that width found by the full-range "
+     "detector with its fine pass (16 faces to a 1280×853 scene)", ""),
+    ("recall_small_faces_*px_blazeface_full_whole_view", "the same, its whole view alone (`zoom=0`)", ""),
+    ("small_faces_source_faces", "labelled faces the pasted faces are drawn from", ""),
+    # live
+    ("e2e_ms_live_640x480_1face", "the live loop as `emolib video` / `webcam` run it: decode, live detector, crop, "
+     "classify, track, smooth, draw, the next frame decoded and detected in a worker thread meanwhile; one thread "
+     "each for torch and cv2; wall time / frame", "≤ 6 ms"),
+    ("e2e_ms_live_640x480_4faces", "the same with four faces a frame", "≤ 8 ms"),
+    ("e2e_live_prefetch_speedup_640x480_*", "the same loop without the worker thread ÷ with it", ""),
+    ("e2e_ms_still_1920x1280", "`emolib predict` on a 1920×1280 group photo (6 faces): decode, blazeface_full with "
+     "its fine pass (every core), classify every face, draw", ""),
+    # e2e
+    ("e2e_ms_640x480_1face_blazeface", "decode + detect + align + classify + draw, median over a clip of real "
+     "faces, one thread each for torch and cv2", "≤ 8 ms"),
+    ("e2e_ms_640x480_*", "decode + detect + align + classify + draw, median over a clip of real faces, one thread "
+     "each for torch and cv2", ""),
+    ("e2e_faces_found_640x480_*", "faces found per frame, mean over the clip", ""),
+    ("e2e_stage_ms_640x480_*", "one stage of the default pipeline, median per frame", ""),
+    ("e2e_fps_640x480_1face_blazeface", "frames per second of the default pipeline (1000 ÷ its ms)", ""),
+)
+
+UNITS = ((re.compile(r"speedup|ratio|_onnx_vs_torch_"), "×"), (re.compile(r"_ms(_|$)"), " ms"),
+         (re.compile(r"_fps_"), " fps"), (re.compile(r"(?:^|_)s(?:_|$)"), " s"))
+PER_S = re.compile(r"([a-z]+)_per_s(?:_|$)")
+
+
+def describe(name: str) -> tuple[str, str]:
+    """(what, target) of a figure; ("", "") when no pattern of `FIGURES` matches it."""
+    return next(((what, target) for pattern, what, target in FIGURES if fnmatchcase(name, pattern)), ("", ""))
+
+
+def number(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.2g}" if abs(value) < 1e-3 else f"{value:.3g}"
+
+
+def measured(name: str, value: float) -> str:
+    """A figure as a reader wants it: a few significant digits and its unit, read off its name."""
+    value = float(value)
+    if m := PER_S.search(name):
+        return f"{number(value)} {m.group(1)}/s"
+    unit = next((u for pattern, u in UNITS if pattern.search(name)), "")
+    return number(value) + unit
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    return f"{minutes} min {s} s" if minutes else f"{seconds:.1f} s"
+
+
+def _header(machine: dict) -> list[str]:
+    cores = f"{machine.get('cpu_count', '?')} (this process may use {machine.get('cpu_affinity', '?')}; " \
+            f"torch threads {machine.get('torch_threads', '?')})"
+    rows = [("CPU", machine.get("cpu", "unknown")), ("torch CPU capability", machine.get("cpu_capability", "?")),
+            ("cores", cores), ("torch", machine.get("torch", "?")), ("Python", machine.get("python", "?")),
+            ("commit", f"`{machine.get('commit') or 'unknown'}`"), ("date", machine.get("date", "?")),
+            ("wall time", _duration(machine["wall_s"]) if "wall_s" in machine else "?")]
+    if machine.get("quick"):
+        rows.append(("sizes", "`--quick` (smaller than a full run: not comparable to one)"))
+    return ["| machine | |", "|---|---|", *(f"| {k} | {_cell(str(v))} |" for k, v in rows)]
+
+
+def render(data: dict) -> str:
+    """The Markdown page of one bench JSON."""
+    figures = {k: v for k, v in data.items() if not k.startswith("_")}
+    modules = data.get("_modules", {})
+    lines = ["# Benchmarks", "",
+             f"Generated from [bench.json](bench.json), one `make bench` run, by `{REFRESH}`: do not edit this page.",
+             "What each figure measures and its target are in `emolib/bench/_page.py`; the measured values only in "
+             "the JSON.", "",
+             *_header(data.get("_machine", {})), "",
+             "Figures from another machine differ, often by 3-5×, and a busy machine's drop several-fold (torch's "
+             "threads stall when another process takes a core): compare runs of one quiet machine only.", "",
+             "## Refreshing this page", "",
+             "```bash",
+             "make bench                                  # this machine's figures -> reports/bench/bench.json",
+             "cp reports/bench/bench.json docs/bench.json",
+             f".venv/bin/{REFRESH}      # docs/bench.json -> docs/benchmarks.md",
+             "```", ""]
+    listed: set[str] = set()
+    for name in sorted(modules):
+        info = modules[name]
+        names = [f for f in info.get("figures", []) if f in figures]
+        listed.update(names)
+        lines += [f"## {name}", ""]
+        took = f", {_duration(info['seconds'])}" if "seconds" in info else ""
+        lines += [f"`emolib/bench/{name}.py`{took}."]
+        if info.get("inputs"):
+            lines += ["", "Measured on: " + ", ".join(f"`{i}`" for i in info["inputs"]) + "."]
+        for line in info.get("skipped", []):
+            lines += ["", f"Skipped: {_cell(line)}"]
+        if info.get("failed"):
+            lines += ["", f"Failed: {_cell(info['failed'])}"]
+        lines += [""] + (_table(names, figures) + [""] if names else [])
+    rest = sorted(set(figures) - listed)
+    if rest:
+        lines += ["## Other figures", ""] + _table(rest, figures) + [""]
+    return "\n".join(lines)
+
+
+def _table(names: list[str], figures: dict) -> list[str]:
+    rows = ["| figure | what | target | measured |", "|---|---|---|---|"]
+    for name in sorted(names):
+        what, target = describe(name)
+        rows.append(f"| `{name}` | {_cell(what)} | {_cell(target)} | {measured(name, figures[name])} |")
+    return rows
