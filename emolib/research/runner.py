@@ -104,9 +104,6 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     roots), the training sections and sample counts are capped through ``overrides``, the kernel gets the
     caps in `RUNNER_ENV` (the session cuts the evaluation splits), and the report opens with the dry-run banner."""
     import nbformat
-    import papermill
-    from nbconvert import HTMLExporter
-    from papermill.exceptions import PapermillExecutionError
 
     nb = notebook_name(notebook)
     kind = "published" if caps is None else "dry-run"
@@ -126,26 +123,14 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     # a dry run's caps reach the session.
     context = {"kind": kind, "output_root": str(stage), "caps": None if caps is None else caps.to_dict()}
     t0 = time.perf_counter()
-    try:
-        with _kernel_env({RUNNER_ENV: json.dumps(context), **HEADLESS_ENV}):
-            # The notebook reads its section itself (emolib.research.session); the runner names the profile and
-            # clears any overrides a committed parameters cell might hold: a published report is the profile.
-            papermill.execute_notebook(str(source), str(executed),
-                                       parameters={"profile": str(profile), "overrides": overrides},
-                                       kernel_name=KERNEL, cwd=str(paths.notebooks_dir()), progress_bar=False,
-                                       log_output=log_output, execution_timeout=timeout, config=kernel_config())
-    except PapermillExecutionError as err:
-        raise NotebookFailed(("DRY RUN: " if caps else "") + _failure_message(nb, err, executed)) from None
+    _execute(nb, source, executed, profile, overrides, context, timeout=timeout, log_output=log_output,
+             dry=caps is not None)
     seconds = time.perf_counter() - t0
 
     book = nbformat.read(executed, as_version=4)
     if caps is not None:
         _mark_dry_run(book, stage, nb, profile, caps)
-    exporter = HTMLExporter()                # outputs' images are embedded as data: URIs
-    body, _ = exporter.from_notebook_node(book, resources={"metadata": {"name": nb}})
-    staged_html = stage / "html" / f"{nb}.html"
-    staged_html.parent.mkdir(parents=True)
-    staged_html.write_text(body, encoding="utf-8")
+    _to_html(book, nb, stage / "html" / f"{nb}.html")
 
     # Record what this report is made from (make's prerequisite), before the HTML lands so the HTML is
     # newer: `make report NB=.. PROFILE=..` then `make reproduce` with another profile reruns the notebook.
@@ -155,6 +140,31 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     print(f"{nb}: ran in {seconds:.1f} s ({'DRY RUN of ' if caps else ''}profile {parameters['profile']}) -> "
           f"{root / 'html' / f'{nb}.html'}")
     return root / "html" / f"{nb}.html"
+
+
+def _execute(nb: str, source: Path, executed: Path, profile: str, overrides: dict, context: dict, *,
+             timeout: int | None, log_output: bool, dry: bool) -> None:
+    """papermill runs `source` into `executed` in a kernel that gets the run's `context`; NotebookFailed on an error."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+    try:
+        with _kernel_env({RUNNER_ENV: json.dumps(context), **HEADLESS_ENV}):
+            # The notebook reads its section itself (emolib.research.session); the runner names the profile and
+            # clears any overrides a committed parameters cell might hold: a published report is the profile.
+            papermill.execute_notebook(str(source), str(executed),
+                                       parameters={"profile": str(profile), "overrides": overrides},
+                                       kernel_name=KERNEL, cwd=str(paths.notebooks_dir()), progress_bar=False,
+                                       log_output=log_output, execution_timeout=timeout, config=kernel_config())
+    except PapermillExecutionError as err:
+        raise NotebookFailed(("DRY RUN: " if dry else "") + _failure_message(nb, err, executed)) from None
+
+
+def _to_html(book, nb: str, out: Path) -> None:
+    """The executed notebook as one HTML file, its outputs' images embedded as data: URIs."""
+    from nbconvert import HTMLExporter
+    body, _ = HTMLExporter().from_notebook_node(book, resources={"metadata": {"name": nb}})
+    out.parent.mkdir(parents=True)
+    out.write_text(body, encoding="utf-8")
 
 
 def _mark_dry_run(book, stage: Path, nb: str, profile: str, caps: dryrun.Caps) -> None:
