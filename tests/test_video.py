@@ -119,12 +119,12 @@ def test_a_tracked_face_keeps_one_identity(clip, recognizer, tmp_path):
     seen = []
     stats = process_video(clip, tmp_path / "out.mp4", recognizer,
                           on_frame=lambda i, frame, results: seen.append((i, frame.shape, results)))
-    assert stats["frames"] == 30 == count_frames(clip) == count_frames(tmp_path / "out.mp4")
+    assert stats.frames == 30 == count_frames(clip) == count_frames(tmp_path / "out.mp4")
     assert [i for i, _, _ in seen] == list(range(30)) and seen[0][1] == (240, 320, 3)
     ids = [r.track_id for _, _, results in seen for r in results]
     assert len(ids) >= 28 and set(ids) == {0}                    # the face is found and stays track 0
     assert all(r.label == "happy" for _, _, results in seen for r in results)
-    assert stats["tracks"] == 1 and len(stats["faces_per_frame"]) == 30
+    assert stats.tracks == 1 and len(stats.faces_per_frame) == 30
 
 
 def test_detect_every_n_reuses_tracked_boxes_but_classifies_every_frame(clip):
@@ -144,13 +144,13 @@ def test_detect_every_n_reuses_tracked_boxes_but_classifies_every_frame(clip):
     finally:
         handle.remove()
         del recognizer.detect_faces
-    assert stats["frames"] == 20 and len(detections) == 4        # frames 0, 5, 10, 15
-    assert len(forwards) == sum(1 for n in stats["faces_per_frame"] if n) >= 18
+    assert stats.frames == 20 and len(detections) == 4        # frames 0, 5, 10, 15
+    assert len(forwards) == sum(1 for n in stats.faces_per_frame if n) >= 18
 
 
 def test_on_frame_returning_false_stops_the_loop(clip, recognizer):
     stats = process_video(clip, None, recognizer, on_frame=lambda i, frame, results: i < 4)
-    assert stats["frames"] == 5
+    assert stats.frames == 5
 
 
 def test_cli_video_writes_every_frame_and_webcam_without_camera_fails_cleanly(clip, tmp_path):
@@ -177,7 +177,7 @@ def test_webcam_loop_shows_frames_and_quits_on_q(clip, recognizer, monkeypatch):
     monkeypatch.setattr(video.cv2, "getWindowProperty", lambda name, prop: 1.0)
     monkeypatch.setattr(video.cv2, "destroyWindow", lambda name: None)
     stats = video.run_webcam(0, recognizer)
-    assert stats["frames"] == 4 and shown == [(240, 320, 3)] * 4
+    assert stats.frames == 4 and shown == [(240, 320, 3)] * 4
     monkeypatch.delenv("DISPLAY")
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(VideoSourceError, match="no display"):

@@ -45,11 +45,11 @@ def cmd_video(args) -> int:
     except VideoSourceError as e:
         err(str(e))
         return 1
-    print(f"processed {stats['frames']} frames ({stats['width']}x{stats['height']}) in {stats['seconds']:.1f} s: "
-          f"{stats['fps']:.1f} FPS; {stats['mean_faces']:.2f} faces per frame, {stats['tracks']} tracks")
+    print(f"processed {stats.frames} frames ({stats.width}x{stats.height}) in {stats.seconds:.1f} s: "
+          f"{stats.fps:.1f} FPS; {stats.mean_faces:.2f} faces per frame, {stats.tracks} tracks")
     print(f"labels (face-frames): {_label_counts(labels)}")
-    if stats["out"]:
-        print(f"wrote {stats['out']}")
+    if stats.out:
+        print(f"wrote {stats.out}")
     return 0
 
 
@@ -65,7 +65,7 @@ def cmd_webcam(args) -> int:
     except VideoSourceError as e:
         err(str(e))
         return 1
-    print(f"{stats['frames']} frames, {stats['fps']:.1f} FPS")
+    print(f"{stats.frames} frames, {stats.fps:.1f} FPS")
     return 0
 
 

@@ -194,11 +194,45 @@ class FramePipeline:
         return (draw(frame, results, fps if self.show_fps else None) if annotate else None), results
 
 
+@dataclasses.dataclass(frozen=True)
+class VideoStats:
+    """What `process_video` did: frames, time, faces per frame, track ids issued, the source; `out` (or None)."""
+    frames: int
+    seconds: float
+    fps: float
+    faces_per_frame: list[int]
+    mean_faces: float
+    tracks: int
+    source_fps: float
+    width: int
+    height: int
+    out: str | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class _LazyWriter:
+    """An mp4v writer opened on the first frame written (the output takes its size); never opened, nothing to do."""
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.path, self.fps, self.writer = path, fps, None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.writer is None:
+            self.writer = open_writer(self.path, self.fps, (frame.shape[1], frame.shape[0]))
+        self.writer.write(frame)
+
+    def release(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
 def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = None, recognizer=None, *,
                   detect_every: int = 1, smooth: float = 0.6,
                   on_frame: Callable[[int, np.ndarray, list], bool | None] | None = None,
                   max_frames: int | None = None, show_fps: bool = True,
-                  tracker: IoUTracker | None = None, prefetch: bool = True) -> dict:
+                  tracker: IoUTracker | None = None, prefetch: bool = True) -> VideoStats:
     """Recognize emotions on every frame of a video file or camera; optionally write an annotated video.
 
     src: camera index or video path. out: annotated .mp4 (mp4v), one output frame per input frame.
@@ -210,50 +244,40 @@ def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = 
     False stops the loop (the webcam window and notebook use it). max_frames: stop after that many.
     prefetch: with detect_every=1, detect the next frame in a worker thread while this one is classified
     (`emolib.inference.prefetch`; same results, less time per frame on 2 cores).
-    Returns a dict: frames, seconds, fps, faces_per_frame (list), mean_faces, tracks (ids issued),
-    source_fps, width, height, out.
     """
     pipeline = FramePipeline(recognizer, detect_every=detect_every, smooth=smooth, show_fps=show_fps,
                              tracker=tracker)
     cap = open_source(src)
-    writer = None
-    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     in_fps = source_fps(cap)
+    writer = _LazyWriter(out, in_fps)
     t0 = time.perf_counter()
     frames = read_frames(cap, max_frames)
     items = (detect_ahead(frames, pipeline.recognizer.detect_faces) if prefetch and detect_every == 1
              else ((f, None) for f in frames))
     try:
-        index = 0
-        for frame, faces in items:
+        for index, (frame, faces) in enumerate(items):
             if index == 0:
                 height, width = frame.shape[:2]
             annotated, results = pipeline(frame, annotate=out is not None or on_frame is not None, faces=faces)
             if out is not None:
-                if writer is None:
-                    writer = open_writer(out, in_fps, (frame.shape[1], frame.shape[0]))
                 writer.write(annotated)
-            index += 1
-            if on_frame is not None and on_frame(index - 1, annotated, results) is False:
+            if on_frame is not None and on_frame(index, annotated, results) is False:
                 break
     finally:
         items.close()                    # waits for a frame being read ahead before the capture goes
         cap.release()
-        if writer is not None:
-            writer.release()
+        writer.release()
     seconds = time.perf_counter() - t0
     faces_per_frame = pipeline.faces_per_frame
     n = len(faces_per_frame)
     if n == 0 and max_frames != 0:
         raise VideoSourceError(f"{_describe(src)}: no frame could be read (empty or damaged video, "
                                "or a camera that delivers nothing)")
-    return {
-        "frames": n, "seconds": seconds, "fps": n / seconds if seconds > 0 else 0.0,
-        "faces_per_frame": faces_per_frame, "mean_faces": float(np.mean(faces_per_frame)) if n else 0.0,
-        "tracks": pipeline.tracker.next_id, "source_fps": in_fps, "width": width, "height": height,
-        "out": str(out) if out is not None else None,
-    }
+    return VideoStats(frames=n, seconds=seconds, fps=n / seconds if seconds > 0 else 0.0,
+                      faces_per_frame=faces_per_frame, mean_faces=float(np.mean(faces_per_frame)) if n else 0.0,
+                      tracks=pipeline.tracker.next_id, source_fps=in_fps, width=width, height=height,
+                      out=str(out) if out is not None else None)
 
 
 def _describe(src) -> str:
@@ -277,7 +301,7 @@ def _check_display() -> None:
 
 
 def run_webcam(camera: int = 0, recognizer=None, *, detect_every: int = 1, smooth: float = 0.6,
-               window: str = "emolib - q or Esc quits", max_frames: int | None = None) -> dict:
+               window: str = "emolib - q or Esc quits", max_frames: int | None = None) -> VideoStats:
     """Live window on camera `camera` with boxes, labels, confidence, emoji and FPS; q or Esc quits."""
     # The camera first: "no camera" is the common failure and needs no display to report.
     cap = open_source(camera)

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import cv2
 
+if TYPE_CHECKING:
+    from emolib.inference.video import VideoStats
 
-def show_kernel_camera(camera: int, recognizer=None, *, max_seconds: float = 30.0, **loop_options) -> dict | None:
+
+def show_kernel_camera(camera: int, recognizer=None, *, max_seconds: float = 30.0, **loop_options) -> VideoStats | None:
     """Annotated frames of camera `camera` in the cell's output until `max_seconds` pass or the kernel is
-    interrupted; returns `emolib.inference.video.process_video`'s figures (None when interrupted).
+    interrupted; returns `emolib.inference.video.process_video`'s `VideoStats` (None when interrupted).
 
     The camera is the one on the machine the kernel runs on, which is the user's only for a local
     kernel; `BrowserCamera` uses the browser's. `loop_options` go to `process_video` (detect_every, smooth).
