@@ -23,7 +23,8 @@ from torch import nn
 from emolib.core.runtime import module_device
 from emolib.models.preprocess import to_model_input
 
-__all__ = ["METHODS", "compute_cam", "guided_saliency", "map_grid", "overlay", "target_layer", "vit_reshape_transform"]
+__all__ = ["METHODS", "as_model_input", "compute_cam", "eval_mode", "guided_saliency", "map_grid", "overlay", "target_layer",
+           "vit_reshape_transform"]
 
 # Grad-CAM averages each channel's gradient over the map, which loses where the evidence is when a
 # flatten + fully-connected head follows (cnn_fer, vgg_fer); HiResCAM multiplies gradients and
@@ -66,7 +67,7 @@ def _reshape_transform(spec):
     return lambda tokens: vit_reshape_transform(tokens, prefix)
 
 
-def _as_model_input(model: nn.Module, inputs) -> tuple[torch.Tensor, tuple[int, int] | None]:
+def as_model_input(model: nn.Module, inputs) -> tuple[torch.Tensor, tuple[int, int] | None]:
     """uint8 faces (N,H,W) -> preprocessed input and the faces' size (maps are returned at that
     size, aligned with the faces and their masks); a float tensor is taken as already preprocessed."""
     if isinstance(inputs, np.ndarray):
@@ -81,8 +82,8 @@ def _as_model_input(model: nn.Module, inputs) -> tuple[torch.Tensor, tuple[int, 
 
 
 @contextmanager
-def _eval_mode(model: nn.Module):
-    # pytorch-grad-cam switches the model to eval(); give the caller its mode back.
+def eval_mode(model: nn.Module):
+    """The model in eval mode inside the block, in its own mode again after (pytorch-grad-cam switches to eval())."""
     was_training = model.training
     try:
         yield model.eval()
@@ -107,14 +108,14 @@ def compute_cam(model: nn.Module, inputs, targets=None, method: str = "gradcam",
     """
     if method not in METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose from {sorted(METHODS)}")
-    x, face_size = _as_model_input(model, inputs)
+    x, face_size = as_model_input(model, inputs)
     if targets is not None:
         targets = np.asarray(targets, dtype=np.int64).reshape(-1)
         if len(targets) != len(x):
             raise ValueError(f"{len(targets)} targets for {len(x)} inputs")
     device = module_device(model)
     out = []
-    with _eval_mode(model), METHODS[method](model=model, target_layers=[target_layer(model, layer)],
+    with eval_mode(model), METHODS[method](model=model, target_layers=[target_layer(model, layer)],
                                             reshape_transform=_reshape_transform(model.spec)) as cam:
         for start in range(0, len(x), batch_size):
             # Input gradients keep the graph alive through a frozen backbone, so the hooked layer
@@ -140,7 +141,7 @@ def _peak_one(maps: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
     device = module_device(model)
-    with _eval_mode(model):
+    with eval_mode(model):
         preds = [model(x[s:s + batch_size].to(device)).argmax(1).cpu() for s in range(0, len(x), batch_size)]
     return torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
 
@@ -186,7 +187,7 @@ def map_grid(model: nn.Module, layer: str | None = None) -> tuple[int, int]:
     seen = []
     handle = target_layer(model, layer).register_forward_hook(lambda module, args, out: seen.append(out))
     try:
-        with torch.no_grad(), _eval_mode(model):
+        with torch.no_grad(), eval_mode(model):
             model(torch.zeros(1, spec.channels, spec.input_size, spec.input_size,
                               device=module_device(model)))
     finally:

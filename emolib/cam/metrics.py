@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from emolib.cam.maps import METHODS, _as_model_input, _eval_mode, compute_cam, map_grid
+from emolib.cam.maps import METHODS, as_model_input, compute_cam, eval_mode, map_grid
 from emolib.core.runtime import module_device
 from emolib.core.settings import check_field_types, from_mapping
 from emolib.models import untrained_like
@@ -109,7 +109,7 @@ def deletion_curve(model: nn.Module, inputs, cams: np.ndarray, steps: int = 10, 
         raise ValueError(f"unknown baseline {baseline!r}; choose 'blur' or 'mean'")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    x, _ = _as_model_input(model, inputs)
+    x, _ = as_model_input(model, inputs)
     cams_t = torch.as_tensor(np.asarray(cams, dtype=np.float32))
     if cams_t.ndim != 3 or len(cams_t) != len(x):
         raise ValueError(f"cams must be (N,H,W) with N={len(x)}, got shape {tuple(cams_t.shape)}")
@@ -120,7 +120,7 @@ def deletion_curve(model: nn.Module, inputs, cams: np.ndarray, steps: int = 10, 
     device = module_device(model)
     n_pix = side[0] * side[1]
     curves = []
-    with _eval_mode(model):
+    with eval_mode(model):
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
             base = _blurred(xb) if baseline == "blur" else xb.mean(dim=(1, 2, 3), keepdim=True).expand_as(xb)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from torch import nn
 
@@ -26,9 +27,16 @@ def pretrained_emotion_models() -> dict[str, tuple[str, ...]]:
             if entry(name).weights is not None and entry(name).weights.predicts_emotions}
 
 
+class Classifier(NamedTuple):
+    """What `load_classifier` returns (unpacks as model, classes, source)."""
+    model: nn.Module                # in eval mode, on the device asked for
+    classes: tuple[str, ...]        # in the model's output order
+    source: str                     # where it came from ("checkpoint <path>", "pretrained <name>", ...)
+
+
 def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device: str = "cpu",
-                    classes=None) -> tuple[nn.Module, tuple[str, ...], str]:
-    """(model in eval mode, class names, a description of where it came from).
+                    classes=None) -> Classifier:
+    """The model in eval mode, its class names and a description of where it came from (a `Classifier`).
 
     `model`: a checkpoint path; a checkpoint name in `paths.models_dir()` (with or without its
     suffix); a registered model whose pretrained weights classify emotions ("fer2013-mini-xception");
@@ -42,20 +50,20 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
         if not hasattr(model, "spec"):
             raise ValueError("a model passed as a module needs a .spec (build it with emolib.models.create)")
         names = tuple(classes) if classes is not None else getattr(model, "classes", EMOTIONS)
-        return model.to(device).eval(), tuple(names), getattr(model, "model_name", type(model).__name__)
+        return Classifier(model.to(device).eval(), tuple(names), getattr(model, "model_name", type(model).__name__))
 
     name = str(model)
     for path in catalog.candidates(name):           # a path, a file in models/, or a short name
         if path.is_file():
             net, ckpt = checkpoint.load_model(path, device=device)
-            return net, tuple(ckpt["classes"]), f"checkpoint {path}"
+            return Classifier(net, tuple(ckpt["classes"]), f"checkpoint {path}")
 
     emotion_models = pretrained_emotion_models()
     if name in emotion_models:
         from emolib.models import create
         names = emotion_models[name]
         net = create(name, num_classes=len(names), pretrained=True)
-        return net.to(device).eval(), names, f"pretrained {name}"
+        return Classifier(net.to(device).eval(), names, f"pretrained {name}")
 
     from emolib.models import list_models
     if name in list_models():
