@@ -41,7 +41,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine(wall_s: float, quick: bool, only: list[str] | None) -> dict:
+def load_average() -> float | None:
+    """The 1-minute load average: other processes on the cores disturb every figure."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def machine(wall_s: float, quick: bool, only: list[str] | None, load_at_start: float | None = None) -> dict:
     """The machine and the code a run measured: the page's header."""
     try:
         affinity = len(os.sched_getaffinity(0))
@@ -51,7 +59,8 @@ def machine(wall_s: float, quick: bool, only: list[str] | None) -> dict:
             "cpu_count": os.cpu_count(), "cpu_affinity": affinity, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "emolib": provenance.__version__,
             "commit": provenance.git_commit(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "wall_s": round(wall_s, 1), "quick": quick, "only": only}
+            "wall_s": round(wall_s, 1), "quick": quick, "only": only,
+            "load_avg_at_start": load_at_start, "load_avg_at_end": load_average()}
 
 
 def module_names() -> list[str]:
@@ -105,7 +114,7 @@ def main(argv=None) -> int:
         write_markdown(Path(args.markdown), Path(args.out) if args.out else docs_json().with_name("benchmarks.md"))
         return 0
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    start = time.perf_counter()
+    start, load_at_start = time.perf_counter(), load_average()
     figures: dict[str, float] = {}
     modules: dict[str, dict] = {}
     for name in module_names():
@@ -114,7 +123,8 @@ def main(argv=None) -> int:
         got, modules[name] = run_module(name, args.quick)
         figures.update(got)
     figures["_torch_threads"] = float(torch.get_num_threads())   # intra-op threads, not the machine's cores
-    result = {**figures, "_modules": modules, "_machine": machine(time.perf_counter() - start, args.quick, args.only)}
+    result = {**figures, "_modules": modules, "_machine": machine(time.perf_counter() - start, args.quick, args.only,
+                                                                   load_at_start)}
     out = paths.reports_dir() / "bench" / "bench.json" if args.out is None else Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -126,6 +126,10 @@ def _header(machine: dict) -> list[str]:
             ("cores", cores), ("torch", machine.get("torch", "?")), ("Python", machine.get("python", "?")),
             ("commit", f"`{machine.get('commit') or 'unknown'}`"), ("date", machine.get("date", "?")),
             ("wall time", _duration(machine["wall_s"]) if "wall_s" in machine else "?")]
+    if machine.get("load_avg_at_start") is not None:
+        rows.append(("load average", f"{machine['load_avg_at_start']:.2f} at the start, "
+                                     f"{machine.get('load_avg_at_end') or 0:.2f} at the end (1 minute; the bench "
+                                     "itself adds up to one per core it uses)"))
     if machine.get("quick"):
         rows.append(("sizes", "`--quick` (smaller than a full run: not comparable to one)"))
     return ["| machine | |", "|---|---|", *(f"| {k} | {_cell(str(v))} |" for k, v in rows)]

@@ -25,7 +25,8 @@ BACKGROUND = "building.jpg"     # in paths.opencv_doc_data()
 
 
 def background() -> np.ndarray:
-    image = cv2.imread(str(paths.opencv_doc_data() / BACKGROUND))
+    path = paths.opencv_doc_data() / BACKGROUND
+    image = cv2.imread(str(path)) if path.is_file() else None      # cv2 warns on stderr about a missing file
     if image is None:
         raise Skipped(f"{BACKGROUND}, the scenes' background, is not in {paths.opencv_doc_data()} "
                       "(Debian's opencv-doc package installs it: sudo apt-get install opencv-doc)")
