@@ -22,17 +22,25 @@ help: ## list the targets
 	grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk -F ':.*## ' -v on="$$on" -v off="$$off" '{printf "  %s%-12s%s %s\n", on, $$1, off, $$2}'
 
-setup: ## fresh machine: .venv with the locked versions (requirements.lock), emolib editable, kernel `emolib`, git filter, offline assets, the default model for ONNX Runtime
+setup: ## fresh machine: .venv with the locked versions (requirements.lock), emolib editable, kernel `emolib`, git filter, offline assets and the default model's ONNX export
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -r $(LOCK)
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q "$$(grep -m1 '^uv==' $(LOCK) | cut -d' ' -f1)"
+	$(UV_INSTALL) -r $(LOCK)
+	$(UV_INSTALL) --no-deps -e .
 	@# opencv-python and grad-cam's opencv-python-headless share the cv2 folder: the GUI build goes last.
-	$(PIP) install -q --force-reinstall --no-deps \
+	$(UV_INSTALL) --reinstall --no-deps \
 	  "opencv-python==$$($(PY) -c 'import importlib.metadata as m; print(m.version("opencv-python"))')"
 	$(PY) -m ipykernel install --sys-prefix --name emolib --display-name "Python (emolib)" >/dev/null
 	@$(MAKE) --no-print-directory git-filter
 	$(PY) -m emolib assets
-	$(PY) -m emolib.inference.onnx_cache
+
+# uv installs the lock (pinned in it too) several times faster than pip: wheels unpacked in parallel and no
+# bytecode compiled up front (Python compiles what it imports, once). uv ignores pip's configuration, so the
+# indexes and wheel folders pip is configured with (pip.conf, PIP_* variables) are passed on, and every index
+# is searched for the pinned version, as pip does.
+UV_SOURCES = $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -nE "s/^[^.]*\.(index-url|extra-index-url|find-links)='(.*)'$$/\1 \2/p" | \
+  awk '{ for (i = 2; i <= NF; i++) if (!seen[$$1 " " $$i]++) printf " --%s %s", $$1, $$i }')
+UV_INSTALL = $(VENV)/bin/uv pip install --quiet --python $(PY) --index-strategy unsafe-best-match $(UV_SOURCES)
 
 # The versions installed in .venv (what the tests ran with) are constraints, so a new dependency is locked
 # at the version that was tested; UPGRADE=1 drops them and takes the newest versions pyproject.toml allows.

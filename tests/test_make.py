@@ -168,6 +168,31 @@ def test_the_lock_pins_every_dependency_exactly_and_satisfies_pyproject():
     assert "-r requirements.lock" in env, "environment.yml must install the same locked set"
 
 
+def test_the_environment_holds_exactly_the_locked_versions_and_the_gui_opencv():
+    """`make setup` (uv's pip interface) installs requirements.lock as pinned, and opencv-python, the build with a GUI
+    (`emolib webcam`'s window), owns the cv2 folder it shares with grad-cam's opencv-python-headless."""
+    import importlib.metadata
+
+    import cv2
+    from packaging.markers import Marker
+    wrong = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if m := re.match(r"^([A-Za-z0-9_.-]+)==([^\s;]+)\s*(?:;\s*([^#]+))?", line):
+            name, pin, marker = m.groups()
+            if marker and not Marker(marker.strip()).evaluate():
+                continue
+            try:
+                got = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                got = None
+            if got != pin:
+                wrong[name] = (pin, got)
+    assert not wrong, f"installed versions differ from requirements.lock (pinned, installed): {wrong}; run `make setup`"
+    gui = next(line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines()
+               if line.strip().startswith("GUI:"))
+    assert gui != "NONE", "cv2 is opencv-python-headless's build: `make setup` reinstalls opencv-python last"
+
+
 # ------------------------------------------------------------------------------------------ notebooks
 
 def _in_git() -> bool:

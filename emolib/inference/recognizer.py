@@ -30,7 +30,7 @@ def emoji_for(label: str) -> str:
 
 
 def _cached_onnx(model) -> Path | None:
-    """The up-to-date ONNX export of pretrained model `model` that `make setup` made (emolib.inference.onnx_cache), unless
+    """The up-to-date ONNX export of pretrained model `model` that `emolib assets` made (emolib.inference.onnx_cache), unless
     `model` names a checkpoint (which `load_classifier` would load first)."""
     from emolib.inference import onnx_cache
     from emolib.models import catalog
@@ -108,7 +108,7 @@ class EmotionRecognizer:
     (default: the model's input size; 48 reproduces the look of 48 px training data exactly).
     backend: "torch", "onnx" (an `emolib export` file run by ONNX Runtime on the CPU; spec and
     classes from its metadata) or "auto": onnx for an .onnx file, and on the CPU for a pretrained model
-    that `make setup` exported (emolib.inference.onnx_cache: the default model, same outputs); else torch.
+    that `emolib assets` exported (emolib.inference.onnx_cache: the default model, same outputs); else torch.
     ``backend`` and ``source`` say which runs.
     """
 
