@@ -268,8 +268,7 @@ def process_video(src: int | str | os.PathLike, out: str | os.PathLike | None = 
         items.close()                    # waits for a frame being read ahead before the capture goes
         cap.release()
         writer.release()
-    seconds = time.perf_counter() - t0
-    faces_per_frame = pipeline.faces_per_frame
+    seconds, faces_per_frame = time.perf_counter() - t0, pipeline.faces_per_frame
     n = len(faces_per_frame)
     if n == 0 and max_frames != 0:
         raise VideoSourceError(f"{_describe(src)}: no frame could be read (empty or damaged video, "
