@@ -259,6 +259,19 @@ def test_evidence_row_references():
     assert set(no_masks) == {"deletion_auc"}
 
 
+
+def test_evidence_table_is_the_variants_rows_then_each_models_random_map(blob_model):
+    model, images, _, labels = blob_model
+    faces, targets = images[:6], labels[:6]
+    variant = cam.CamVariant("blob", "gradcam")
+    rows, curves = cam.evidence_table({"blob": model}, {"blob/gradcam": variant}, faces, targets, steps=2, seed=3)
+    assert list(rows) == list(curves) == ["blob/gradcam", "blob/random map"]
+    row, _ = cam.evidence_row(model, faces, targets, variant, steps=2, seed=3)
+    assert rows["blob/gradcam"] == row
+    noise = np.random.default_rng(3).random(faces.shape)
+    assert rows["blob/random map"]["deletion_auc"] == pytest.approx(
+        cam.deletion_auc(*cam.deletion_curve(model, faces, noise, steps=2)).mean())
+
 def test_evidence_row_deletion_follows_the_maps_target(blob_model):
     """The deletion curve measures the class the maps were made for (the true labels), not the
     predicted class: here the targets are the class the model does not predict."""

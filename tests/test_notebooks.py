@@ -1,6 +1,7 @@
 """The notebooks are thin and clean: parsed, never executed here (tests/test_reproduce.py runs them)."""
 import ast
 import dataclasses
+import types
 
 import nbformat
 import papermill
@@ -11,6 +12,8 @@ from emolib.research import notebooks, profiles, reporting, session
 
 NOTEBOOKS = notebooks.NOTEBOOKS
 MAX_FUNCTION_LINES = 5
+MAX_COMPREHENSION_LINES = 3
+COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 def _read(nb):
@@ -36,16 +39,29 @@ def test_clean_valid_and_on_the_emolib_kernel(nb):
 
 
 def thinness_problems(source: str) -> list[str]:
-    """What makes a cell's code too thick for a notebook: a class, or a function over MAX_FUNCTION_LINES."""
+    """What makes a cell's code too thick for a notebook: a class, a function over MAX_FUNCTION_LINES, or, outside
+    a function, a `for`/`while` loop or a comprehension over MAX_COMPREHENSION_LINES (logic that belongs in emolib)."""
     problems = []
-    for node in ast.walk(ast.parse(source)):          # also: every cell is valid Python
-        if isinstance(node, ast.ClassDef):
-            problems.append(f"defines class {node.name}: move it to emolib")
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            length = node.end_lineno - node.lineno   # body lines after the def line
-            if length > MAX_FUNCTION_LINES:
-                problems.append(f"function {node.name} has {length} lines; at most {MAX_FUNCTION_LINES} in a "
-                                f"notebook: move it to emolib")
+
+    def visit(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                problems.append(f"defines class {child.name}: move it to emolib")
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = child.end_lineno - child.lineno   # body lines after the def line
+                if length > MAX_FUNCTION_LINES:
+                    problems.append(f"function {child.name} has {length} lines; at most {MAX_FUNCTION_LINES} in a "
+                                    f"notebook: move it to emolib")
+            if not in_function and isinstance(child, (ast.For, ast.AsyncFor, ast.While)):
+                loop = "while" if isinstance(child, ast.While) else "for"
+                problems.append(f"line {child.lineno}: a top-level {loop} loop: move the logic to emolib")
+            lines = child.end_lineno - child.lineno + 1 if isinstance(child, COMPREHENSIONS) else 0
+            if lines > MAX_COMPREHENSION_LINES:
+                problems.append(f"line {child.lineno}: a comprehension of {lines} lines; at most "
+                                f"{MAX_COMPREHENSION_LINES} in a notebook: move it to emolib")
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(ast.parse(source), False)                      # also: every cell is valid Python
     return problems
 
 
@@ -62,6 +78,20 @@ def test_thinness_check_catches_a_class_and_a_long_function():
     assert thinness_problems("class A:\n    pass\n") == ["defines class A: move it to emolib"]
     assert len(thinness_problems(long_function)) == 1 and f"function f has {MAX_FUNCTION_LINES + 1} lines" in thinness_problems(long_function)[0]
     assert thinness_problems(short_function) == [] and thinness_problems("x = [i for i in range(3)]") == []
+
+
+def test_thinness_check_catches_a_top_level_loop_and_a_long_comprehension():
+    """Loops at a cell's top level (inside an `if` too) and comprehensions over MAX_COMPREHENSION_LINES lines fail;
+    a loop inside a short function and a short comprehension pass."""
+    loop_cell = "rows = {}\nif True:\n    for k in range(3):\n        rows[k] = k * k\n"
+    [problem] = thinness_problems(loop_cell)
+    assert problem.startswith("line 3: a top-level for loop")
+    assert thinness_problems("while False:\n    pass\n")[0].startswith("line 1: a top-level while loop")
+    long_comprehension = "x = [i\n     for i in range(3)\n     if i\n     if i > 1]\n"
+    assert thinness_problems(long_comprehension) == ["line 1: a comprehension of 4 lines; at most 3 in a notebook: "
+                                                     "move it to emolib"]
+    assert thinness_problems("def f(xs):\n    for x in xs:\n        print(x)\n") == []
+    assert thinness_problems("x = {k: v\n     for k, v in {}.items()\n     if v}\n") == []
 
 
 def _parameters(book):
@@ -130,6 +160,17 @@ def test_models_go_to_the_profiles_device(nb):
 def test_pretrained_models_keep_their_own_outputs_on_a_class_subset():
     """05 scores a pretrained emotion model through its own seven outputs restricted to the data's
     classes, never through a freshly initialized head sized for the data."""
-    code = "\n".join(c.source for c in _code_cells(_read("05_error_analysis")))
-    assert "restrict_classes(" in code
-    assert "pretrained=True" not in code
+    import torch
+
+    from emolib.core.labels import EMOTIONS
+    from emolib.inference.classifier import load_classifier
+    from emolib.research import experiment
+    five = ("angry", "fear", "happy", "sad", "neutral")
+    cfg = types.SimpleNamespace(runs=[], pretrained_models=["fer2013-mini-xception"])
+    [(name, net)] = experiment.compared_models(cfg, None, five, "cpu").items()
+    full, classes, _ = load_classifier("fer2013-mini-xception")
+    assert name == "fer2013-mini-xception" and net.restricted_from == classes == EMOTIONS
+    x = torch.randn(3, 1, net.spec.input_size, net.spec.input_size)
+    with torch.no_grad():
+        own = full(x)[:, [EMOTIONS.index(c) for c in five]]
+        assert torch.allclose(net(x).softmax(1), own.softmax(1), atol=1e-5)

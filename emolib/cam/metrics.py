@@ -30,7 +30,7 @@ from emolib.core.runtime import module_device
 from emolib.core.settings import check_field_types, from_mapping
 from emolib.models import untrained_like
 
-__all__ = ["CamVariant", "deletion_auc", "deletion_curve", "evidence_row", "evidence_score", "mask_area_share",
+__all__ = ["CamVariant", "deletion_auc", "deletion_curve", "evidence_row", "evidence_score", "evidence_table", "mask_area_share",
            "mask_energy_share", "mask_share_ceiling"]
 
 
@@ -211,3 +211,19 @@ def evidence_row(model: nn.Module, faces: np.ndarray, targets, variant: CamVaria
                    ceiling=float(mask_share_ceiling(masks, grid).mean()),
                    untrained_mask_share=evidence_score(untrained_maps, masks)["mask_energy_share"])
     return row, curve
+
+
+def evidence_table(nets: dict[str, nn.Module], variants: dict[str, CamVariant], faces: np.ndarray, targets,
+                   masks: np.ndarray | None = None, steps: int = 10, seed: int = 0) -> tuple[dict, dict]:
+    """Notebook 05's evidence table: ``(rows, deletion curves)``, both keyed by map. `evidence_row` for each of
+    `variants` (label -> variant; its model one of `nets`), then per model the random-map baseline,
+    ``"<model>/random map"``: pixels deleted in a seeded random order, its row holding ``deletion_auc`` only."""
+    rows, curves = {}, {}
+    for key, v in variants.items():
+        rows[key], curves[key] = evidence_row(nets[v.model], faces, targets, v, masks, steps=steps, seed=seed)
+    for name, net in nets.items():
+        key, noise = f"{name}/random map", np.random.default_rng(seed).random(faces.shape)
+        curves[key] = deletion_curve(net, faces, noise, steps=steps)
+        rows[key] = {"deletion_auc": deletion_auc(*curves[key]).mean()}
+    return rows, curves
+

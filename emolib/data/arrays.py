@@ -82,6 +82,11 @@ class FaceArrays:
         out.classes = names
         return out
 
+    def prior(self, split: str) -> float:
+        """The accuracy of always guessing `split`'s commonest class (what a model that learnt nothing scores)."""
+        labels = self.split(split).labels
+        return np.bincount(labels).max() / len(labels)
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class per split: {split: {class: n}}."""
         return {s: {c: int(((self.splits == s) & (self.labels == i)).sum()) for i, c in enumerate(self.classes)}

@@ -30,7 +30,8 @@ from emolib.training import evaluate
 from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.training.loop import fit
 
-__all__ = ["Trained", "create_model", "train_model", "train_notebook", "notebook_metrics", "transfer_inits"]
+__all__ = ["Trained", "comparison_notes", "compared_models", "create_model", "notebook_metrics", "pretraining_verdicts",
+           "train_model", "train_notebook", "transfer_inits"]
 
 
 @dataclass
@@ -201,3 +202,48 @@ def notebook_metrics(cfg, trained: list[Trained]) -> tuple[dict, dict]:
         metrics["trainable_params"] = t.trainable_params
     return metrics, {"test_accuracy": t.test["accuracy"], "test_macro_f1": t.test["macro_f1"],
                      "test_ece": t.test["ece"], "best_val_accuracy": t.history["best_metric"]}
+
+
+def pretraining_verdicts(cfg: TransferLearning, rows: list[dict]) -> str:
+    """03's conclusion, one paragraph per backbone (Markdown): does its ImageNet initialization beat training from
+    scratch on the validation split in the same budget? `rows`: `notebook_metrics`' "stages"."""
+    final = {(r["model"], r["init"]): r for r in rows if r["stage"] == "2 fine-tune"}
+    lines = []
+    for m in cfg.models:
+        pre, scr = final[m, "pretrained"], final[m, "scratch"]
+        verdict = "wins" if pre["best_val_acc"] > scr["best_val_acc"] else "does not win"
+        lines.append(f"**{m}**: ImageNet initialization {verdict} on the validation split in the same budget "
+                     f"(val {pre['best_val_acc']:.3f} vs {scr['best_val_acc']:.3f} from scratch; "
+                     f"test {pre['test_accuracy']:.3f} vs {scr['test_accuracy']:.3f}).")
+    return "\n\n".join(lines)
+
+
+def compared_models(cfg, run, classes, device: str) -> dict[str, nn.Module]:
+    """05's models by name: the best checkpoint of each of `cfg.runs` ("<notebook>/<model>", named by its model;
+    `run.trained_checkpoint` finds it), then each of `cfg.pretrained_models` as it comes: its own outputs restricted
+    to `classes` and renormalized, no head trained or initialized anew."""
+    from emolib.inference.classifier import load_classifier
+    from emolib.models import checkpoint
+    from emolib.models.subset import restrict_classes
+    nets = {r.split("/")[1]: checkpoint.load_model(run.trained_checkpoint(r), device=device)[0] for r in cfg.runs}
+    for m in cfg.pretrained_models:
+        net, own_classes, _ = load_classifier(m, device)
+        nets[m] = restrict_classes(net, classes, own_classes)
+    return nets
+
+
+def comparison_notes(cfg, nets: dict[str, nn.Module], classes) -> list[str]:
+    """What a reader of 05's comparison must know (Markdown paragraphs): a pretrained model scored on fewer
+    classes than it was trained on, and a model trained on real faces applied to synthetic ones."""
+    notes = []
+    for m in cfg.pretrained_models:
+        if own := getattr(nets[m], "restricted_from", None):
+            notes.append(f"**Note.** {m} outputs the {len(own)} classes it was trained on ({', '.join(own)}); scored "
+                         f"on this {len(classes)}-class split, its probabilities are renormalized over "
+                         f"{', '.join(classes)} (its other outputs dropped). No head is trained or initialized anew.")
+    if cfg.source == "synthetic" and cfg.pretrained_models:
+        notes.append(f"**Note.** {', '.join(cfg.pretrained_models)} was trained on real FER2013 faces and is applied "
+                     "here to drawn synthetic faces it has never seen: its low scores say nothing about real photos "
+                     "(notebook 06 runs it on a real one).")
+    return notes
+

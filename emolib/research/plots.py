@@ -100,6 +100,21 @@ def learning_curves(histories: dict[str, dict]):
 
 
 
+def staged_learning_curves(histories: dict[str, dict]):
+    """Notebook 03's curves: each run's stage histories ("<run> stage 1 head", "<run> stage 2 fine-tune", in
+    order) joined into one curve per run, a dotted line where stage 1 (the head alone) ends."""
+    curves = {}
+    for key, h in histories.items():
+        curve = curves.setdefault(key.split(" stage ")[0], {k: [] for k in ("train_loss", "val_loss", "train_acc", "val_acc")})
+        for k in curve:
+            curve[k] += h[k]
+    fig = learning_curves(curves)
+    head_epochs = len(next(h for key, h in histories.items() if key.endswith("stage 1 head"))["val_acc"])
+    for ax in fig.axes[:2]:
+        ax.axvline(head_epochs + 0.5, color="gray", ls=":", lw=1)
+    return fig
+
+
 def study_curves(variants: Sequence[dict], extra: dict[str, Sequence[float]] | None = None, chance: float | None = None):
     """Validation accuracy per epoch of a recipe study's variants (`emolib.research.studies`), plus `extra`
     curves (name -> per-epoch values, e.g. this run's), with the class prior as a dotted line."""
