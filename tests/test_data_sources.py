@@ -3,6 +3,8 @@ resolution without network, the .npz cache, and the data-quality report. Fixture
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from fixtures_fer import (
 
 from emolib.core import paths
 from emolib.core.labels import EMOTIONS
-from emolib.data import DataFormatError, DatasetUnavailable, find_quality_issues, load
+from emolib.data import DataFormatError, DataOptionsError, DatasetUnavailable, find_quality_issues, load
 from emolib.data import cache as array_cache
 from emolib.data.fer2013 import read_csv
 
@@ -198,7 +200,7 @@ def test_synthetic_through_load_is_cached_with_masks(monkeypatch):
     np.testing.assert_array_equal(a.masks, b.masks)
     np.testing.assert_array_equal(a.images, b.images)
     assert a.fingerprint == b.fingerprint != load("synthetic", n=300, seed=4).fingerprint
-    with pytest.raises(TypeError, match="unexpected options"):
+    with pytest.raises(DataOptionsError, match="unexpected options"):
         load("synthetic", n_images=10)
 
 
@@ -206,8 +208,50 @@ def test_cache_file_is_written_atomically(tmp_path, faces, monkeypatch):
     target = tmp_path / "c" / "x.npz"
     monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        array_cache.save(target, faces)
+        array_cache.save(target, faces, key="x")
     assert list((tmp_path / "c").iterdir()) == []                 # no half-written file left behind
+
+
+def _damage(path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":                 # a copy cut short
+        path.write_bytes(data[: len(data) // 3])
+    elif how == "corrupt":                 # bytes flipped inside the images: the zip's CRC check fails
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
+    else:
+        path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("how", ["truncated", "corrupt", "empty"])
+def test_a_damaged_cache_is_rebuilt_with_a_warning(tmp_path, faces, monkeypatch, how):
+    from emolib.data import sources
+    path = write_fer_csv(tmp_path / "fer2013.csv", faces)
+    first = load("fer2013", path)
+    cached = array_cache.cache_path("fer2013-csv", [str(path.resolve()), {}])
+    _damage(cached, how)
+    calls = []
+    monkeypatch.setattr(sources, "read_csv", lambda p: calls.append(p) or read_csv(p))
+    with pytest.warns(array_cache.CacheRebuilt, match=f"data cache {cached} is damaged"):
+        again = load("fer2013", path)
+    assert calls == [path.resolve()]
+    np.testing.assert_array_equal(again.images, first.images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                           # the rewritten file is whole: no warning
+        np.testing.assert_array_equal(load("fer2013", path).labels, first.labels)
+    assert len(calls) == 1
+
+
+def test_another_sources_cache_under_this_name_is_rebuilt(tmp_path, faces):
+    a = write_fer_csv(tmp_path / "a" / "fer2013.csv", faces)
+    b = write_fer_csv(tmp_path / "b" / "fer2013.csv", faces)
+    load("fer2013", a)
+    load("fer2013", b)
+    file_a, file_b = (array_cache.cache_path("fer2013-csv", [str(p.resolve()), {}]) for p in (a, b))
+    shutil.copy(file_a, file_b)                                  # e.g. a sync tool mixing two machines' caches
+    with pytest.warns(array_cache.CacheRebuilt, match="holds another source's arrays"):
+        got = load("fer2013", b)
+    assert got.source == f"fer2013-csv:{b.resolve()}"
 
 
 # --- kagglehub --------------------------------------------------------------------------------------

@@ -89,3 +89,61 @@ def test_out_is_an_argument_not_an_environment_change(tmp_path):
     assert main(["train", "02", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     assert dict(os.environ) == before
     assert (tmp_path / "metrics" / "02_cnn_baseline.json").is_file() and (tmp_path / "cnn_fer" / "best.pt").is_file()
+
+
+# The child process: only the distributions `emolib train` declares (and what they require) can be imported.
+LEAN = r'''
+import importlib.abc, importlib.metadata as md, json, re, sys
+from importlib.machinery import PathFinder
+from packaging.requirements import Requirement
+from emolib.cli.train import REQUIRES
+
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+allowed, todo = set(), [norm(n) for n in REQUIRES]
+while todo:
+    name = todo.pop()
+    if name in allowed:
+        continue
+    allowed.add(name)
+    for text in md.distribution(name).requires or []:
+        req = Requirement(text)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            todo.append(norm(req.name))
+blocked = {top for top, dists in md.packages_distributions().items()
+           if not {norm(d) for d in dists} & allowed and top not in sys.stdlib_module_names and top != "emolib"}
+
+class Lean(importlib.abc.MetaPathFinder):
+    """The path finder, blind to the blocked packages: to importers and find_spec alike, they are not installed."""
+    def find_spec(self, name, path=None, target=None):
+        return None if name.split(".")[0] in blocked else PathFinder.find_spec(name, path, target)
+
+    def invalidate_caches(self):
+        PathFinder.invalidate_caches()
+
+sys.meta_path[:] = [Lean() if f is PathFinder else f for f in sys.meta_path]
+print(json.dumps(sorted(blocked)), file=sys.stderr)
+from emolib.cli import main
+raise SystemExit(main(sys.argv[1:]))
+'''
+
+
+def test_trains_where_only_the_declared_packages_are_installed(tmp_path):
+    """A cluster image: torch, torchvision, scikit-learn, opencv, pyyaml, pandas... and no notebook packages."""
+    proc = subprocess.run([sys.executable, "-c", LEAN, "train", "02", "--profile", "smoke", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    blocked = set(json.loads(proc.stderr.splitlines()[0]))
+    assert {"IPython", "ipywidgets", "papermill", "nbconvert", "matplotlib", "seaborn", "jupyter_core"} <= blocked
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics" / "02_cnn_baseline.json").read_text())
+    assert metrics["headline"]["test_accuracy"] is not None
+
+
+def test_a_log_holds_the_epoch_lines_not_progress_bar_frames(tmp_path):
+    """Output to a file or pipe (a cluster's job log): one line an epoch, no carriage-return frames."""
+    proc = subprocess.run([*EMOLIB, "train", "02", "--profile", "smoke", "--set", "train.epochs=2",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    log = proc.stdout + proc.stderr
+    assert "\r" not in log, log[:2000]
+    assert [line.split(":")[0].strip() for line in log.splitlines() if line.strip().startswith("epoch ")] == \
+        ["epoch 1", "epoch 2"]

@@ -4,7 +4,8 @@ This module holds the parser, `main` and the video commands; `predict`, `models`
 
 Heavy imports (torch, the detectors) happen inside the commands, so `emolib --help` is instant.
 Exit status: 0 when every input was processed, 1 when some input failed (the others are still
-processed), 2 for usage errors (bad options, unknown model or detector).
+processed) or a command met an expected failure (`emolib.core.errors.EmolibError`: one line, no traceback
+unless --debug), 2 for usage errors (bad options, unknown model or detector).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from emolib.cli.common import UsageError, err, recognizer_from_args
 from emolib.cli.models import cmd_assets, cmd_export, cmd_models
 from emolib.cli.predict import cmd_predict
+from emolib.core.errors import EmolibError
 from emolib.core.labels import EMOTIONS
 
 # The detectors, fallbacks and defaults by use are emolib.faces' own (importing it loads no model).
@@ -82,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_predict_parser, _add_video_parser, _add_webcam_parser, _add_models_parser, _add_export_parser,
                 _add_assets_parser, add_train_parser):
         add(sub)
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true",
+                       help="on an error, show the Python traceback, not only the one-line message")
     return ap
 
 
@@ -224,11 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except UsageError as e:
         parser.exit(2, f"{parser.prog} {args.command}: error: {e}\n")
-    except RuntimeError as e:
-        from emolib.core.assets import AssetError
-        if not isinstance(e, AssetError):
+    except EmolibError as e:                # bad data, checkpoint or image, files missing offline: what and where
+        if args.debug:
             raise
-        err(str(e))                         # model or detector files missing: says what to run
+        err(str(e))
         return 1
     except KeyboardInterrupt:
         err("interrupted")

@@ -20,6 +20,12 @@ from pathlib import Path
 
 import yaml
 
+# The distributions `emolib train` may import (with what they require): what a cluster's training image holds.
+# Notebook-only packages (IPython, ipywidgets, papermill, nbconvert, matplotlib, seaborn, jupyter) stay out; a
+# test runs the command where nothing else can be imported.
+REQUIRES = ("torch", "torchvision", "numpy", "pyyaml", "pandas", "scikit-learn", "opencv-python", "pillow", "tqdm",
+            "kagglehub")
+
 EPILOG = """examples:
   emolib train 02 --profile quick
   emolib train 03 --profile quick --set finetune_train.epochs=2 --set device=cpu
@@ -99,6 +105,7 @@ def cmd_train(args) -> int:
 
     from emolib.cli.common import UsageError
     from emolib.core import runtime
+    from emolib.models.checkpoint import CheckpointError
     from emolib.research import profiles, session
     from emolib.research.experiment import notebook_metrics, train_notebook
     from emolib.research.notebooks import TRAINING_NOTEBOOKS
@@ -138,6 +145,10 @@ def cmd_train(args) -> int:
             return 0
         except ResumeError as e:
             raise UsageError(f"--resume: {e}") from None
+        except CheckpointError as e:
+            if not args.resume:
+                raise
+            raise UsageError(f"--resume: {e}; delete it to train from scratch") from None
         except KeyboardInterrupt:
             print(f"emolib train: interrupted (rank {runtime.rank()}); last.pt holds the last completed epoch: "
                   "rerun with --resume to continue", file=sys.stderr, flush=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from emolib.core import paths
 from emolib.core.atomic import copy_file
+from emolib.core.errors import EmolibError
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ ASSETS: dict[str, Asset] = {a.filename: a for a in [
 ]}
 
 
-class AssetError(RuntimeError):
+class AssetError(EmolibError, RuntimeError):
     """An asset could not be found locally nor fetched; the message says what to do."""
 
 

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from emolib.core.errors import EmolibError
 from emolib.core.quiet import captured_native_stderr, collected_warnings, summary
 
 # The one list of image file suffixes: what `read_image`, the CLI's folders and `data.load("folder")` take.
@@ -24,7 +25,7 @@ WRITABLE_COLOR_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".w
 MAX_SIDE = 4096
 
 
-class ImageReadError(Exception):
+class ImageReadError(EmolibError):
     """A file that could not be read as an image; .path and .reason say which and why."""
 
     def __init__(self, path, reason: str):

@@ -5,9 +5,9 @@
 so that `emolib.data.arrays` stays cheap to import (no OpenCV).
 """
 from emolib.data.arrays import SPLITS, FaceArrays
-from emolib.data.errors import DataFormatError, DatasetUnavailable
+from emolib.data.errors import DataFormatError, DataOptionsError, DatasetUnavailable
 
-__all__ = ["FaceArrays", "SPLITS", "load", "find_quality_issues", "DataFormatError", "DatasetUnavailable"]
+__all__ = ["FaceArrays", "SPLITS", "load", "find_quality_issues", "DataFormatError", "DataOptionsError", "DatasetUnavailable"]
 
 
 def __getattr__(name):

@@ -61,7 +61,7 @@ def resolve_fer2013(handle: str = DEFAULT_HANDLE, path: str | Path | None = None
     if path is not None:
         p = Path(path).expanduser()
         if not p.exists():
-            raise FileNotFoundError(f"FER2013 path {p} does not exist")
+            raise DatasetUnavailable(f"FER2013 path {p} does not exist")
         return p
     if _has_files(manual_dir()):
         return manual_dir()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from emolib.data import cache as array_cache
 from emolib.data.arrays import FaceArrays
-from emolib.data.errors import DataFormatError
+from emolib.data.errors import DataFormatError, DataOptionsError
 from emolib.data.fer2013 import CSV_NAMES, read_csv
 from emolib.data.folder import read_folder, split_dirs
 from emolib.data.kaggle import DEFAULT_HANDLE, resolve_fer2013
@@ -33,17 +33,17 @@ def load(source: str = "synthetic", path: str | Path | None = None, *, handle: s
     """
     if source == "synthetic":
         if path is not None:
-            raise ValueError("source 'synthetic' takes no path")
+            raise DataOptionsError("source 'synthetic' takes no path")
         arrays = _load_synthetic(options, use_cache=cache)
     elif source == "fer2013":
         arrays = _load_local(locate_fer2013(resolve_fer2013(handle, path, download=download)),
                              "fer2013", options, use_cache=cache)
     elif source == "folder":
         if path is None:
-            raise ValueError("source 'folder' needs path=<root of a root/<split>/<class>/ tree>")
+            raise DataOptionsError("source 'folder' needs path=<root of a root/<split>/<class>/ tree>")
         arrays = _load_local(("folder", Path(path)), "folder", options, use_cache=cache)
     else:
-        raise ValueError(f"unknown data source {source!r}; choose from {SOURCES}")
+        raise DataOptionsError(f"unknown data source {source!r}; choose from {SOURCES}")
     if len(arrays) == 0:
         raise DataFormatError(f"source {arrays.source or source!r} yielded no images")
     return arrays
@@ -73,12 +73,13 @@ def _load_local(located: tuple[str, Path], source: str, options: dict, *, use_ca
     p = p.resolve()
     if form == "csv":
         if options:
-            raise TypeError(f"unexpected options for a FER2013 CSV: {sorted(options)}")
+            raise DataOptionsError(f"{p}: a FER2013 CSV takes no data options, got {sorted(options)}")
         build = partial(read_csv, p)
     else:
         unknown = set(options) - {"val_frac", "seed", "workers"}
         if unknown:
-            raise TypeError(f"unexpected options for a folder source: {sorted(unknown)}")
+            raise DataOptionsError(f"{p}: unexpected options for a folder source: {sorted(unknown)} "
+                                   "(it takes val_frac, seed, workers)")
         options = {"val_frac": 0.1, "seed": 0, **options}     # explicit defaults: one cache file either way
         build = partial(read_folder, p, **options)
     decode_opts = {k: v for k, v in options.items() if k != "workers"}
@@ -107,7 +108,7 @@ def _load_synthetic(options: dict, *, use_cache: bool) -> FaceArrays:
               if par.default is not inspect.Parameter.empty}
     unknown = set(options) - set(params)
     if unknown:
-        raise TypeError(f"unexpected options for synthetic.generate: {sorted(unknown)}; accepted: {sorted(params)}")
+        raise DataOptionsError(f"unexpected options for synthetic.generate: {sorted(unknown)}; accepted: {sorted(params)}")
     params.update(options)
     # The generator's own code (and the split it draws with) is part of its version: an edited
     # generator never serves stale arrays.

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from emolib.core.atomic import copy_file
+from emolib.core.errors import EmolibError
 from emolib.core.provenance import __version__, git_commit
 from emolib.inference.onnx import FORMAT, FORMAT_VERSION, INPUT, OUTPUTS, OnnxClassifier
 
@@ -32,7 +33,7 @@ TOLERANCE = 1e-4          # max |p_onnx - p_torch| over every class of every cro
 OPSET = 18
 
 
-class ExportError(RuntimeError):
+class ExportError(EmolibError, RuntimeError):
     """The export failed, or the exported file does not match the PyTorch model."""
 
 

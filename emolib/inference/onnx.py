@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emolib.core.errors import EmolibError
+
 # The file format `emolib.inference.export` writes: its reader defines it.
 FORMAT = "emolib-onnx"
 FORMAT_VERSION = 1
@@ -22,7 +24,7 @@ OUTPUTS = ("logits", "probs")
 REQUIRED = ("emolib.format", "emolib.format_version", "emolib.spec", "emolib.classes", "emolib.model_name")
 
 
-class OnnxModelError(ValueError):
+class OnnxModelError(EmolibError, ValueError):
     """An ONNX file emolib cannot use: unreadable, not an emolib export, or lacking its metadata."""
 
 

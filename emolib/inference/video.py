@@ -24,12 +24,13 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from emolib.core.errors import EmolibError
 from emolib.core.quiet import captured_native_stderr, summary
 from emolib.inference.prefetch import detect_ahead, read_frames
 from emolib.inference.tracker import IoUTracker
 
 
-class VideoSourceError(RuntimeError):
+class VideoSourceError(EmolibError, RuntimeError):
     """A camera or video file that cannot be opened or read; the message says which and why."""
 
 

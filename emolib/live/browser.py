@@ -29,12 +29,13 @@ import cv2
 import numpy as np
 import traitlets
 
+from emolib.core.errors import EmolibError
 from emolib.inference.video import FramePipeline
 
 _HERE = Path(__file__).parent
 
 
-class LiveCameraError(RuntimeError):
+class LiveCameraError(EmolibError, RuntimeError):
     """The browser could not give a camera, or no frame arrived; the message says which and why."""
 
 

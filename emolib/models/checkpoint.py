@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from emolib.core.atomic import atomic_write
+from emolib.core.errors import EmolibError
 from emolib.core.labels import canonical, resolve_classes
 from emolib.core.provenance import __version__, git_commit
 
@@ -28,7 +29,7 @@ REQUIRED_KEYS = ("format", "format_version", "model_name", "model_kwargs", "spec
                  "num_classes", "state_dict")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(EmolibError, ValueError):
     """A file that is not an emolib checkpoint, or one for another model or class set."""
 
 

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 import yaml
 
 from emolib.core import paths
+from emolib.core.errors import EmolibError
 from emolib.core.settings import TrainConfig, describe, type_ok
 from emolib.research.notebooks import NOTEBOOKS, SCHEMAS, Common
 
@@ -37,7 +38,7 @@ __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section"
 
 
 
-class ConfigError(ValueError):
+class ConfigError(EmolibError, ValueError):
     """A profile or a notebook's parameters that do not fit the schema; the message says where."""
 
 

@@ -257,10 +257,17 @@ class Run:
             "figures": sorted(self.figures)})
         _write_json(root / f"{self.notebook}.run.json", {
             "notebook": self.notebook, "date": self.date, "code_version": self.code_version, "timing": timing})
-        from IPython.display import Markdown
         rows = "\n".join(f"| {k} | {format_number(v)} |" for k, v in head.items())
         shown = _portable(paths.reports_root(self.kind, self.profile) / "metrics" / f"{self.notebook}.json")
-        return Markdown(f"**Headline numbers** ({shown})\n\n| metric | value |\n|---|---|\n{rows}")
+        return MarkdownText(f"**Headline numbers** ({shown})\n\n| metric | value |\n|---|---|\n{rows}")
+
+
+class MarkdownText(str):
+    """Markdown that a notebook shows rendered (Jupyter calls `_repr_markdown_`) and a shell prints as text: no
+    IPython import, so `emolib train` runs where only the training packages are installed."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
 
 
 def start(cfg, data=None, **where) -> Run:

@@ -13,6 +13,7 @@ from pathlib import Path
 from torch import nn
 
 from emolib.core import runtime
+from emolib.core.errors import EmolibError
 from emolib.core.settings import TrainConfig
 from emolib.models.checkpoint import load_checkpoint, save_checkpoint
 from emolib.training import ddp
@@ -21,7 +22,7 @@ __all__ = ["ResumeError", "TrainState", "new_history", "end_of_epoch", "restore_
            "RESUME_MAY_CHANGE", "HISTORY_KEYS"]
 
 
-class ResumeError(ValueError):
+class ResumeError(EmolibError, ValueError):
     """last.pt cannot continue this run (another model, classes or recipe, or another global batch)."""
 
 
