@@ -89,7 +89,7 @@ def _decode_plain_jpeg(path: Path) -> np.ndarray | None:
     """An RGB or gray JPEG that needs no shrinking, decoded by OpenCV, or None when libjpeg had anything to say.
 
     The same libjpeg-turbo as Pillow's, but straight into BGR, without Pillow's export of the image row block
-    by row block: a 1280×886 photo in 2.8 ms against 4.1. OpenCV applies the EXIF orientation itself. It only
+    by row block (faster: docs/benchmarks.md times the end-to-end photo path). OpenCV applies the EXIF orientation itself. It only
     warns on stderr about a truncated or corrupt stream (and pads the image); any such message sends the file to
     Pillow, which then says what is wrong, or decodes what it can, as for every other file.
     """

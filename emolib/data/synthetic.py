@@ -58,7 +58,7 @@ CLASS_MEANS = {  #   brow_h slant  eye   curve  open  width wrinkle jaw
 EXPRESSION_SPREAD = np.array([0.30, 0.30, 0.15, 0.25, 0.10, 0.08, 0.12, 0.15], np.float32)
 INTENSITY_RANGE = (0.35, 1.15)   # how far along neutral -> class mean a face goes
 # Faces drawn per vectorized call: small enough that a chunk's temporaries stay in a core's L2
-# cache (4x faster than 256 here). Part of the byte-exact recipe (noise is seeded per chunk).
+# cache (larger chunks spill out of it and draw slower). Part of the byte-exact recipe (noise is seeded per chunk).
 RENDER_CHUNK = 32
 
 # Which drawn features carry each class: those whose class mean departs from neutral (see _class_regions).

@@ -103,8 +103,8 @@ def decode(raw: np.ndarray, anchors: np.ndarray, scale: float = 128.0):
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`image` reduced to `size` (w, h): halved by 2×2 averaging while it stays at least twice the size, then
     bilinear for the last factor under 2, as a mipmap does (or Pillow's reducing_gap). The same antialiasing
-    as cv2's INTER_AREA, which is fast only for an exact halving: straight from 1280×886 to 384×266 it takes
-    1.4 ms, this 0.24. An odd last row or column is dropped before a halving (under 0.1% of a photo's side)."""
+    as cv2's INTER_AREA, which is fast only for an exact halving (straight from a photo to the network's size it
+    is several times slower). An odd last row or column is dropped before a halving (under 0.1% of a photo's side)."""
     while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
         h, w = image.shape[:2]
         image = cv2.resize(image[: h // 2 * 2, : w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
@@ -180,7 +180,7 @@ class BlazeFace:
 
     def _nets(self, shape: tuple[int, int], threads: int) -> NetPool:
         """The network instances for an input of `shape` (h, w) on `threads` threads each, made on first use (a
-        new shape costs one model load, ~10 ms). Only the last few resized ones are kept: each holds its
+        new shape costs one model load). Only the last few resized ones are kept: each holds its
         activations (15 to 35 MB for the fine pass), and a batch of photos of many shapes would pile them up."""
         key = (None if shape == (self.size, self.size) else shape, threads)
         with self._lock:

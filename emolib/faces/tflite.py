@@ -2,8 +2,8 @@
 trained input size or resized to a larger one, and handed out to threads one at a time.
 
 LiteRT (`ai-edge-litert`, Google's runtime for TFLite models, with its XNNPACK kernels) is the default where
-its wheel exists (Linux, macOS): measured here it runs the full-range model in 2.7 ms against cv2.dnn's
-5.7 ms, and the short-range one in 0.9 ms against 1.7 ms, on one thread each. `runtime="opencv"` picks
+its wheel exists (Linux, macOS): it runs both models faster than cv2.dnn on one thread (docs/benchmarks.md,
+`detect_ms_*`). `runtime="opencv"` picks
 cv2.dnn, which is also what runs where LiteRT is not installed; `NetPool.runtime` says which one runs, and
 tests/test_faces.py checks that both find the same faces.
 """

@@ -50,7 +50,7 @@ class OnnxClassifier:
             threads = torch.get_num_threads()
         options.intra_op_num_threads, options.inter_op_num_threads = int(threads), 1
         # ONNX Runtime's idle threads spin for a while after each run; here the detector and the decoder run next
-        # and lost that time (measured: a group photo 30 ms with spinning, 24.5 without).
+        # and lost that time (a group photo is faster without spinning: docs/benchmarks.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
