@@ -54,8 +54,9 @@ lock: ## re-resolve requirements.lock from pyproject.toml at the versions in .ve
 	@echo "$(LOCK): $$(grep -c '^[A-Za-z0-9].*==' $(LOCK)) packages pinned"
 
 git-filter: ## notebooks enter git without outputs: nbstripout as this checkout's git filter (`make setup` runs it)
+	@# Also without the kernel's language_info, which JupyterLab writes on every save (papermill reads the kernelspec).
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
-	  nbs='"$(abspath $(PY))" -m nbstripout --keep-id'; \
+	  nbs='"$(abspath $(PY))" -m nbstripout --keep-id --extra-keys metadata.language_info'; \
 	  git config filter.nbstripout.clean "$$nbs" && git config filter.nbstripout.smudge cat && \
 	  git config filter.nbstripout.required true && git config diff.ipynb.textconv "$$nbs -t" && \
 	  echo "git filter nbstripout: on (.gitattributes applies it to *.ipynb)"; \

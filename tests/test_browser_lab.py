@@ -2,7 +2,8 @@
 started here on 127.0.0.1 with a token (offline, loopback only).
 
 - notebook 02 run cell by cell as a user would (Run All): no error output, a progress widget while it
-  trains, and the published report and checkpoint untouched (the run is a scratch run);
+  trains, the published report and checkpoint untouched (the run is a scratch run), and once saved, nothing for
+  git to commit (the project's nbstripout filter, in a git checkout of the notebooks);
 - notebook 06 in live mode with Chromium's fake camera playing a clip made from a real photo: annotated
   frames with a face and a label come back from the kernel; the Stop button ends the cell.
 
@@ -81,7 +82,25 @@ def home(tmp_path_factory):
     for path, content in published.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
+    # A git checkout of the notebooks with the project's own filter, as `make setup` configures it.
+    for name in (".gitattributes", ".gitignore"):
+        shutil.copy(paths.home() / name, root / name)
+    _git(root, "init", "-q")
+    venv = Path(os.path.realpath(paths.home() / ".venv"))
+    subprocess.run(["make", "--no-print-directory", "-f", str(paths.home() / "Makefile"), "git-filter", f"VENV={venv}"],
+                   cwd=root, check=True, capture_output=True, timeout=60)
+    _commit(root, "the notebooks as committed")
     return root, published
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def _commit(root: Path, message: str) -> None:
+    _git(root, "add", "notebooks", ".gitattributes", ".gitignore")
+    _git(root, "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", message)
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +244,7 @@ def test_notebook_02_run_all_shows_progress_and_leaves_the_published_report(home
     # The quick profile with two epochs: long enough to see the epoch bar, short for a test.
     _set_parameters(root / "notebooks" / "02_cnn_baseline.ipynb",
                     'profile = "quick"\noverrides = {"train": {"epochs": 2}}')
+    _commit(root, "02 for the test")
     page = _open(browser, lab, "02_cnn_baseline.ipynb")
     with _screenshot_on_failure(page, artifacts / "02_failure.png"):
         _run_all(page)
@@ -236,6 +256,18 @@ def test_notebook_02_run_all_shows_progress_and_leaves_the_published_report(home
         assert _error_outputs(page) == []
         text = page.inner_text(".jp-NotebookPanel .jp-Notebook")
         assert "accuracy" in text and "Traceback" not in text
+    # Saved after Run All, unedited since its commit: the git filter leaves nothing to commit (outputs, widget
+    # state and the kernel's language_info are stripped).
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.querySelector('.jp-mod-current.jp-mod-dirty, .jp-Notebook .jp-mod-dirty')"
+                           " && !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=60_000)
+    saved = json.loads((root / "notebooks" / "02_cnn_baseline.ipynb").read_text())
+    assert any(c.get("outputs") for c in saved["cells"]), "the save wrote no outputs: nothing was tested"
+    # `git status` itself lists the file until it is added: git takes a changed file size for a change without
+    # running the filter. What counts: no diff, and nothing to commit once added.
+    assert _git(root, "diff", "--no-textconv", "notebooks") == ""
+    _git(root, "add", "notebooks")
+    assert _git(root, "status", "--porcelain", "notebooks") == "", _git(root, "diff", "--cached", "notebooks")[:3000]
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in published} == before, "published files changed"
     scratch = root / "reports" / "scratch" / "quick" / "metrics" / "02_cnn_baseline.json"
     assert scratch.exists(), "the interactive run wrote no scratch metrics"
