@@ -15,12 +15,13 @@ def test_canonical_order_and_aliases():
                         ("happiness", "happy"), (" sadness ", "sad"), ("anger", "angry")]:
         assert labels.canonical(alias) == name
     assert labels.index("surprised") == 5
-    assert set(labels.EMOJI) == set(labels.EMOTIONS)
+    assert set(labels.EMOJI) == set(labels.COLORS) == set(labels.ALL_EMOTIONS)
+    assert labels.ALL_EMOTIONS == labels.EMOTIONS + ("contempt",) and labels.index("contempt") == 7   # FER+'s eighth
 
 
 def test_unknown_class_lists_known_names():
     with pytest.raises(ValueError, match="fearful"):
-        labels.canonical("contempt")
+        labels.canonical("bored")
 
 
 def test_five_class_subset_is_a_view_in_canonical_order():
@@ -28,6 +29,8 @@ def test_five_class_subset_is_a_view_in_canonical_order():
     table = labels.remap_table(labels.FIVE_CLASS)
     assert table.tolist() == [0, -1, 1, 2, 3, -1, 4]
     assert labels.resolve_classes(["neutral", "happiness"]) == ("happy", "neutral")
+    assert labels.resolve_classes(["contempt", "anger"]) == ("angry", "contempt")
+    assert labels.resolve_classes("eight") == labels.ALL_EMOTIONS
     with pytest.raises(ValueError):
         labels.resolve_classes("six")
 

@@ -2,7 +2,10 @@
 
 ``images`` uint8 N×48×48, ``labels`` int64 canonical indices (FER2013 order, `emolib.core.labels`),
 ``splits`` one of ``train``/``val``/``test`` per row. Synthetic data also carries ``masks``: per
-image, the pixels of the facial regions that carry its class (Grad-CAM ground truth).
+image, the pixels of the facial regions that carry its class (Grad-CAM ground truth). FER+ carries
+``targets``: per row, a distribution over `classes` (its raters' processed votes) that training may use
+instead of the one label, as ``label_mode`` says (`emolib.data.ferplus`); ``labels`` stay the rows'
+single labels, which evaluation scores against.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ class FaceArrays:
     fingerprint: str = ""                  # hash of the source files/params that produced the arrays
     notes: list[str] = field(default_factory=list)   # things the loader wants the user to know
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not decoded
+    targets: np.ndarray | None = None      # float32 (N, C) per-row distributions over `classes` (FER+), rows sum to 1
+    label_mode: str = ""                   # how training reads `targets` (FER+: emolib.data.ferplus.LABEL_MODES)
 
     def __post_init__(self):
         n = len(self.images)
@@ -36,6 +41,8 @@ class FaceArrays:
             raise ValueError("images, labels and splits must have the same length")
         if self.masks is not None and self.masks.shape != self.images.shape:
             raise ValueError("masks must have the images' shape")
+        if self.targets is not None and self.targets.shape != (n, len(self.classes)):
+            raise ValueError(f"targets must be N×{len(self.classes)} (one column per class), got {self.targets.shape}")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -45,14 +52,16 @@ class FaceArrays:
         per_split = ", ".join(f"{s}={int((self.splits == s).sum())}" for s in SPLITS)
         extras = "".join([", masks" if self.masks is not None else "",
                           f", {len(self.notes)} notes" if self.notes else "",
-                          f", {len(self.skipped)} skipped" if self.skipped else ""])
+                          f", {len(self.skipped)} skipped" if self.skipped else "",
+                          f", {self.label_mode} targets" if self.targets is not None else ""])
         side = "×".join(map(str, self.images.shape[1:]))
         return (f"FaceArrays({self.source or 'unnamed'}: {len(self)} images {side}, {per_split}, "
                 f"{len(self.classes)} classes{extras})")
 
     def _take(self, idx: np.ndarray) -> "FaceArrays":
         return replace(self, images=self.images[idx], labels=self.labels[idx], splits=self.splits[idx],
-                       masks=None if self.masks is None else self.masks[idx])
+                       masks=None if self.masks is None else self.masks[idx],
+                       targets=None if self.targets is None else self.targets[idx])
 
     def split(self, name: str) -> "FaceArrays":
         """The rows of one split; an empty split is an error, not an empty dataset."""
@@ -71,15 +80,20 @@ class FaceArrays:
         return self._take(np.flatnonzero(keep))
 
     def subset(self, classes) -> "FaceArrays":
-        """Keep only `classes` (names or a subset name such as "five"); labels are re-indexed."""
+        """Keep only `classes` (names or a subset name such as "five"); labels are re-indexed, the rows of
+        dropped classes go, and `targets` keep the kept classes' columns, renormalized."""
         names = resolve_classes(classes)
-        table = remap_table(names)
-        canon = np.array([EMOTIONS.index(c) for c in self.classes])
-        new = table[canon[self.labels]]
+        table = remap_table(names, among=self.classes)
+        new = table[self.labels]
         keep = np.flatnonzero(new >= 0)
         out = self._take(keep)
         out.labels = new[keep]
         out.classes = names
+        if out.targets is not None:
+            cols = np.zeros((len(self.classes), len(names)), np.float32)
+            cols[np.flatnonzero(table >= 0), table[table >= 0]] = 1
+            kept = out.targets @ cols
+            out.targets = kept / kept.sum(1, keepdims=True)
         return out
 
     def prior(self, split: str) -> float:

@@ -80,6 +80,8 @@ def save(path: Path, arrays: FaceArrays, key: str) -> Path:
                   format_version=np.array(FORMAT_VERSION), key=np.array(key))
     if arrays.masks is not None:
         fields["masks"] = arrays.masks
+    if arrays.targets is not None:
+        fields.update(targets=arrays.targets, label_mode=np.array(arrays.label_mode))
     with atomic_write(path) as f:
         np.savez(f, **fields)                  # uncompressed: a FER2013-size load stays fast (docs/benchmarks.md)
     return path
@@ -91,7 +93,9 @@ def read(path: Path) -> FaceArrays:
         arrays = FaceArrays(images=z["images"], labels=z["labels"].astype(np.int64), splits=z["splits"],
                             classes=tuple(z["classes"].tolist()), masks=z["masks"] if "masks" in z else None,
                             source=str(z["source"]), fingerprint=str(z["fingerprint"]),
-                            notes=z["notes"].tolist(), skipped=[tuple(r) for r in z["skipped"].tolist()])
+                            notes=z["notes"].tolist(), skipped=[tuple(r) for r in z["skipped"].tolist()],
+                            targets=z["targets"] if "targets" in z else None,
+                            label_mode=str(z["label_mode"]) if "label_mode" in z else "")
     n = len(arrays.images)
     if arrays.images.shape[1:] != (48, 48) or len(arrays.labels) != n or len(arrays.splits) != n or (
             arrays.masks is not None and len(arrays.masks) != n):

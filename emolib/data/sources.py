@@ -4,6 +4,7 @@
     load("fer2013")                                # data/raw/fer2013, the kagglehub cache, or a download
     load("fer2013", "path/to/fer2013.csv")         # or icml_face_data.csv, or a folder release root
     load("folder", "path/to/root")                 # any root/<split>/<class>/*.png|jpg tree
+    load("ferplus", "path/to/folder", label_mode="crossentropy")   # fer2013new.csv + fer2013.csv, joined by row
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from emolib.data import cache as array_cache
 from emolib.data.arrays import FaceArrays
 from emolib.data.errors import DataFormatError, DataOptionsError
 from emolib.data.fer2013 import CSV_NAMES, read_csv
+from emolib.data.ferplus import LABEL_MODES, locate_ferplus, read_ferplus
 from emolib.data.folder import read_folder, split_dirs
 from emolib.data.kaggle import DEFAULT_HANDLE, resolve_fer2013
 
-SOURCES = ("synthetic", "fer2013", "folder")
+SOURCES = ("synthetic", "fer2013", "folder", "ferplus")
 
 
 def load(source: str = "synthetic", path: str | Path | None = None, *, handle: str = DEFAULT_HANDLE,
@@ -28,7 +30,8 @@ def load(source: str = "synthetic", path: str | Path | None = None, *, handle: s
     """Decode `source` into FaceArrays (uint8 N×48×48, canonical labels, splits), reusing the cache.
 
     `options` go to the source: ``synthetic.generate`` parameters (n, seed, …) for "synthetic";
-    ``val_frac``/``seed`` (used only when a folder tree has no val split) for "fer2013" and "folder".
+    ``val_frac``/``seed`` (used only when a folder tree has no val split) for "fer2013" and "folder";
+    ``label_mode`` (`emolib.data.ferplus.LABEL_MODES`) and ``contempt`` (8 classes, or 7) for "ferplus".
     `download` lets "fer2013" without a `path` call kagglehub when no local or cached copy exists.
     """
     if source == "synthetic":
@@ -42,6 +45,8 @@ def load(source: str = "synthetic", path: str | Path | None = None, *, handle: s
         if path is None:
             raise DataOptionsError("source 'folder' needs path=<root of a root/<split>/<class>/ tree>")
         arrays = _load_local(("folder", Path(path)), "folder", options, use_cache=cache)
+    elif source == "ferplus":
+        arrays = _load_ferplus(*locate_ferplus(path), options, use_cache=cache)
     else:
         raise DataOptionsError(f"unknown data source {source!r}; choose from {SOURCES}")
     if len(arrays) == 0:
@@ -87,6 +92,21 @@ def _load_local(located: tuple[str, Path], source: str, options: dict, *, use_ca
     arrays = array_cache.load_or_build(kind, [str(p), decode_opts], array_cache.files_fingerprint(p), build,
                                  use_cache=use_cache)
     arrays.source = f"{kind}:{p}"
+    return arrays
+
+
+def _load_ferplus(votes: Path, fer: Path, options: dict, *, use_cache: bool) -> FaceArrays:
+    if unknown := set(options) - {"label_mode", "contempt"}:
+        raise DataOptionsError(f"unexpected options for the ferplus source: {sorted(unknown)} (it takes label_mode, contempt)")
+    options = {"label_mode": "majority", "contempt": True, **options}   # explicit defaults: one cache file either way
+    if options["label_mode"] not in LABEL_MODES or not isinstance(options["contempt"], bool):
+        raise DataOptionsError(f"ferplus: label_mode must be one of {', '.join(LABEL_MODES)} and contempt true or "
+                               f"false, got {options}")
+    votes, fer = votes.resolve(), fer.resolve()
+    fingerprint = array_cache.digest([array_cache.files_fingerprint(votes), array_cache.files_fingerprint(fer)])
+    arrays = array_cache.load_or_build("ferplus-csv", [str(votes), str(fer), options], fingerprint,
+                                       partial(read_ferplus, votes, fer, **options), use_cache=use_cache)
+    arrays.source = f"ferplus-csv:{votes}+{fer.name}"
     return arrays
 
 

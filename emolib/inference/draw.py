@@ -11,26 +11,16 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from emolib.core.labels import canonical
+from emolib.core.labels import COLORS, canonical
 from emolib.inference.emoji import emoji_sprite, paste_sprite
 
-# BGR, one per emotion, chosen to be told apart on a photo (and to match the emoji tints loosely).
-EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
-    "angry": (40, 40, 230),
-    "disgust": (60, 170, 60),
-    "fear": (200, 90, 150),
-    "happy": (0, 200, 255),
-    "sad": (220, 130, 40),
-    "surprise": (230, 200, 0),
-    "neutral": (200, 200, 200),
-}
 _FALLBACK_COLOR = (160, 160, 160)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def emotion_color(label: str) -> tuple[int, int, int]:
     try:
-        return EMOTION_COLORS[canonical(label)]
+        return COLORS[canonical(label)]      # BGR, kept with the names in emolib.core.labels
     except ValueError:               # a checkpoint with its own class names
         return _FALLBACK_COLOR
 

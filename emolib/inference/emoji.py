@@ -1,4 +1,4 @@
-"""Emoji for the seven emotions, drawn with OpenCV so they show on a machine with no emoji font.
+"""Emoji for the emotions (FER2013's seven and FER+'s contempt), drawn with OpenCV so they show on a machine with no emoji font.
 
 `cv2.putText` only knows Hershey glyphs and Pillow needs a colour-emoji font to draw U+1F600 and
 friends, so a fresh machine would show boxes. Instead each emotion is a small vector drawing (a
@@ -13,7 +13,7 @@ import functools
 import cv2
 import numpy as np
 
-from emolib.core.labels import EMOTIONS, canonical
+from emolib.core.labels import ALL_EMOTIONS, canonical
 
 _SUPERSAMPLE = 4
 
@@ -120,6 +120,18 @@ def _wavy_mouth(c: _Canvas):
     c.poly([(x, 0.48 + 0.07 * np.sin(x / 0.38 * 2 * np.pi)) for x in xs], _FEATURE, thickness=0.075)
 
 
+def _smirk(c: _Canvas):
+    # Contempt's one-sided lip raise: flat on the left, the right corner pulled up.
+    c.poly([(-0.3, 0.5), (0.12, 0.48), (0.36, 0.34)], _FEATURE, thickness=0.075)
+
+
+def _side_eyes(c: _Canvas):
+    for x in (-0.33, 0.33):                                      # half-lidded, looking aside
+        c.ellipse((x, -0.15), (0.15, 0.1), _WHITE)
+        c.ellipse((x + 0.07, -0.13), (0.06, 0.07), _FEATURE)
+        c.line((x - 0.17, -0.2), (x + 0.17, -0.2), _FEATURE, 0.05)
+
+
 def _tear(c: _Canvas):
     c.poly([(0.33, 0.0), (0.26, 0.16), (0.4, 0.16)], _TEAR)
     c.ellipse((0.33, 0.18), (0.07, 0.075), _TEAR)
@@ -142,8 +154,9 @@ _EXPRESSIONS = {
                       _frown(c), _tear(c)),
     "surprise": lambda c: (_raised_brows(c), _wide_eyes(c), _o_mouth(c)),
     "neutral": lambda c: (_dot_eyes(c), _flat_mouth(c)),
+    "contempt": lambda c: (_side_eyes(c), _smirk(c)),
 }
-assert set(_EXPRESSIONS) == set(EMOTIONS)
+assert set(_EXPRESSIONS) == set(ALL_EMOTIONS)
 
 
 def emoji_sprite(emotion: str, size: int = 48) -> np.ndarray:

@@ -1,0 +1,250 @@
+"""FER+ (fer2013new.csv joined by position to fer2013.csv): the reference's label rules on hand-computed rows,
+the source on a format-faithful pair of files (rows without an image name, names drifting from the row index,
+9-vote rows, ties, contempt and unknown majorities), a name-based join caught by the Usage check, soft targets
+in training, and (slow) every notebook of the ferplus profile as a dry run."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emolib.core.labels import ALL_EMOTIONS, EMOTIONS
+from emolib.data import DataFormatError, DataOptionsError, DatasetUnavailable, load
+from emolib.data.ferplus import FERPLUS_CSV, VOTE_COLUMNS, process_votes, row_target
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures_fer import make_faces, write_fer_csv, write_msambare  # noqa: E402
+
+# FER+ vote columns: neutral happiness surprise sadness anger disgust fear contempt unknown NF
+FERPLUS_COLUMN = {"neutral": 0, "happy": 1, "surprise": 2, "sad": 3, "angry": 4, "disgust": 5, "fear": 6,
+                  "contempt": 7}
+HEADER = "Usage,Image name," + ",".join(VOTE_COLUMNS)
+USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+
+# Rows of the fixture with hand-written votes (position in both files -> votes); the others get clean votes.
+NOT_A_FACE = (5, 40)                           # empty Image name, NF = 10: dropped and counted
+SPECIAL = {
+    7: [0, 6, 0, 3, 0, 0, 0, 0, 0, 0],         # nine votes: happy 6 of 9
+    8: [4, 4, 0, 2, 0, 0, 0, 0, 0, 0],         # a tie: no majority; crossentropy neutral/happy 1/2 each
+    9: [2, 0, 0, 0, 0, 0, 0, 6, 0, 0],         # contempt majority
+    10: [2, 0, 0, 0, 0, 0, 0, 0, 6, 2],        # unknown majority: dropped in every mode
+    11: [5, 1, 1, 1, 1, 1, 0, 0, 0, 0],        # a majority only once single votes are removed
+    12: [0, 4, 3, 2, 1, 0, 0, 0, 0, 0],        # soft: crossentropy happy 4/7, surprise 3/7
+}
+
+
+def dist(**shares) -> np.ndarray:
+    """A distribution over the eight FER+ classes in canonical order, from class=share."""
+    out = np.zeros(len(ALL_EMOTIONS))
+    for name, share in shares.items():
+        out[ALL_EMOTIONS.index(name)] = share
+    return out
+
+
+def clean_votes(label: int, row: int) -> list[int]:
+    """Votes with a clear majority for FER2013's `label`; every 9th row is contempt instead (all splits get some)."""
+    name = "contempt" if row % 9 == 4 else EMOTIONS[label]
+    votes = [0] * 10
+    votes[FERPLUS_COLUMN[name]] += 8
+    votes[0] += 2
+    return votes
+
+
+def ferplus_rows(faces) -> list[tuple[str, str, list[int]]]:
+    """(Usage, Image name, votes) per row of `faces`; names count faces only, so they drift from the row index."""
+    rows, named = [], 0
+    for i, (label, split) in enumerate(zip(faces.labels, faces.splits)):
+        if i in NOT_A_FACE:
+            rows.append((USAGE[str(split)], "", [0] * 9 + [10]))
+            continue
+        rows.append((USAGE[str(split)], f"fer{named:07d}.png", SPECIAL.get(i) or clean_votes(int(label), i)))
+        named += 1
+    return rows
+
+
+def write_ferplus(path: Path, rows) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([HEADER] + [f"{u},{n}," + ",".join(map(str, v)) for u, n, v in rows]) + "\n")
+    return path
+
+
+def write_pair(folder: Path, style: str = "fer2013"):
+    """fer2013new.csv and fer2013.csv (or icml_face_data.csv) side by side; returns (faces, FER+ rows)."""
+    faces = make_faces((10, 2, 2), seed=1)
+    write_fer_csv(folder / ("fer2013.csv" if style == "fer2013" else "icml_face_data.csv"), faces, style=style)
+    rows = ferplus_rows(faces)
+    write_ferplus(folder / FERPLUS_CSV, rows)
+    return faces, rows
+
+
+def row_of(arrays, faces, i) -> int:
+    """Where row `i` of the files landed in the loaded arrays (found by its pixels), or -1 when dropped."""
+    hits = np.flatnonzero((arrays.images == faces.images[i]).all(axis=(1, 2)))
+    return int(hits[0]) if hits.size else -1
+
+
+# ----------------------------------------------------------------------------------- (b) the label rules
+
+def test_single_votes_are_removed_before_any_rule():
+    votes = [5, 1, 1, 1, 1, 1, 0, 0, 0, 0]       # 5 of 10: no majority as counted, 5 of 5 once the 1s go
+    for mode in ("majority", "probability", "crossentropy", "multi_target"):
+        label, target = row_target(votes, mode)
+        assert ALL_EMOTIONS[label] == "neutral"
+        np.testing.assert_allclose(target, dist(neutral=1))
+
+
+def test_majority_needs_more_than_half_and_an_emotion():
+    assert ALL_EMOTIONS[row_target([0, 6, 0, 3, 0, 0, 0, 0, 0, 0], "majority")[0]] == "happy"   # 6 of 9
+    assert row_target([4, 4, 0, 2, 0, 0, 0, 0, 0, 0], "majority") is None                    # a tie
+    assert row_target([0, 5, 0, 0, 0, 0, 0, 0, 5, 0], "majority") is None                    # 5 of 10 is not more
+    assert row_target([2, 0, 0, 0, 0, 0, 0, 0, 6, 2], "majority") is None                    # unknown
+    assert row_target([0, 0, 0, 0, 0, 0, 0, 0, 0, 10], "majority") is None                   # not a face
+    label, target = row_target([2, 0, 0, 0, 0, 0, 0, 6, 0, 0], "majority")
+    assert ALL_EMOTIONS[label] == "contempt" and label == 7
+    np.testing.assert_allclose(target, dist(contempt=1))
+
+
+@pytest.mark.parametrize("mode", ["probability", "crossentropy"])
+def test_the_distribution_keeps_the_top_emotions_until_three_quarters(mode):
+    # 1 goes; of 9: happy 4 (< 6.75), then surprise 3 (7 >= 6.75): stop
+    label, target = row_target([0, 4, 3, 2, 1, 0, 0, 0, 0, 0], mode)
+    assert ALL_EMOTIONS[label] == "happy"
+    np.testing.assert_allclose(target, dist(happy=4 / 7, surprise=3 / 7))
+    # a tie at the top joins together; the label is the first of them in FER+'s column order (neutral)
+    label, target = row_target([4, 4, 0, 2, 0, 0, 0, 0, 0, 0], mode)
+    assert ALL_EMOTIONS[label] == "neutral"
+    np.testing.assert_allclose(target, dist(neutral=0.5, happy=0.5))
+    # neutral and happy (6 of 10), then surprise joins; unknown, tied with it, does not (emotions came first)
+    np.testing.assert_allclose(row_target([3, 3, 2, 0, 0, 0, 0, 0, 2, 0], mode)[1],
+                               dist(neutral=3 / 8, happy=3 / 8, surprise=2 / 8))
+    np.testing.assert_allclose(process_votes([3, 3, 2, 0, 0, 0, 0, 0, 2, 0], mode),
+                               [3 / 8, 3 / 8, 2 / 8, 0, 0, 0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("mode", ["probability", "crossentropy"])
+def test_the_distribution_drops_rows_with_too_many_emotions_too_few_votes_or_unknown_on_top(mode):
+    assert row_target([3, 3, 2, 2, 0, 0, 0, 0, 0, 0], mode) is None     # four emotions before 75%
+    assert row_target([2, 0, 0, 0, 0, 0, 0, 0, 2, 0], mode) is None     # neutral alone holds only half
+    assert row_target([2, 0, 0, 0, 0, 0, 0, 0, 6, 2], mode) is None     # unknown on top
+    assert row_target([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], mode) is None     # no votes left at all
+
+
+def test_multi_target_takes_every_emotion_with_three_tenths():
+    label, target = row_target([5, 3, 2, 0, 0, 0, 0, 0, 0, 0], "multi_target")   # 2 of 10 is under 30%
+    assert ALL_EMOTIONS[label] == "neutral"
+    np.testing.assert_allclose(target, dist(neutral=0.5, happy=0.5))
+    label, target = row_target([0, 4, 3, 2, 1, 0, 0, 0, 0, 0], "multi_target")   # 3 of 9 is over 30%
+    np.testing.assert_allclose(target, dist(happy=0.5, surprise=0.5))
+    assert row_target([3, 3, 2, 2, 0, 0, 0, 0, 0, 0], "multi_target")[1].tolist() == (dist(neutral=.5, happy=.5)).tolist()
+    assert row_target([2, 2, 2, 2, 2, 0, 0, 0, 0, 0], "multi_target") is None          # 0 kept of 10
+
+
+def test_without_contempt_its_rows_go_and_the_rest_is_renormalized():
+    assert row_target([2, 0, 0, 0, 0, 0, 0, 6, 0, 0], "majority", contempt=False) is None
+    label, target = row_target([0, 5, 0, 0, 0, 0, 0, 3, 0, 0], "crossentropy", contempt=False)
+    assert ALL_EMOTIONS[label] == "happy" and len(target) == 7
+    np.testing.assert_allclose(target, dist(happy=1)[:7])
+    np.testing.assert_allclose(row_target([0, 5, 0, 0, 0, 0, 0, 3, 0, 0], "crossentropy")[1],
+                               dist(happy=5 / 8, contempt=3 / 8))
+
+
+# ----------------------------------------------------------------------------------- the source
+
+@pytest.mark.parametrize("style", ["fer2013", "icml"])
+def test_the_source_joins_by_position_and_drops_what_is_not_a_face(tmp_path, style):
+    faces, rows = write_pair(tmp_path / "ferplus", style)
+    arrays = load("ferplus", tmp_path / "ferplus", cache=False)
+    assert arrays.classes == ALL_EMOTIONS and arrays.label_mode == "majority"
+    assert [line for line, _ in arrays.skipped] == [f"{FERPLUS_CSV} line {i + 2}" for i in NOT_A_FACE]
+    dropped = {8, 10, 12}                                # no majority (a tie, 4 of 9) and the unknown majority
+    assert len(arrays) == len(faces) - len(NOT_A_FACE) - len(dropped)
+    for i in range(3, len(faces)):                       # rows 0-2: the fixture's blank and duplicated faces
+        at = row_of(arrays, faces, i)
+        if i in NOT_A_FACE or i in dropped:
+            assert at == -1, i
+            continue
+        want = {7: "happy", 9: "contempt", 11: "neutral"}.get(i, "contempt" if i % 9 == 4 else EMOTIONS[faces.labels[i]])
+        assert ALL_EMOTIONS[arrays.labels[at]] == want, i
+        assert arrays.splits[at] == faces.splits[i]
+    assert "not a face" in arrays.notes[0] and "majority" in arrays.notes[0]
+
+
+def test_val_and_test_always_follow_the_majority_rule(tmp_path):
+    faces, _ = write_pair(tmp_path)
+    arrays = load("ferplus", tmp_path, label_mode="crossentropy", cache=False)
+    assert arrays.label_mode == "crossentropy"
+    np.testing.assert_allclose(arrays.targets.sum(1), 1, atol=1e-6)
+    for split in ("val", "test"):
+        part = arrays.split(split)
+        np.testing.assert_array_equal(part.targets, np.eye(8, dtype=np.float32)[part.labels])
+    soft = arrays.targets[arrays.splits == "train"]
+    assert (soft.max(1) < 1).any()                       # e.g. row 12, and the clean rows' 8/10 + 2/10
+    if faces.splits[8] == "train":                       # the tie: kept for training, never for evaluation
+        assert row_of(arrays, faces, 8) >= 0
+    majority = load("ferplus", tmp_path, cache=False)
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(majority.split(split).labels, arrays.split(split).labels)
+
+
+def test_seven_classes_without_contempt(tmp_path):
+    faces, _ = write_pair(tmp_path)
+    arrays = load("ferplus", tmp_path, contempt=False, cache=False)
+    assert arrays.classes == EMOTIONS and arrays.targets.shape == (len(arrays), 7)
+    assert row_of(arrays, faces, 9) == -1 and row_of(arrays, faces, 13) == -1     # contempt majorities
+    eight = load("ferplus", tmp_path, cache=False).subset("all")                  # the same rows
+    np.testing.assert_array_equal(eight.labels, arrays.labels)
+
+
+def test_the_cache_keeps_targets_and_options_pick_their_own_file(tmp_path):
+    write_pair(tmp_path)
+    first = load("ferplus", tmp_path, label_mode="crossentropy")
+    again = load("ferplus", tmp_path, label_mode="crossentropy")
+    np.testing.assert_array_equal(first.targets, again.targets)
+    assert again.label_mode == "crossentropy" and again.skipped == first.skipped
+    assert load("ferplus", tmp_path).label_mode == "majority"
+
+
+def test_bad_options_are_named(tmp_path):
+    write_pair(tmp_path)
+    with pytest.raises(DataOptionsError, match="label_mode"):
+        load("ferplus", tmp_path, label_mode="vote")
+    with pytest.raises(DataOptionsError, match="val_frac"):
+        load("ferplus", tmp_path, val_frac=0.1)
+
+
+# ----------------------------------------------------------------------------------- (d) the join
+
+def test_a_name_based_join_fails_the_usage_check_naming_the_first_row(tmp_path):
+    faces, rows = write_pair(tmp_path)
+    by_name = sorted(rows, key=lambda r: r[1])            # re-ordered by Image name (the empty names first)
+    write_ferplus(tmp_path / FERPLUS_CSV, by_name)
+    first = next(i for i, (a, b) in enumerate(zip(rows, by_name)) if a[0] != b[0])
+    with pytest.raises(DataFormatError, match=rf"line {first + 2}: Usage '{by_name[first][0]}' but .*fer2013.csv "
+                                              rf"line {first + 2} has '{rows[first][0]}'.*by position"):
+        load("ferplus", tmp_path, cache=False)
+
+
+def test_files_of_different_lengths_do_not_join(tmp_path):
+    faces, rows = write_pair(tmp_path)
+    write_ferplus(tmp_path / FERPLUS_CSV, rows[:-1])
+    with pytest.raises(DataFormatError, match=f"{len(rows) - 1} rows but .* has {len(rows)}"):
+        load("ferplus", tmp_path, cache=False)
+
+
+def test_an_image_folder_release_cannot_be_joined(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOLIB_DATA", str(tmp_path / "data"))
+    faces, rows = write_pair(tmp_path / "elsewhere")
+    write_ferplus(tmp_path / "data" / "raw" / "ferplus" / FERPLUS_CSV, rows)
+    write_msambare(tmp_path / "data" / "raw" / "fer2013", faces)
+    with pytest.raises(DatasetUnavailable, match="image-folder release") as e:
+        load("ferplus", cache=False)
+    assert "fer2013.csv" in str(e.value) and str(tmp_path / "data" / "raw" / "ferplus") in str(e.value)
+    write_fer_csv(tmp_path / "data" / "raw" / "fer2013" / "fer2013.csv", faces)   # the CSV in data/raw/fer2013
+    assert len(load("ferplus", cache=False)) == len(load("ferplus", tmp_path / "elsewhere", cache=False))
+
+
+def test_without_fer2013new_the_error_says_where_both_files_go(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOLIB_DATA", str(tmp_path / "data"))
+    with pytest.raises(DatasetUnavailable, match="github.com/microsoft/FERPlus") as e:
+        load("ferplus")
+    assert str(tmp_path / "data" / "raw" / "ferplus") in str(e.value)
