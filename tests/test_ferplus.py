@@ -7,10 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from emolib import models
 from emolib.core.labels import ALL_EMOTIONS, EMOTIONS
 from emolib.data import DataFormatError, DataOptionsError, DatasetUnavailable, load
 from emolib.data.ferplus import FERPLUS_CSV, VOTE_COLUMNS, process_votes, row_target
+from emolib.training.augment import AugmentConfig
+from emolib.training.evaluate import evaluate, predict
+from emolib.training.loader import FaceLoader
+from emolib.training.loop import MultiTargetLoss, TrainConfig, build_criterion, fit, train_one_epoch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_fer import make_faces, write_fer_csv, write_msambare  # noqa: E402
@@ -248,3 +254,82 @@ def test_without_fer2013new_the_error_says_where_both_files_go(tmp_path, monkeyp
     with pytest.raises(DatasetUnavailable, match="github.com/microsoft/FERPlus") as e:
         load("ferplus")
     assert str(tmp_path / "data" / "raw" / "ferplus") in str(e.value)
+
+
+# ----------------------------------------------------------------------------------- (c) soft targets in training
+
+def _train_split(tmp_path, mode):
+    write_pair(tmp_path)
+    return load("ferplus", tmp_path, label_mode=mode, cache=False).split("train")
+
+
+def _no_dropout(net):
+    for m in net.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return net
+
+
+def test_crossentropy_trains_against_the_processed_distribution(tmp_path):
+    train = _train_split(tmp_path, "crossentropy")
+    net = _no_dropout(models.create("cnn_fer", num_classes=8))
+    loader = FaceLoader(train, net.spec, 8, train=True, augment=AugmentConfig.none(), seed=3)
+    assert loader.target_mode == "crossentropy"
+    order = loader.epoch_indices()
+    batches = list(loader)
+    for b, (x, y) in enumerate(batches):                 # each batch's targets are its rows' distributions
+        np.testing.assert_array_equal(y.numpy(), train.targets[order[b * 8:(b + 1) * 8].numpy()])
+    cfg = TrainConfig(epochs=1, progress=False, device="cpu")
+    criterion = build_criterion(cfg, loader, torch.device("cpu"))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.0)  # the weights stay: the loss can be recomputed
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    record = train_one_epoch(net, loader, optimizer, criterion, scaler, cfg, torch.device("cpu"))
+    net.train()
+    with torch.no_grad():
+        per_row = torch.cat([-(y * torch.log_softmax(net(x), 1)).sum(1) for x, y in batches])
+    assert record["train_loss"] == pytest.approx(per_row.mean().item(), rel=1e-5)
+    # and a few real steps: fit trains on the distributions and selects on val's majority labels
+    history = fit(net, loader, FaceLoader(load("ferplus", tmp_path, cache=False).split("val"), net.spec, 16),
+                  TrainConfig(epochs=2, max_batches=3, lr=0.01, progress=False, device="cpu"))
+    assert history["completed_epochs"] == 2 and np.isfinite(history["train_loss"]).all()
+
+
+def test_probability_draws_a_label_from_the_distribution_at_each_use(tmp_path):
+    train = _train_split(tmp_path, "probability")
+    net = models.create("cnn_fer", num_classes=8)
+    loader = FaceLoader(train, net.spec, len(train), train=True, augment=AugmentConfig.none(), seed=0)
+    soft = np.flatnonzero((train.targets > 0).sum(1) > 1)
+    assert loader.target_mode == "probability" and soft.size
+    draws = []
+    for epoch in range(200):
+        loader.set_epoch(epoch)
+        order = loader.epoch_indices().numpy()
+        y = next(iter(loader))[1].numpy()
+        assert (train.targets[order, y] > 0).all()       # only emotions the distribution keeps
+        draws.append(y[np.argsort(order)])
+    draws = np.array(draws)
+    for row in soft:                                     # each kept emotion about as often as its share
+        freq = np.bincount(draws[:, row], minlength=8) / len(draws)
+        np.testing.assert_allclose(freq, train.targets[row], atol=0.12)
+    loader.set_epoch(5)
+    np.testing.assert_array_equal(next(iter(loader))[1].numpy(), next(iter(loader))[1].numpy())   # (seed, epoch)
+
+
+def test_multi_target_loss_is_the_references():
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    targets = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    p = torch.softmax(logits, 1)
+    want = -(torch.log(p[0, 0]) + torch.log(p[1, 0])) / 2        # the best-predicted target of each row
+    assert MultiTargetLoss()(logits, targets).item() == pytest.approx(want.item())
+    assert isinstance(build_criterion(TrainConfig(), type("L", (), {"target_mode": "multi_target"})(), "cpu"),
+                      MultiTargetLoss)
+
+
+def test_evaluation_scores_against_the_majority_labels(tmp_path):
+    train = _train_split(tmp_path, "crossentropy")
+    net = models.create("cnn_fer", num_classes=8)
+    probs, labels = predict(net, FaceLoader(train, net.spec, 16, train=True, augment=AugmentConfig.none()))
+    assert labels.dtype == np.int64 and set(labels) <= set(range(8))         # a soft loader's top classes
+    probs, labels = predict(net, train)                                        # FaceArrays: the labels themselves
+    np.testing.assert_array_equal(labels, train.labels)
+    assert evaluate(net, train)["classes"] == list(ALL_EMOTIONS)

@@ -79,9 +79,9 @@ class ShardedLoader:
     def __iter__(self):
         base = self.loader
         g = _generator(base.seed, base.epoch, self.rank)
-        labels = torch.from_numpy(base.labels)
         for idx in self.step_rows():
-            yield base.make_batch(idx.to(base.device), g), labels[idx].to(base.device)
+            idx = idx.to(base.device)
+            yield base.make_batch(idx, g), base.batch_targets(idx, g)
 
     def __repr__(self) -> str:
         return f"ShardedLoader(rank {self.rank} of {self.world_size}, {self.loader!r})"

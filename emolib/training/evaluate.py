@@ -40,7 +40,8 @@ def run_batches(model: nn.Module, loader, device=None, *, forward=None, amp: boo
     The model is in eval mode under torch.inference_mode (its train/eval mode is restored
     afterwards), with autocast when `amp` applies (`emolib.core.runtime.amp_dtype`). `forward(x)` maps a
     batch to its outputs (default: the model's logits, as float32). Returns two CPU tensors, the
-    outputs concatenated over the batches and the int64 labels; both have 0 rows for an empty loader.
+    outputs concatenated over the batches and the int64 labels (or the float N×C distributions a FER+
+    training loader yields); both have 0 rows for an empty loader.
     """
     device = resolve_device(device) if device is not None else module_device(model)
     forward = forward or (lambda x: model(x).float())
@@ -56,7 +57,13 @@ def run_batches(model: nn.Module, loader, device=None, *, forward=None, amp: boo
         model.train(was_training)
     if not outputs:
         return torch.empty(0), torch.empty(0, dtype=torch.int64)
-    return torch.cat(outputs), torch.cat(labels).long()
+    labels = torch.cat(labels)
+    return torch.cat(outputs), labels if labels.is_floating_point() else labels.long()
+
+
+def hard_labels(targets: torch.Tensor) -> torch.Tensor:
+    """Class indices of a batch's targets: the labels, or each distribution's top class."""
+    return targets.argmax(1) if targets.ndim == 2 else targets
 
 
 def _as_loader(model: nn.Module, data, batch_size: int, device):
@@ -102,7 +109,7 @@ def predict(model: nn.Module, data, *, tta: str | None = None, batch_size: int =
     probs, labels = run_batches(model, loader, device, forward=lambda x: _tta_logits_to_probs(model, x, tta))
     if not len(labels):
         raise ValueError("predict got an empty dataset")
-    return probs.numpy(), labels.numpy().astype(np.int64)
+    return probs.numpy(), hard_labels(labels).numpy().astype(np.int64)
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> dict:

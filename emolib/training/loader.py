@@ -5,6 +5,10 @@ The whole uint8 image array goes to the device once; a batch is an index into it
 random number comes from a CPU ``torch.Generator`` seeded by (seed, epoch), so an epoch's batches
 are a pure function of those two numbers, on any device, and a resumed run sees exactly the
 batches it would have seen.
+
+A batch's target is its rows' labels, except on a training loader over arrays with FER+ ``targets``
+(`emolib.data.ferplus`): ``crossentropy`` and ``multi_target`` yield the rows' distributions (N×C float) and
+``probability`` a label drawn from each row's distribution, anew at each use (`FaceLoader.batch_targets`).
 """
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ class FaceLoader:
     AugmentConfig.none() to switch augmentation off). train=False keeps the row order and does not
     augment unless an `augment` is given explicitly (e.g. for test-time augmentation).
     balanced=True (training only) draws each epoch's rows with replacement, with probability
-    1/count(class), so every class is seen about equally often.
+    1/count(class), so every class is seen about equally often. `target_mode` says what a batch's target
+    is (see the module docstring): "labels", or on a training loader a FER+ label mode.
     """
 
     def __init__(self, arrays: FaceArrays, spec: ModelSpec, batch_size: int = 64, *, train: bool = False,
@@ -64,6 +69,12 @@ class FaceLoader:
         # One copy to the device; batches are index_select on it from here on.
         self._images = torch.from_numpy(np.ascontiguousarray(arrays.images)).to(self.device)
         self._labels = torch.from_numpy(self.labels).to(self.device)
+        self.target_mode = arrays.label_mode if train and arrays.targets is not None else "labels"
+        if self.target_mode == "majority":     # the targets are the labels, one-hot
+            self.target_mode = "labels"
+        if self.target_mode != "labels":       # the draws of "probability" are made on the CPU generator
+            self._targets = torch.from_numpy(np.asarray(arrays.targets, dtype=np.float32))
+            self._targets = self._targets if self.target_mode == "probability" else self._targets.to(self.device)
         counts = np.bincount(self.labels, minlength=self.num_classes).astype(np.float64)
         self._sample_weights = torch.from_numpy(1.0 / np.maximum(counts, 1.0)[self.labels])
         self.epoch = 0
@@ -90,7 +101,16 @@ class FaceLoader:
         order = self.epoch_indices(g)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size].to(self.device)
-            yield self.make_batch(idx, g), self._labels[idx]
+            yield self.make_batch(idx, g), self.batch_targets(idx, g)
+
+    def batch_targets(self, idx: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        """What the loss compares rows `idx` with: their labels, distributions, or labels drawn from those."""
+        if self.target_mode == "labels":
+            return self._labels[idx]
+        if self.target_mode == "probability":
+            g = g or epoch_generator(self.seed, self.epoch)
+            return torch.multinomial(self._targets[idx.cpu()], 1, generator=g).squeeze(1).to(self.device)
+        return self._targets[idx]
 
     def make_batch(self, idx: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
         """Preprocessed (and, if configured, augmented) model input for rows `idx`."""

@@ -36,11 +36,11 @@ from emolib.core import progress, runtime
 from emolib.core.settings import TrainConfig
 from emolib.core.spec import stamp_framing
 from emolib.training import ddp
-from emolib.training.evaluate import run_batches
+from emolib.training.evaluate import hard_labels, run_batches
 from emolib.training.state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
 
 __all__ = ["TrainConfig", "fit", "train_one_epoch", "evaluate_loss", "restore_resume_state", "build_optimizer",
-           "build_scheduler", "build_criterion", "scheduler_steps_per_batch"]
+           "build_scheduler", "build_criterion", "MultiTargetLoss", "scheduler_steps_per_batch"]
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -101,7 +101,20 @@ def scheduler_steps_per_batch(cfg: TrainConfig) -> bool:
     return cfg.scheduler in ("onecycle", "cosine")
 
 
+class MultiTargetLoss(nn.Module):
+    """FER+'s multi-target loss (its reference code): -log of the highest probability the model gives any of a
+    row's targets (the classes with target > 0), so predicting either of two chosen emotions is right."""
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_probs = F.log_softmax(logits, dim=1).masked_fill(targets <= 0, float("-inf"))
+        return -log_probs.max(dim=1).values.mean()
+
+
 def build_criterion(cfg: TrainConfig, train_loader, device) -> nn.Module:
+    """Cross-entropy against the loader's targets: labels or (FER+ crossentropy) distributions, which
+    nn.CrossEntropyLoss takes as they are; FER+ multi_target gets its own loss."""
+    if getattr(train_loader, "target_mode", "labels") == "multi_target":
+        return MultiTargetLoss()
     weight = None
     if cfg.weighted_loss:
         from emolib.training.loader import class_weights
@@ -112,7 +125,8 @@ def build_criterion(cfg: TrainConfig, train_loader, device) -> nn.Module:
 # --------------------------------------------------------------------------- one epoch, one evaluation
 
 def evaluate_loss(model: nn.Module, loader, device=None, *, amp: bool = False) -> dict:
-    """Plain (unweighted, unsmoothed) cross-entropy, accuracy and macro F1 over a loader.
+    """Plain (unweighted, unsmoothed) cross-entropy, accuracy and macro F1 over a loader (accuracy and F1
+    against the top class where its targets are distributions).
 
     Under a process group `loader` is this rank's shard: the outputs of every rank are gathered
     first, so each rank returns the figures of the whole split.
@@ -121,10 +135,10 @@ def evaluate_loss(model: nn.Module, loader, device=None, *, amp: bool = False) -
     logits, labels = ddp.all_gather_rows(logits), ddp.all_gather_rows(labels)
     if not len(labels):
         raise ValueError("evaluate_loss got an empty loader")
-    preds = logits.argmax(1)
+    preds, hard = logits.argmax(1), hard_labels(labels)
     return {"loss": F.cross_entropy(logits, labels, reduction="sum").item() / len(labels),
-            "acc": float((preds == labels).double().mean()),
-            "macro_f1": float(f1_score(labels.numpy(), preds.numpy(), average="macro", zero_division=0))}
+            "acc": float((preds == hard).double().mean()),
+            "macro_f1": float(f1_score(hard.numpy(), preds.numpy(), average="macro", zero_division=0))}
 
 
 def steps_per_epoch(loader, cfg: TrainConfig) -> int:
@@ -162,9 +176,9 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
-        n = y.numel()
+        n = len(y)
         loss_sum += loss.item() * n
-        correct += (logits.argmax(1) == y).sum().item()
+        correct += (logits.argmax(1) == hard_labels(y)).sum().item()
         seen += n
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
     bar.close()
