@@ -1,8 +1,7 @@
 """Small FER2013 fixtures written into a test's tmp_path in the real formats (nothing binary in git).
 
-`make_faces()` draws smooth 48×48 faces-ish images (smooth so that JPG round trips stay close), with
-one blank image and one duplicated face (same pixels in train and test under different labels), in a
-shuffled CSV order. The writers lay the same pixels out as each FER2013 release does.
+`make_faces()` (in `emolib.data.fixtures`, so the benchmarks use it too) draws smooth 48×48 faces-ish images
+with one blank image and one duplicated face; the writers lay the same pixels out as each FER2013 release does.
 """
 from __future__ import annotations
 
@@ -14,39 +13,12 @@ import numpy as np
 from emolib.core.labels import EMOTIONS
 from emolib.data.arrays import FaceArrays
 from emolib.data.fer2013 import write_csv
+from emolib.data.fixtures import BLANK_ROW, DUP_ROWS, make_faces  # noqa: F401 - the tests import them from here
 
 PREFIX = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 MSAMBARE_CLASSES = dict(zip(EMOTIONS, EMOTIONS))   # angry disgust fear happy sad surprise neutral
 ANANTHU_CLASSES = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy",
                    "sad": "sad", "surprise": "surprised", "neutral": "neutral"}
-BLANK_ROW, DUP_ROWS = 0, (1, 2)
-
-
-def make_faces(per_class=(10, 2, 2), seed: int = 0) -> FaceArrays:
-    """`per_class` images per class for (train, val, test); rows shuffled; row 0 blank, rows 1 and 2 equal."""
-    rng = np.random.default_rng(seed)
-    labels, splits = [], []
-    for split, k in zip(("train", "val", "test"), per_class):
-        for c in range(len(EMOTIONS)):
-            labels += [c] * k
-            splits += [split] * k
-    order = rng.permutation(len(labels))
-    labels = np.array(labels, dtype=np.int64)[order]
-    splits = np.array(splits, dtype="<U5")[order]
-    yy, xx = np.mgrid[0:48, 0:48] / 47.0
-    images = []
-    for i in range(len(labels)):
-        a, b, c = rng.uniform(-1, 1, 3)
-        base = 128 + 60 * (a * xx + b * yy) + 40 * np.sin(3 * c + 6 * xx * yy)
-        noise = cv2.GaussianBlur(rng.normal(0, 25, (48, 48)), (0, 0), 3)
-        images.append(np.clip(base + noise, 0, 255).astype(np.uint8))
-    images = np.stack(images)
-    images[BLANK_ROW] = 0
-    # The same face twice: once in train, once in test, under another label (leakage + conflict).
-    images[DUP_ROWS[1]] = images[DUP_ROWS[0]]
-    splits[list(DUP_ROWS)] = ["train", "test"]
-    labels[DUP_ROWS[1]] = (labels[DUP_ROWS[0]] + 1) % len(EMOTIONS)
-    return FaceArrays(images=images, labels=labels, splits=splits, source="fixture")
 
 
 def write_fer_csv(path: Path, faces: FaceArrays, style: str = "fer2013") -> Path:

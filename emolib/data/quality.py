@@ -14,8 +14,15 @@ import numpy as np
 from emolib.data.arrays import FaceArrays
 from emolib.data.splits import SPLITS
 
+BLANK_STD = 2.0          # pixel std (0-255 scale) under which an image counts as blank or constant
 
-def find_quality_issues(arrays: FaceArrays, *, blank_std: float = 2.0) -> dict:
+
+def blank_rows(images: np.ndarray, blank_std: float = BLANK_STD) -> np.ndarray:
+    """A bool per image: blank or constant (pixel std < `blank_std`). One definition for every audit."""
+    return _row_std(images.reshape(len(images), -1)) < blank_std
+
+
+def find_quality_issues(arrays: FaceArrays, *, blank_std: float = BLANK_STD) -> dict:
     """Blank images (pixel std < `blank_std`) and groups of byte-identical images.
 
     Returns a dict of plain values: ``blank`` (row indices), ``duplicate_groups`` (lists of row indices,
@@ -23,10 +30,8 @@ def find_quality_issues(arrays: FaceArrays, *, blank_std: float = 2.0) -> dict:
     splits (``cross_split_groups``) or carry different labels (``conflicting_label_groups``), plus counts.
     """
     flat = arrays.images.reshape(len(arrays), -1)
-    std = _row_std(flat)
-    blank = np.flatnonzero(std < blank_std)
-    is_blank = np.zeros(len(arrays), dtype=bool)
-    is_blank[blank] = True
+    is_blank = blank_rows(arrays.images, blank_std)
+    blank = np.flatnonzero(is_blank)
 
     by_hash: dict[bytes, list[int]] = defaultdict(list)
     rows = np.ascontiguousarray(flat)

@@ -18,12 +18,19 @@ from emolib.core.settings import Device
 @dataclass
 class Common:
     profile: str                      # the params/<profile>.yaml this run comes from (set by the runner)
-    source: str                       # data source for emolib.data.load: synthetic | fer2013 | folder
-    data_path: str | None             # a local file/folder for fer2013 or folder; None = default lookup
-    data_options: dict                # keyword options for emolib.data.load (synthetic: n, seed, ...)
-    classes: str | list               # "all", "five" or a list of class names
+    source: str                       # data source for emolib.data.load: synthetic | fer2013 | folder | ferplus
+    data_path: str | None             # a local file/folder for fer2013, folder or ferplus; None = default lookup
+    data_options: dict                # keyword options for emolib.data.load (synthetic: n, seed; ferplus: label_mode, contempt)
+    classes: str | list               # "all" (FER2013's 7), "five", "eight" (FER+'s: the 7 and contempt) or class names
     seed: int                         # seeds training, sampling and augmentation
     device: Device                    # auto | cpu | cuda | cuda:<i> (emolib.core.runtime.resolve_device)
+    near_duplicates: Literal["keep", "drop_from_eval"]   # keep: report only; drop_from_eval: val/test rows with a
+    #                                   near-duplicate in train leave the evaluation (emolib.data.near_duplicates)
+    near_duplicate_radius: int        # Hamming radius of the near-duplicate audit, of 64 bits
+
+
+# Common values a profile may leave out (every other key it must set): the data options' documented defaults.
+COMMON_DEFAULTS = {"near_duplicates": "keep", "near_duplicate_radius": 4}
 
 
 @dataclass

@@ -31,7 +31,7 @@ import yaml
 from emolib.core import paths
 from emolib.core.errors import EmolibError
 from emolib.core.settings import TrainConfig, describe, type_ok
-from emolib.research.notebooks import NOTEBOOKS, SCHEMAS, Common
+from emolib.research.notebooks import COMMON_DEFAULTS, NOTEBOOKS, SCHEMAS, Common
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
            "resolve", "schema", "validate"]
@@ -181,7 +181,7 @@ def load_section(profile: str, notebook: str) -> dict:
     stray = sorted(set(common) - common_keys)
     if stray:
         raise ConfigError(f"{path} [common]: unknown key(s) {stray}; common accepts: {', '.join(sorted(common_keys))}")
-    merged = {**common, **(data.get(nb) or {})}
+    merged = {**COMMON_DEFAULTS, **common, **(data.get(nb) or {})}
     name = path.stem
     if name in paths.RESERVED:                  # folders of the reports root
         raise ConfigError(f"{path}: a profile may not be named {name!r}")

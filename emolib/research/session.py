@@ -29,7 +29,7 @@ from typing import Any, Mapping
 from emolib.research import dryrun, profiles, reporting
 from emolib.research.notebooks import notebook as notebook_row
 
-__all__ = ["RUNNER_ENV", "configure", "setup", "start", "runner_context"]
+__all__ = ["RUNNER_ENV", "apply_near_duplicates", "configure", "setup", "start", "runner_context"]
 
 RUNNER_ENV = "EMOLIB_RUNNER"
 
@@ -59,11 +59,27 @@ def setup(notebook: str, profile: str, overrides: Mapping[str, Any] | None = Non
     from emolib.data import load
     cfg = configure(notebook, profile, overrides)
     data = load(cfg.source, cfg.data_path, **cfg.data_options).subset(cfg.classes)
+    data, removed = apply_near_duplicates(data, cfg.near_duplicates, cfg.near_duplicate_radius)
     context = runner_context()
     row = notebook_row(profiles.notebook_name(notebook))
     if context.get("caps") is not None and (row.trains or row.reads_checkpoints):
         data = dryrun.cap_eval_splits(data, context["caps"])      # a dry run evaluates a few rows
-    return cfg, data, _start(cfg, data, context, output_root)
+    run = _start(cfg, data, context, output_root)
+    if removed is not None:
+        run.data["near_duplicates"] = removed                     # in the metrics JSON's data info
+    return cfg, data, run
+
+
+def apply_near_duplicates(data, mode: str, radius: int):
+    """(data, None) for ``keep``; for ``drop_from_eval``, the data without the val/test rows that have a
+    near-duplicate in train and the record of what went (printed: nothing leaves silently)."""
+    if mode == "keep":
+        return data, None
+    from emolib.data import near_duplicates
+    found = near_duplicates.audit(data, radius)
+    data, removed = near_duplicates.drop_from_eval(data, found)
+    print(data.notes[-1])
+    return data, removed
 
 
 def start(cfg, data=None, *, output_root=None):
