@@ -2,17 +2,28 @@
 the source on a format-faithful pair of files (rows without an image name, names drifting from the row index,
 9-vote rows, ties, contempt and unknown majorities), a name-based join caught by the Usage check, soft targets
 in training, and (slow) every notebook of the ferplus profile as a dry run."""
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from skimage import data as skimage_data
 
 from emolib import models
-from emolib.core.labels import ALL_EMOTIONS, EMOTIONS
+from emolib.cli import main
+from emolib.core import paths
+from emolib.core.labels import ALL_EMOTIONS, COLORS, EMOJI, EMOTIONS
 from emolib.data import DataFormatError, DataOptionsError, DatasetUnavailable, load
 from emolib.data.ferplus import FERPLUS_CSV, VOTE_COLUMNS, process_votes, row_target
+from emolib.inference.draw import emotion_color
+from emolib.inference.emoji import emoji_sprite
+from emolib.models.checkpoint import load_checkpoint, save_checkpoint
+from emolib.research import runner, session
 from emolib.training.augment import AugmentConfig
 from emolib.training.evaluate import evaluate, predict
 from emolib.training.loader import FaceLoader
@@ -333,3 +344,42 @@ def test_evaluation_scores_against_the_majority_labels(tmp_path):
     probs, labels = predict(net, train)                                        # FaceArrays: the labels themselves
     np.testing.assert_array_equal(labels, train.labels)
     assert evaluate(net, train)["classes"] == list(ALL_EMOTIONS)
+
+
+# ----------------------------------------------------------------------------------- an 8-class checkpoint in use
+
+def test_an_eight_class_checkpoint_runs_in_the_recognizer_and_the_cli(tmp_path, capsys):
+    net = models.create("cnn_fer", num_classes=8)
+    head = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():                                # whatever the face, contempt (output 7) wins
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([0.0] * 7 + [5.0]))
+    ckpt = save_checkpoint(tmp_path / "ferplus_cnn.pt", net, classes=ALL_EMOTIONS, config={}, metrics={})
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert main(["predict", str(photo), "--model", str(ckpt), "--json", "--annotate", str(tmp_path / "out")]) == 0
+    face = json.loads(capsys.readouterr().out)[0]["faces"][0]
+    assert face["label"] == "contempt" and face["emoji"] == EMOJI["contempt"] and list(face["probs"]) == list(ALL_EMOTIONS)
+    assert len(list((tmp_path / "out").iterdir())) == 1
+    assert emotion_color("contempt") == COLORS["contempt"] and emoji_sprite("contempt", 32).shape == (32, 32, 4)
+
+# ----------------------------------------------------------------------------------- (a) the profile, dry run
+
+@pytest.mark.slow
+def test_make_dry_run_ferplus_on_a_format_faithful_pair(tmp_path):
+    """Every notebook of the ferplus profile (crossentropy targets, eight classes) on the fixture pair, found
+    where the real run looks (data/raw/ferplus under $EMOLIB_DATA)."""
+    write_pair(tmp_path / "data" / "raw" / "ferplus")
+    env = {**os.environ, "EMOLIB_REPORTS": str(tmp_path / "reports"), "EMOLIB_MODELS": str(tmp_path / "models"),
+           "EMOLIB_DATA": str(tmp_path / "data"), "EMOLIB_CACHE": str(tmp_path / "cache")}
+    env.pop(session.RUNNER_ENV, None)
+    out = subprocess.run(["make", "--no-print-directory", "dry-run", "PROFILE=ferplus"], cwd=paths.home(), env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    root = tmp_path / "reports" / "dry-run" / "ferplus" / "metrics"
+    metrics = {nb: json.loads((root / f"{nb}.json").read_text()) for nb in runner.NOTEBOOKS}
+    assert metrics["01_data_exploration"]["headline"]["classes"] == 8
+    assert "ferplus" in metrics["02_cnn_baseline"]["data"]["source"]
+    assert metrics["02_cnn_baseline"]["metrics"]["test"]["classes"] == list(ALL_EMOTIONS)
+    best = list((tmp_path / "models" / "dry-run" / "ferplus" / "02_cnn_baseline").glob("*/best.pt"))
+    assert best and load_checkpoint(best[0])["classes"] == list(ALL_EMOTIONS)

@@ -26,7 +26,7 @@ def _profile(tmp_path, text: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("profile", ["quick", "fer2013", "smoke"])
+@pytest.mark.parametrize("profile", ["quick", "fer2013", "ferplus", "smoke"])
 def test_shipped_profiles_validate_for_every_notebook(profile):
     for nb in notebooks.NOTEBOOKS:
         section = profiles.load_section(profile, nb)

@@ -25,7 +25,7 @@ from emolib.inference.classifier import DEFAULT_MODEL, load_classifier, onnx_pat
 def emoji_for(label: str) -> str:
     try:
         return EMOJI[canonical(label)]
-    except ValueError:               # a checkpoint with class names outside the seven emotions
+    except ValueError:               # a checkpoint with class names of its own (not an emotion of labels)
         return ""
 
 
