@@ -49,7 +49,15 @@ def test_a_planted_copy_of_each_kind_is_found(distinct, kind):
 def test_unrelated_faces_are_not_paired(distinct):
     found = audit(arrays_of(list(distinct), ["train"] * len(distinct)))
     assert found["n_pairs"] == 0
-    assert found["n_unrelated_sampled"] > 0 and sum(found["unrelated_histogram"][:RADIUS + 1]) == 0
+    assert found["n_random_pairs"] > 0 and sum(found["random_pair_histogram"][:RADIUS + 1]) == 0
+
+
+def test_a_look_alike_at_the_hash_scale_fails_the_pixel_check(distinct):
+    """Heavy grain over a face keeps its coarse layout (its hash) but not its pixels: not a copy."""
+    grain = np.random.default_rng(0).standard_normal((48, 48))
+    look_alike = np.clip(distinct[0] + 40 * grain, 0, 255).astype(np.uint8)
+    found = audit(arrays_of([distinct[0], look_alike, distinct[1]], ["train", "test", "val"]))
+    assert found["n_hash_matches"] == 1 and found["n_pairs"] == 0
 
 
 def test_a_mirrored_copy_is_found_and_marked(distinct):

@@ -18,6 +18,16 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("csv_parse_s_*", "parse a FER2013-format CSV of 35,887 rows (`_fer2013_tenth`: a tenth of it, `--quick`)", ""),
     ("cache_load_s_*", "load the same rows from their decoded `.npz` cache (fingerprint checked)", "< 1 s"),
     ("csv_parse_vs_cache_load_ratio", "CSV parse time ÷ cache load time", ""),
+    # near_duplicates
+    ("near_dup_recall_planted", "share of the planted near-duplicate pairs the audit reports (`make_faces` with "
+     "texture in FER2013's class counts, 35,887 images; copies re-encoded, shifted, re-toned, mirrored, blurred or "
+     "all of JPEG, shift and tone, across and within splits)", "≥ 0.95"),
+    ("near_dup_recall_*", "the same, for the planted pairs of one kind", ""),
+    ("near_dup_precision_reported", "share of the reported pairs that were planted", "≥ 0.99"),
+    ("near_dup_unplanted_share_with_partner", "share of the images in no planted pair that the audit gives a "
+     "partner", "≤ 0.005"),
+    ("near_dup_audit_s_*", "seconds of `emolib.data.near_duplicates.audit` over all the images (hashes of every "
+     "shift and mirror, the band search, the pixel check, the random-pair sample)", "≤ 30 s (35,887 images)"),
     # data_pipeline
     ("synthetic_faces_per_s", "synthetic faces generated (drawing, masks, splits)", "≥ 5,000"),
     ("loader_batches_per_s_cached", "augmented training batches/s of FaceLoader (batch 64, 48 px, 1 channel)", ""),

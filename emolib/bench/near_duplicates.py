@@ -92,5 +92,5 @@ def run(quick: bool = False, radius: int = RADIUS) -> dict[str, float]:
     seconds = time.perf_counter() - t0
     size = "fer2013_tenth" if quick else "fer2013_size"
     return {**score(found, planted, len(faces)), f"near_dup_audit_s_{size}": seconds,
-            "near_dup_radius": float(radius), "_inputs": [f"make_faces(texture=True): {len(faces)} images, "
-                                                          f"{len(planted)} planted pairs"]}
+            "_inputs": [f"make_faces(texture=True) in FER2013's class counts: {len(faces)} images, {len(planted)} "
+                        f"planted pairs ({', '.join(dict.fromkeys(planted.values()))}), radius {radius}"]}

@@ -4,7 +4,9 @@ FER2013 was gathered by web image search, so a face can land in two splits witho
 (`emolib.data.quality` finds the byte-identical ones). Every image gets a 64-bit perceptual hash (pHash-like:
 the 48×48 image area-resized to 32×32, its 2-D DCT, the top-left 8×8 block minus the DC term thresholded at
 its median), of itself and of its mirror, each at every offset of up to `MAX_SHIFT` pixels. Two images are a
-pair when the Hamming distance between one's plain hash and any of the other's variants is at most `radius`.
+pair when the Hamming distance between one's plain hash and any of the other's variants is at most `radius`,
+and their pixels, aligned as that variant says, correlate at `MIN_CORRELATION` or more: 63 bits of a face's
+coarse layout cannot tell a copy from a look-alike face, the pixels can.
 
 Finding them among 35,887 images: the 64 bits are cut into `radius + 1` bands; two hashes within `radius`
 agree exactly on at least one band (pigeonhole), so only hashes that share a band's value are compared,
@@ -27,6 +29,7 @@ from emolib.data.splits import SPLITS
 
 RADIUS = 4               # the default Hamming radius (docs/data.md says how it was chosen)
 MAX_SHIFT = 3            # pixels: a copy shifted this far is compared at its own offset
+MIN_CORRELATION = 0.9    # pixel check of a hash match (docs/data.md: what it removes, how it was chosen)
 HASH_BITS = 64
 MODES = ("keep", "drop_from_eval")
 SPLIT_PAIRS = tuple(f"{a}-{b}" for a, b in combinations_with_replacement(SPLITS, 2))
@@ -55,12 +58,14 @@ def _projections(max_shift: int) -> np.ndarray:
     return np.stack([base @ _shift_matrix(d) for d in range(-max_shift, max_shift + 1)]).astype(np.float32)
 
 
-def _bits(coeffs: np.ndarray) -> np.ndarray:
-    """(..., 8, 8) DCT blocks -> uint64 hashes: the 63 AC terms above their median (the top bit stays 0)."""
-    ac = coeffs.reshape(*coeffs.shape[:-2], _BLOCK * _BLOCK)[..., 1:]
-    bits = ac > np.median(ac, axis=-1, keepdims=True)
-    weights = np.uint64(1) << np.arange(ac.shape[-1] - 1, -1, -1, dtype=np.uint64)
-    return (bits.astype(np.uint64) * weights).sum(axis=-1, dtype=np.uint64)
+def _bits(block: np.ndarray) -> np.ndarray:
+    """(..., 64) DCT blocks, row-major -> uint64 hashes: the 63 AC terms above their median (DC's top bit is 0)."""
+    ac = np.ascontiguousarray(block[..., 1:])
+    mid = ac.shape[-1] // 2
+    median = np.partition(ac, mid, axis=-1)[..., mid:mid + 1]
+    bits = block > median
+    bits[..., 0] = False
+    return np.packbits(bits, axis=-1).view(">u8")[..., 0].astype(np.uint64)
 
 
 def hash_variants(images: np.ndarray, max_shift: int = MAX_SHIFT, chunk: int = 1024) -> np.ndarray:
@@ -68,14 +73,19 @@ def hash_variants(images: np.ndarray, max_shift: int = MAX_SHIFT, chunk: int = 1
     each image's own hash, [1, c, c] its mirror's. Batched matrix products; no per-image loop."""
     proj = _projections(max_shift)
     # The DCT-II of a reversed row is the DCT-II of the row with every odd term negated: the mirror for free.
-    sign = np.where(np.arange(_BLOCK) % 2, -1, 1).astype(np.float32)
-    out = np.empty((2, len(proj), len(proj), len(images)), dtype=np.uint64)
+    sign = np.tile(np.where(np.arange(_BLOCK) % 2, -1, 1), _BLOCK).astype(np.float32)
+    s, k, side = proj.shape
+    flat = proj.reshape(s * k, side)
+    out = np.empty((2, s, s, len(images)), dtype=np.uint64)
     for start in range(0, len(images), chunk):
         x = images[start:start + chunk].astype(np.float32)
-        rows = proj[:, None] @ x[None]                                           # (S, B, 8, 48)
-        coeffs = rows[:, None] @ proj.transpose(0, 2, 1)[None, :, None]          # (S, S, B, 8, 8)
-        out[0, :, :, start:start + chunk] = _bits(coeffs)
-        out[1, :, :, start:start + chunk] = _bits(coeffs * sign)
+        b = len(x)
+        # Two large matrix products (not many small ones): columns first, for every dx at once, then rows.
+        cols = (x.reshape(b * side, side) @ flat.T).reshape(b, side, s * k)           # [b, y, (dx, l)]
+        both = flat @ cols.transpose(1, 0, 2).reshape(side, b * s * k)                # [(dy, i), (b, dx, l)]
+        block = both.reshape(s, k, b, s, k).transpose(0, 3, 2, 1, 4).reshape(s, s, b, k * k)   # [dy, dx, b, il]
+        out[0, :, :, start:start + chunk] = _bits(block)
+        out[1, :, :, start:start + chunk] = _bits(block * sign)
     return out
 
 
@@ -89,18 +99,40 @@ def _bands(radius: int) -> list[tuple[int, np.uint64]]:
     return [(int(lo), np.uint64((1 << int(hi - lo)) - 1)) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
-def _matches(queries: np.ndarray, owners: np.ndarray, index: np.ndarray, radius: int) -> np.ndarray:
-    """(k, 3) int64 rows (query position, index row, distance) of every index hash within `radius` of a query
-    that is not the query's own image; a pair can come more than once (several bands agree)."""
-    found = []
+def _band_tables(index: np.ndarray, radius: int) -> list[tuple]:
+    """Per band: (shift, mask, rows of `index` sorted by the band's value, and a lookup of a value's first
+    position and count there): a direct table for narrow bands, the sorted distinct values for wide ones."""
+    tables = []
     for shift, mask in _bands(radius):
         keys = (index >> np.uint64(shift)) & mask
         order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        q = (queries >> np.uint64(shift)) & mask
-        lo, hi = np.searchsorted(sorted_keys, q, "left"), np.searchsorted(sorted_keys, q, "right")
-        count = hi - lo
-        qpos = np.repeat(np.arange(len(q)), count)
+        if int(mask) < 1 << 22:
+            counts = np.bincount(keys.astype(np.int64), minlength=int(mask) + 1)
+            lookup = (np.cumsum(counts) - counts, counts)
+        else:
+            lookup = np.unique(keys[order], return_index=True, return_counts=True)
+        tables.append((shift, mask, order, lookup))
+    return tables
+
+
+def _lookup(lookup: tuple, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first position, count) of each query value in a band's table."""
+    if len(lookup) == 2:
+        starts, counts = lookup
+        return starts[q.astype(np.int64)], counts[q.astype(np.int64)]
+    values, starts, counts = lookup
+    at = np.minimum(np.searchsorted(values, q), len(values) - 1)
+    hit = values[at] == q
+    return starts[at], np.where(hit, counts[at], 0)
+
+
+def _matches(queries: np.ndarray, owners: np.ndarray, index: np.ndarray, tables: list, radius: int) -> np.ndarray:
+    """(k, 3) int64 rows (query position, index row, distance) of every index hash within `radius` of a query
+    that is not the query's own image; a pair can come more than once (several bands agree)."""
+    found = []
+    for shift, mask, order, lookup in tables:
+        lo, count = _lookup(lookup, (queries >> np.uint64(shift)) & mask)
+        qpos = np.repeat(np.arange(len(queries)), count)
         offset = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
         rows = order[np.repeat(lo, count) + offset]
         dist = hamming(queries[qpos], index[rows])
@@ -110,25 +142,54 @@ def _matches(queries: np.ndarray, owners: np.ndarray, index: np.ndarray, radius:
 
 
 def find_pairs(variants: np.ndarray, candidates: np.ndarray, radius: int, chunk: int = 65_536) -> np.ndarray:
-    """(k, 4) int64 rows (i, j, distance, mirrored), i < j, sorted: each pair of `candidates` rows (indices
-    into the images of `variants`) within `radius`, at its smallest distance over shifts and the mirror."""
-    n_mirror, s, _, _ = variants.shape
-    index = variants[0, s // 2, s // 2, candidates]
+    """(k, 4) int64 rows (moved, still, distance, variant), one per pair of `candidates` rows (indices into the
+    images of `variants`) within `radius`, at its smallest distance: the `variant` (a flat index into the first
+    three axes of `variants`) of image `moved` is that close to the plain hash of image `still`."""
+    centre = variants.shape[1] // 2
+    index = variants[0, centre, centre, candidates]
     queries = variants[:, :, :, candidates].reshape(-1)
-    owners = np.tile(np.arange(len(candidates)), n_mirror * s * s)
-    mirrored = np.repeat(np.arange(n_mirror), s * s * len(candidates))
-    hits = []
+    n_variants = queries.size // max(len(candidates), 1)
+    owners = np.tile(np.arange(len(candidates)), n_variants)
+    hits, tables = [], _band_tables(index, radius)
     for start in range(0, len(queries), chunk):
-        m = _matches(queries[start:start + chunk], owners[start:start + chunk], index, radius)
+        m = _matches(queries[start:start + chunk], owners[start:start + chunk], index, tables, radius)
         qpos = m[:, 0] + start
-        hits.append(np.stack([owners[qpos], m[:, 1], m[:, 2], mirrored[qpos]], axis=1))
+        hits.append(np.stack([owners[qpos], m[:, 1], m[:, 2], qpos // len(candidates)], axis=1))
     hits = np.concatenate(hits) if hits else np.empty((0, 4), np.int64)
     i, j = np.minimum(hits[:, 0], hits[:, 1]), np.maximum(hits[:, 0], hits[:, 1])
-    order = np.lexsort((hits[:, 3], hits[:, 2], j, i))        # per pair: smallest distance, unmirrored first
-    rows = np.stack([candidates[i], candidates[j], hits[:, 2], hits[:, 3]], axis=1)[order]
-    first = np.ones(len(rows), bool)
-    first[1:] = np.any(rows[1:, :2] != rows[:-1, :2], axis=1)
-    return rows[first]
+    shape = variants.shape[:3]
+    mirrored, dy, dx = np.unravel_index(hits[:, 3], shape)
+    moves = 2 * (np.abs(dy - centre) + np.abs(dx - centre)) + mirrored      # the plainest variant wins a tie
+    order = np.lexsort((moves, hits[:, 2], j, i))             # per pair: smallest distance, then fewest moves
+    first = np.ones(len(order), bool)
+    first[1:] = (i[order][1:] != i[order][:-1]) | (j[order][1:] != j[order][:-1])
+    rows = hits[order[first]]
+    rows[:, :2] = candidates[rows[:, :2]]
+    return rows
+
+
+def _aligned_correlation(images: np.ndarray, matches: np.ndarray, max_shift: int, chunk: int = 4096) -> np.ndarray:
+    """Pearson correlation of each match's still image with its moved image shifted and mirrored as its variant
+    says, over the centre (the border a shift fills by repetition left out): a copy stays near 1 whatever
+    its brightness and contrast, a look-alike at the hash's coarse scale does not."""
+    out = np.empty(len(matches))
+    grid, side = np.arange(images.shape[1]), 2 * max_shift + 1
+    inner = slice(max_shift, images.shape[1] - max_shift)
+    for start in range(0, len(matches), chunk):
+        moved, still, _, variant = matches[start:start + chunk].T
+        mirrored, dy, dx = variant // (side * side), variant % (side * side) // side - side // 2, variant % side - side // 2
+        rows = np.clip(grid[None] - dy[:, None], 0, len(grid) - 1)
+        cols = np.clip(grid[None] - dx[:, None], 0, len(grid) - 1)
+        cols = np.where(mirrored[:, None] == 1, cols[:, ::-1], cols)
+        a = images[moved[:, None, None], rows[:, :, None], cols[:, None, :]][:, inner, inner]
+        b = images[still][:, inner, inner]
+        a = a.reshape(len(a), -1).astype(np.float32)
+        b = b.reshape(len(b), -1).astype(np.float32)
+        a -= a.mean(1, keepdims=True)
+        b -= b.mean(1, keepdims=True)
+        den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+        out[start:start + chunk] = np.where(den > 0, (a * b).sum(1) / np.maximum(den, 1e-9), 0.0)
+    return out
 
 
 def split_pair(a: str, b: str) -> str:
@@ -137,52 +198,54 @@ def split_pair(a: str, b: str) -> str:
     return f"{a}-{b}"
 
 
-def _unrelated_distances(variants: np.ndarray, candidates: np.ndarray, pairs: np.ndarray, n: int,
-                         seed: int) -> np.ndarray:
-    """Distances (same measure as the pairs') of `n` random pairs of candidates that were not reported."""
+def _random_pair_distances(variants: np.ndarray, candidates: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The hash distances (the pairs' measure: over shifts and the mirror) of `n` random pairs of candidates."""
     if len(candidates) < 2 or n <= 0:
         return np.empty(0, np.int64)
-    rng = np.random.default_rng(seed)
-    i, j = rng.choice(candidates, (2, n))
-    keep = i != j
-    i, j = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
-    reported = set(map(tuple, pairs[:, :2].tolist()))
-    keep = np.array([(a, b) not in reported for a, b in zip(i.tolist(), j.tolist())], bool)
-    i, j = i[keep], j[keep]
-    s = variants.shape[1]
-    return hamming(variants[:, :, :, i], variants[0, s // 2, s // 2, j]).reshape(-1, len(i)).min(axis=0)
+    i, j = np.random.default_rng(seed).choice(candidates, (2, n))
+    i, j = i[i != j], j[i != j]
+    centre = variants.shape[1] // 2
+    return hamming(variants[:, :, :, i], variants[0, centre, centre, j]).reshape(-1, len(i)).min(axis=0)
 
 
-def audit(arrays: FaceArrays, radius: int = RADIUS, *, max_shift: int = MAX_SHIFT, blank_std: float = BLANK_STD,
-          unrelated_sample: int = 20_000, seed: int = 0) -> dict:
+def audit(arrays: FaceArrays, radius: int = RADIUS, *, min_correlation: float = MIN_CORRELATION,
+          max_shift: int = MAX_SHIFT, blank_std: float = BLANK_STD, random_pairs: int = 20_000, seed: int = 0) -> dict:
     """Pairs of near-duplicate images and where they sit, as plain values (JSON-ready).
 
-    ``pairs``: rows [i, j, distance, mirrored]; ``by_split_pair``: pair counts under "train-train",
-    "train-val", ... (`SPLIT_PAIRS`); ``conflicting_by_split_pair``: those whose labels differ;
-    ``distance_histogram``: reported pairs per distance 0..radius; ``unrelated_histogram``: per distance
-    0..64, a random sample of the other pairs (the margin between the two is what the radius relies on)."""
+    A pair: hashes within `radius` (at some shift and mirror) and, at that alignment, pixels correlated at
+    `min_correlation` or more. ``pairs``: rows [i, j, distance, mirrored], i < j, with ``correlations``
+    beside them; ``by_split_pair``: counts under "train-train", "train-val", ... (`SPLIT_PAIRS`);
+    ``conflicting_by_split_pair``: those whose labels differ; ``distance_histogram``: reported pairs per
+    distance 0..radius; ``random_pair_histogram``: per distance 0..64, a random sample of all pairs (the
+    margin between the two is what the radius relies on); ``n_hash_matches``: pairs before the pixel check."""
     if not 0 <= radius < HASH_BITS // 4:
         raise ValueError(f"near-duplicate radius {radius}: choose 0-{HASH_BITS // 4 - 1} of {HASH_BITS} bits")
     blank = blank_rows(arrays.images, blank_std)
     candidates = np.flatnonzero(~blank)
     variants = np.zeros((2, 2 * max_shift + 1, 2 * max_shift + 1, len(arrays)), np.uint64)
     variants[..., candidates] = hash_variants(arrays.images[candidates], max_shift)
-    pairs = find_pairs(variants, candidates, radius)
-    names = np.array([split_pair(a, b) for a, b in zip(arrays.splits[pairs[:, 0]], arrays.splits[pairs[:, 1]])],
-                     dtype=object)
-    conflicting = arrays.labels[pairs[:, 0]] != arrays.labels[pairs[:, 1]]
-    unrelated = _unrelated_distances(variants, candidates, pairs, unrelated_sample, seed)
+    matches = find_pairs(variants, candidates, radius)
+    correlation = _aligned_correlation(arrays.images, matches, max_shift)
+    kept = matches[correlation >= min_correlation]
+    order = np.lexsort((np.maximum(kept[:, 0], kept[:, 1]), np.minimum(kept[:, 0], kept[:, 1])))
+    i, j = np.minimum(kept[:, 0], kept[:, 1])[order], np.maximum(kept[:, 0], kept[:, 1])[order]
+    mirrored = np.unravel_index(kept[order, 3], variants.shape[:3])[0]
+    pairs = np.stack([i, j, kept[order, 2], mirrored], axis=1).astype(np.int64)
+    names = np.array([split_pair(a, b) for a, b in zip(arrays.splits[i], arrays.splits[j])], dtype=object)
+    conflicting = arrays.labels[i] != arrays.labels[j]
+    sampled = _random_pair_distances(variants, candidates, random_pairs, seed)
     return {
-        "radius": radius, "max_shift": max_shift, "hash_bits": HASH_BITS, "n_images": len(arrays),
-        "n_blank_skipped": int(blank.sum()),
-        "pairs": pairs.tolist(), "n_pairs": len(pairs),
+        "radius": radius, "min_correlation": min_correlation, "max_shift": max_shift, "hash_bits": HASH_BITS,
+        "n_images": len(arrays), "n_blank_skipped": int(blank.sum()), "n_hash_matches": len(matches),
+        "pairs": pairs.tolist(), "correlations": correlation[correlation >= min_correlation][order].round(3).tolist(),
+        "n_pairs": len(pairs),
         "by_split_pair": {k: int((names == k).sum()) for k in SPLIT_PAIRS},
         "conflicting_by_split_pair": {k: int(((names == k) & conflicting).sum()) for k in SPLIT_PAIRS},
         "n_mirrored_pairs": int(pairs[:, 3].sum()),
         "images_with_partner": {s: int((arrays.splits[np.unique(pairs[:, :2])] == s).sum()) for s in SPLITS},
         "distance_histogram": np.bincount(pairs[:, 2], minlength=radius + 1).tolist(),
-        "unrelated_histogram": np.bincount(unrelated, minlength=HASH_BITS + 1).tolist(),
-        "n_unrelated_sampled": len(unrelated),
+        "random_pair_histogram": np.bincount(sampled, minlength=HASH_BITS + 1).tolist(),
+        "n_random_pairs": len(sampled),
     }
 
 

@@ -13,7 +13,7 @@ import seaborn as sns
 
 __all__ = ["class_counts", "face_grid", "mean_faces", "intensity_histograms", "learning_curves",
            "study_curves", "confusion", "roc_curves", "gallery", "cam_grid", "deletion_curves", "frame_strip",
-           "reliability"]
+           "reliability", "near_duplicate_histograms", "near_duplicate_pairs"]
 
 
 def class_counts(counts: dict[str, dict[str, int]]):
@@ -222,3 +222,40 @@ def frame_strip(frames_rgb: Sequence[np.ndarray], titles: Sequence[str] | None =
                 ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def near_duplicate_histograms(found: dict):
+    """Two panels from `emolib.data.near_duplicates.audit`: the Hamming distances of the reported pairs, and of
+    a random sample of the other pairs with the radius marked (the margin between them is what it relies on)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    reported = np.asarray(found["distance_histogram"])
+    left.bar(np.arange(len(reported)), reported, color="C3")
+    left.set(title=f"reported pairs ({found['n_pairs']})", xlabel="Hamming distance", ylabel="pairs",
+             xticks=np.arange(len(reported)))
+    sampled = np.asarray(found["random_pair_histogram"])
+    right.bar(np.arange(len(sampled)), sampled, color="C0", width=1.0)
+    right.axvline(found["radius"] + 0.5, color="C3", linestyle="--", label=f"radius {found['radius']}")
+    right.set(title=f"random pairs ({found['n_random_pairs']:,} sampled; hash only)", xlabel="Hamming distance",
+              ylabel="pairs", xlim=(-0.5, found["hash_bits"] + 0.5))
+    right.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def near_duplicate_pairs(arrays, found: dict, max_pairs: int = 8, cols: int = 4):
+    """The first `max_pairs` reported pairs side by side, each face titled with its row, split and label; a pair
+    whose labels differ is marked "≠", a mirrored one "(mirror)". Cross-split pairs come first."""
+    pairs = sorted(found["pairs"], key=lambda p: (arrays.splits[p[0]] == arrays.splits[p[1]], p[2], p[0]))
+    images, titles = [], []
+    for i, j, dist, mirrored in pairs[:max_pairs]:
+        mark = "≠ " if arrays.labels[i] != arrays.labels[j] else ""
+        for k, row in enumerate((i, j)):
+            images.append(arrays.images[row])
+            extra = f"\nd={dist}{' (mirror)' if mirrored else ''}" if k else ""
+            titles.append(f"{mark}#{row} {arrays.splits[row]} {arrays.classes[arrays.labels[row]]}{extra}")
+    if not images:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no near-duplicate pairs", ha="center", va="center")
+        return fig
+    return face_grid(np.stack(images), titles, cols=2 * cols, size=1.3)
