@@ -128,3 +128,16 @@ def test_the_session_drops_and_records(distinct):
     assert apply_near_duplicates(data, "keep", RADIUS) == (data, None)
     kept, record = apply_near_duplicates(data, "drop_from_eval", RADIUS)
     assert len(kept) == 2 and record["removed"] == {"val": 0, "test": 1} and record["rows"] == [1]
+
+
+def test_the_report_says_where_pairs_come_from(distinct):
+    from dataclasses import replace
+
+    from emolib.data.near_duplicates import origin
+    data = arrays_of([distinct[0], distinct[0], distinct[1]], ["train", "test", "val"], labels=[1, 1, 2])
+    found = audit(data)
+    assert origin(data, found).startswith("Each pair is a candidate copy")
+    synthetic = replace(data, source="synthetic(seed=0,n=3)")
+    assert "never copied, so these 1 pairs" in origin(synthetic, found) and "100% of them share a label" in \
+        origin(synthetic, found)
+    assert "none of them a copy" in origin(synthetic, audit(arrays_of(list(distinct[:3]), ["train"] * 3)))
