@@ -1,6 +1,6 @@
 """Data sources, decoded once into FaceArrays and cached.
 
-`load(source, path, **options)` is the one entry point ("synthetic", "fer2013", "folder");
+`load(source, path, **options)` is the one entry point ("synthetic", "fer2013", "folder", "ferplus");
 `find_quality_issues(arrays)` reports blank images and exact duplicates. Both are imported lazily
 so that `emolib.data.arrays` stays cheap to import (no OpenCV).
 """
