@@ -129,7 +129,7 @@ def test_a_scratch_run_writes_deterministic_metrics_and_figures_under_scratch(mo
     with pytest.raises(ValueError, match="figure name"):
         run.save_figure(fig, "../escape")
     shown = run.write_metrics({"acc": 0.123456, "seconds": 9.9}, headline={"test_accuracy": 0.123456})
-    assert "0.1235" in shown.data
+    assert "0.1235" in shown and "0.1235" in shown._repr_markdown_()         # rendered as Markdown in a notebook
     root = tmp_path / "reports" / "scratch" / "smoke"      # outside the runner: a scratch run
     assert not (tmp_path / "reports" / "metrics").exists(), "a scratch run must not write the published metrics"
     first = (root / "metrics" / "02_cnn_baseline.json").read_bytes()
