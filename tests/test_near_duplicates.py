@@ -141,3 +141,23 @@ def test_the_report_says_where_pairs_come_from(distinct):
     assert "never copied, so these 1 pairs" in origin(synthetic, found) and "100% of them share a label" in \
         origin(synthetic, found)
     assert "none of them a copy" in origin(synthetic, audit(arrays_of(list(distinct[:3]), ["train"] * 3)))
+
+
+def test_drop_from_eval_reports_both_test_figures(tmp_path):
+    """`emolib train` (notebook 02's path) with near_duplicates=drop_from_eval: the de-duplicated test figures, the
+    standard protocol's beside them, and what was removed in the data info."""
+    import json
+
+    from fixtures_fer import make_faces
+
+    from emolib.cli import main
+    from emolib.data.fer2013 import write_csv
+    csv = write_csv(tmp_path / "fer2013.csv", make_faces())        # rows 1 and 2: one face in train and in test
+    assert main(["train", "02", "--profile", "fer2013", "--set", f"data_path={csv}", "--set", "train.epochs=1",
+                 "--set", "near_duplicates=drop_from_eval", "--out", str(tmp_path / "out")]) == 0
+    record = json.loads((tmp_path / "out" / "metrics" / "02_cnn_baseline.json").read_text())
+    removed = record["data"]["near_duplicates"]["removed"]
+    assert removed["test"] >= 1
+    test, standard = record["metrics"]["test"], record["metrics"]["test_standard_protocol"]
+    assert sum(map(sum, standard["confusion"])) - sum(map(sum, test["confusion"])) == removed["test"]
+    assert record["headline"]["test_accuracy_standard_protocol"] == round(standard["accuracy"], 4)

@@ -45,6 +45,8 @@ class Trained:
     trainable_params: int
     stage: str | None = None        # 03: "1 head" | "2 fine-tune"
     test: dict | None = field(default=None, repr=False)   # test-split metrics taken right after this stage
+    # near_duplicates: drop_from_eval: the same on the standard protocol's whole test split (`test` is de-duplicated)
+    test_standard: dict | None = field(default=None, repr=False)
     init: str | None = None         # 03: "pretrained" (ImageNet) | "scratch" (random weights)
 
 
@@ -168,6 +170,8 @@ def train_notebook(cfg, data: FaceArrays, run=None, *, options: dict | None = No
         done = Trained(st.name, net.model_name, net, history, out_dir, _trainable(net), st.stage, init=st.init)
         if test:
             done.test = evaluate.evaluate(net, data.split("test"), tta=st.tta)
+            if run is not None and run.standard_test is not None:
+                done.test_standard = evaluate.evaluate(net, run.standard_test, tta=st.tta)
             _record_in_checkpoint(out_dir, st.section, done.test, data)
         out.append(done)
     return out
@@ -188,20 +192,30 @@ def notebook_metrics(cfg, trained: list[Trained]) -> tuple[dict, dict]:
     if isinstance(cfg, TransferLearning):
         rows = [{"model": t.model_name, "init": t.init, "stage": t.stage, "trainable_params": t.trainable_params,
                  "best_val_acc": t.history["best_metric"], "test_accuracy": t.test["accuracy"],
-                 "test_macro_f1": t.test["macro_f1"], "test_ece": t.test["ece"], "ms_per_face": t.test["ms_per_face"]}
-                for t in trained]
+                 "test_macro_f1": t.test["macro_f1"], "test_ece": t.test["ece"], "ms_per_face": t.test["ms_per_face"],
+                 **_standard_protocol(t)} for t in trained]
         final = {(r["model"], r["init"]): r for r in rows if r["stage"] == "2 fine-tune"}
         inits = transfer_inits(cfg)
         headline = {**{f"{m}_{i}_test_accuracy": final[m, i]["test_accuracy"] for m in cfg.models for i in inits},
-                    **{f"{m}_{i}_test_macro_f1": final[m, i]["test_macro_f1"] for m in cfg.models for i in inits}}
+                    **{f"{m}_{i}_test_macro_f1": final[m, i]["test_macro_f1"] for m in cfg.models for i in inits},
+                    **{f"{m}_{i}_test_accuracy_standard_protocol": final[m, i]["test_accuracy_standard_protocol"]
+                       for m in cfg.models for i in inits if trained[0].test_standard is not None}}
         histories = {f"{t.name.removesuffix('-head')} stage {t.stage}": t.history for t in trained}
         return {"stages": rows, "histories": histories}, headline
     [t] = trained
     metrics = {"test": t.test, "history": t.history}
+    if t.test_standard is not None:
+        metrics["test_standard_protocol"] = t.test_standard
     if isinstance(cfg, ViTFinetune):
         metrics["trainable_params"] = t.trainable_params
     return metrics, {"test_accuracy": t.test["accuracy"], "test_macro_f1": t.test["macro_f1"],
-                     "test_ece": t.test["ece"], "best_val_accuracy": t.history["best_metric"]}
+                     "test_ece": t.test["ece"], "best_val_accuracy": t.history["best_metric"], **_standard_protocol(t)}
+
+
+def _standard_protocol(t: Trained) -> dict:
+    """near_duplicates: drop_from_eval: test accuracy on the standard protocol's whole test split too (`test_*` are
+    then the de-duplicated split's); nothing otherwise."""
+    return {} if t.test_standard is None else {"test_accuracy_standard_protocol": t.test_standard["accuracy"]}
 
 
 def pretraining_verdicts(cfg: TransferLearning, rows: list[dict]) -> str:

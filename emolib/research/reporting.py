@@ -117,6 +117,8 @@ class Run:
     checkpoints: Path | None = None
     caps: Caps | None = None                     # a dry run's (emolib.research.dryrun)
     headless: bool = False                       # run by the runner: no progress bars
+    # near_duplicates: drop_from_eval: the standard protocol's whole test split, evaluated beside the de-duplicated one
+    standard_test: object = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.output_root is None:
