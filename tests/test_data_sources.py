@@ -323,3 +323,8 @@ def test_data_io_bench_quick():
     got = data_io.run(quick=True)
     assert set(got) == {"csv_parse_s_fer2013_tenth", "cache_load_s_fer2013_tenth", "csv_parse_vs_cache_load_ratio"}
     assert got["cache_load_s_fer2013_tenth"] < got["csv_parse_s_fer2013_tenth"]
+
+
+def test_classes_the_data_does_not_hold_are_an_error(faces):
+    with pytest.raises(DataOptionsError, match="contempt not in this data"):
+        faces.subset("eight")                # 8-class FER+ classes asked of 7-class FER2013 arrays

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from emolib.core.labels import EMOTIONS, remap_table, resolve_classes
+from emolib.data.errors import DataOptionsError
 from emolib.data.splits import SPLITS
 
 IMAGE_SIZE = 48
@@ -83,6 +84,9 @@ class FaceArrays:
         """Keep only `classes` (names or a subset name such as "five"); labels are re-indexed, the rows of
         dropped classes go, and `targets` keep the kept classes' columns, renormalized."""
         names = resolve_classes(classes)
+        if missing := [c for c in names if c not in self.classes]:
+            raise DataOptionsError(f"classes {classes!r}: {', '.join(missing)} not in this data "
+                                   f"({self.source or 'arrays'}: {', '.join(self.classes)})")
         table = remap_table(names, among=self.classes)
         new = table[self.labels]
         keep = np.flatnonzero(new >= 0)
