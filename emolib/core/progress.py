@@ -15,4 +15,4 @@ _WIDGET = any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
 
 def bar(iterable=None, *, show: bool = True, **kwargs) -> tqdm:
     """``tqdm.auto.tqdm(iterable, **kwargs)``, disabled unless `show`, and as text outside a terminal."""
-    return tqdm(iterable, disable=(not show) or (None if not _WIDGET else False), **kwargs)
+    return tqdm(iterable, disable=True if not show else (False if _WIDGET else None), **kwargs)
