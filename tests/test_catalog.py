@@ -23,8 +23,13 @@ def models_root(tmp_path, monkeypatch):
     published = root / "quick" / "02_cnn_baseline" / "cnn_fer"
     save_checkpoint(published / "best.pt", net, classes=FIVE, config={}, metrics={"val_acc": 0.75})
     save_checkpoint(published / "last.pt", net, classes=FIVE, config={}, metrics={"val_acc": 0.70})
-    record_evaluation(published / "best.pt", {"accuracy": 0.8125, "macro_f1": 0.8},
-                      data={"source": "synthetic(n=3000,seed=0,v1)", "fingerprint": "3dc666c5", "n": 3000})
+    record_evaluation(published / "best.pt", {"accuracy": 0.8125, "macro_f1": 0.8, "ece": 0.0625, "ms_per_face": 0.5},
+                      data={"source": "synthetic(n=3000,seed=0,v1)", "fingerprint": "3dc666c5", "n": 3000},
+                      parameters=1_234_567, best_epoch=6)
+    # evaluated before emolib recorded more than the accuracy (an older checkpoint): the others read as "-"
+    old = root / "scratch" / "quick" / "02_cnn_baseline" / "cnn_fer" / "best.pt"
+    save_checkpoint(old, net, classes=FIVE, config={}, metrics={"val_acc": 0.5})
+    record_evaluation(old, {"accuracy": 0.5})
     vit = models.create("vit_small_48")
     save_checkpoint(root / "dry-run" / "quick" / "04_vit_finetune" / "vit_small_48" / "best.pt", vit,
                     classes=models_classes7(), config={}, metrics={"val_acc": 0.25})
@@ -39,10 +44,16 @@ def models_classes7():
 
 def test_find_trained_reads_layout_metadata_and_recorded_evaluation(models_root):
     found = {t.short_name: t for t in find_trained()}
-    assert set(found) == {"quick/02_cnn_baseline/cnn_fer", "dry-run/quick/04_vit_finetune/vit_small_48", "broken"}
+    assert set(found) == {"quick/02_cnn_baseline/cnn_fer", "dry-run/quick/04_vit_finetune/vit_small_48", "broken",
+                          "scratch/quick/02_cnn_baseline/cnn_fer"}
     cnn = found["quick/02_cnn_baseline/cnn_fer"]
     assert (cnn.model_name, cnn.classes, cnn.input) == ("cnn_fer", tuple(FIVE), "48x48 gray")
     assert (cnn.kind, cnn.profile, cnn.test_accuracy, cnn.val_accuracy) == ("published", "quick", 0.8125, 0.75)
+    assert (cnn.test_macro_f1, cnn.test_ece, cnn.ms_per_face, cnn.parameters, cnn.best_epoch) == (
+        0.8, 0.0625, 0.5, 1_234_567, 6)
+    old = found["scratch/quick/02_cnn_baseline/cnn_fer"]
+    assert (old.kind, old.test_accuracy, old.test_macro_f1, old.test_ece, old.parameters, old.best_epoch) == (
+        "scratch", 0.5, None, None, None, None)
     assert cnn.data == "synthetic(n=3000,seed=0,v1) (3dc666c5)"
     vit = found["dry-run/quick/04_vit_finetune/vit_small_48"]
     assert (vit.kind, vit.profile, vit.test_accuracy, vit.input) == ("dry-run", "quick", None, "48x48 RGB")
@@ -53,7 +64,8 @@ def test_find_trained_reads_layout_metadata_and_recorded_evaluation(models_root)
 def test_record_evaluation_keeps_the_weights_and_the_training_metrics(models_root):
     path = models_root / "quick" / "02_cnn_baseline" / "cnn_fer" / "best.pt"
     ckpt = load_checkpoint(path)
-    assert ckpt["metrics"] == {"val_acc": 0.75, "test_accuracy": 0.8125, "test_macro_f1": 0.8}
+    assert ckpt["metrics"] == {"val_acc": 0.75, "test_accuracy": 0.8125, "test_macro_f1": 0.8, "test_ece": 0.0625,
+                               "ms_per_face": 0.5, "parameters": 1_234_567, "best_epoch": 6}
     last = load_checkpoint(path.with_name("last.pt"))
     assert all(torch.equal(ckpt["state_dict"][k], v) for k, v in last["state_dict"].items())
     assert short_name(path) == "quick/02_cnn_baseline/cnn_fer"
@@ -64,12 +76,25 @@ def test_models_command_lists_the_trained_checkpoints(models_root, capsys):
     out = capsys.readouterr().out
     (row,) = [line for line in out.splitlines() if line.startswith("quick/02_cnn_baseline/cnn_fer ")]
     assert "cnn_fer" in row and "angry,fear,happy,sad,neutral" in row and "test 0.812" in row and "synthetic" in row
+    listing = out.split("Trained checkpoints")[1].split("Use one")[0].splitlines()
+    header = next(line for line in listing if line.startswith("SHORT NAME"))
+    columns = ["ACCURACY", "MACRO-F1", "ECE", "PARAMS", "MS/FACE", "BEST EPOCH", "DATA"]
+    assert [header.index(c) for c in columns] == sorted(header.index(c) for c in columns)
+    figures = {c: row[header.index(c):].split()[0] for c in columns[1:]}
+    assert figures == {"MACRO-F1": "0.800", "ECE": "0.062", "PARAMS": "1.23M", "MS/FACE": "0.50", "BEST EPOCH": "6",
+                       "DATA": "synthetic(n=3000,seed=0,v1)"}
+    (row,) = [line for line in out.splitlines() if line.startswith("scratch/quick/02_cnn_baseline/cnn_fer ")]
+    assert "quick (scratch)" in row and "test 0.500" in row
+    assert {c: row[header.index(c):].split()[0] for c in columns[1:-1]} == dict.fromkeys(columns[1:-1], "-")
     (row,) = [line for line in out.splitlines() if line.startswith("dry-run/quick/04_vit_finetune/vit_small_48 ")]
     assert "all 7" in row and "quick (dry-run)" in row and "val 0.250" in row
-    assert "last" not in out.split("Trained checkpoints")[1].split("Use one")[0]
+    assert "last" not in "\n".join(listing)
     assert main(["models", "--json"]) == 0
     trained = {t["short_name"]: t for t in json.loads(capsys.readouterr().out)["trained"]}
     assert trained["quick/02_cnn_baseline/cnn_fer"]["test_accuracy"] == 0.8125
+    assert {k: trained["quick/02_cnn_baseline/cnn_fer"][k] for k in ("test_ece", "parameters", "best_epoch")} == {
+        "test_ece": 0.0625, "parameters": 1_234_567, "best_epoch": 6}
+    assert trained["scratch/quick/02_cnn_baseline/cnn_fer"]["test_macro_f1"] is None
 
 
 def test_predict_accepts_a_short_name(models_root, tmp_path, capsys):
@@ -99,3 +124,11 @@ def test_training_records_test_accuracy_and_data_in_best_pt(tmp_path, capsys):
     (item,) = [t for t in find_trained(tmp_path) if t.short_name == "cnn_fer"]
     assert item.test_accuracy == pytest.approx(headline["test_accuracy"], abs=5e-5)   # the headline is rounded
     assert item.data and item.data.startswith("synthetic")
+    # the same figures as the metrics' results row (issue 25): one definition for the index and `emolib models`
+    metrics = json.loads((tmp_path / "metrics" / "02_cnn_baseline.json").read_text())
+    (row,) = metrics["metrics"]["results"]
+    assert (row["model"], row["init"], row["checkpoint"]) == ("cnn_fer", "scratch", str(tmp_path / "cnn_fer" / "best.pt"))
+    assert (item.test_macro_f1, item.test_ece, item.parameters, item.best_epoch) == (
+        row["test_macro_f1"], row["test_ece"], row["parameters"], row["best_epoch"])
+    assert row["parameters"] == sum(p.numel() for p in models.create("cnn_fer", num_classes=len(row["classes"])).parameters())
+    assert item.ms_per_face is not None and "ms_per_face" not in row    # a timing: in the .run.json, not the metrics

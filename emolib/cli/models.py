@@ -51,26 +51,45 @@ def cmd_models(args) -> int:
 
 
 def _print_trained(trained) -> None:
-    """The checkpoints under the models root, by the short name `--model` accepts."""
+    """The checkpoints under the models root, by the short name `--model` accepts, with the test figures their
+    notebook recorded in them ("-": not recorded, e.g. a checkpoint evaluated before emolib recorded that figure)."""
     from emolib.core import paths
     root = paths.models_dir()
     if not trained:
         print(f"\nNo trained checkpoints under {root} yet: `make reproduce` (or `emolib train`) writes them there.")
         return
-    def acc(t):
-        if t.test_accuracy is not None:
-            return f"test {t.test_accuracy:.3f}"
-        return f"val {t.val_accuracy:.3f}" if t.val_accuracy is not None else "-"
-    header = ("SHORT NAME (--model)", "ARCHITECTURE", "CLASSES", "INPUT", "PROFILE", "DATA", "ACCURACY")
-    rows = [(t.short_name, "unreadable", "-", "-", t.profile or "-", "-", t.error or "") if t.error else
-            (t.short_name, t.model_name, "all 7" if t.classes == EMOTIONS else ",".join(t.classes), t.input,
-             f"{t.profile} ({t.kind})" if t.kind and t.kind != "published" else (t.profile or "-"),
-             t.data or "-", acc(t)) for t in trained]
+    header = ("SHORT NAME (--model)", "ARCHITECTURE", "CLASSES", "INPUT", "PROFILE", "ACCURACY", "MACRO-F1", "ECE",
+              "PARAMS", "MS/FACE", "BEST EPOCH", "DATA")
+    rows = [_trained_row(t) for t in trained]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    print(f"\nTrained checkpoints under {root} (accuracy: test when recorded, else the best validation epoch's):")
+    print(f"\nTrained checkpoints under {root} (accuracy: test when recorded, else the best validation epoch's; "
+          "the other figures on the test split; runs not published by `make reproduce` marked beside the profile):")
     for r in [header, *rows]:
         print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[-1])
     print(f"\nUse one by its short name: emolib predict photo.jpg --model {trained[0].short_name}")
+
+
+def _trained_row(t) -> tuple[str, ...]:
+    """One checkpoint's line of `emolib models`: the columns of the index's results table."""
+    if t.error:
+        return (t.short_name, "unreadable", "-", "-", t.profile or "-", *["-"] * 6, t.error)
+    if t.test_accuracy is not None:
+        acc = f"test {t.test_accuracy:.3f}"
+    else:
+        acc = f"val {t.val_accuracy:.3f}" if t.val_accuracy is not None else "-"
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+    return (t.short_name, t.model_name, "all 7" if t.classes == EMOTIONS else ",".join(t.classes), t.input,
+            f"{t.profile} ({t.kind})" if t.kind and t.kind != "published" else (t.profile or "-"), acc,
+            fmt(t.test_macro_f1, ".3f"), fmt(t.test_ece, ".3f"), _count(t.parameters), fmt(t.ms_per_face, ".2f"),
+            fmt(t.best_epoch, "d"), t.data or "-")
+
+
+def _count(n: int | None) -> str:
+    """A parameter count as a terminal reads it: 1.23M, 45.6k."""
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
 
 
 def known_assets() -> dict:

@@ -31,6 +31,11 @@ class TrainedModel:
     profile: str | None = None
     data: str | None = None          # the data it was trained on, when the checkpoint records it
     test_accuracy: float | None = None
+    test_macro_f1: float | None = None   # these four and best_epoch: None in a checkpoint evaluated before they
+    test_ece: float | None = None        # were recorded (`emolib.models.checkpoint.record_evaluation`)
+    parameters: int | None = None
+    ms_per_face: float | None = None
+    best_epoch: int | None = None
     val_accuracy: float | None = None
     created: str | None = None
     error: str | None = None         # set when the file is not a readable emolib checkpoint
@@ -98,8 +103,11 @@ def describe(path: Path, root: Path | None = None) -> TrainedModel:
     item.model_name, item.classes = ckpt["model_name"], tuple(ckpt["classes"])
     if spec:
         item.input = f"{spec['input_size']}x{spec['input_size']} {'gray' if spec['channels'] == 1 else 'RGB'}"
-    item.test_accuracy = _number(metrics.get("test_accuracy"))
-    item.val_accuracy = _number(metrics.get("val_acc"))
+    item.test_accuracy, item.test_macro_f1, item.test_ece, item.ms_per_face, item.val_accuracy = (
+        _number(metrics.get(k)) for k in ("test_accuracy", "test_macro_f1", "test_ece", "ms_per_face", "val_acc"))
+    item.parameters = _integer(metrics.get("parameters"))
+    # A best.pt is saved at its best epoch: its "epoch" says so even where best_epoch was not recorded.
+    item.best_epoch = _integer(metrics.get("best_epoch", metrics.get("epoch") if Path(path).name == BEST else None))
     data = ckpt.get("data")
     if isinstance(data, dict) and data.get("source"):
         item.data = str(data["source"]) + (f" ({data['fingerprint']})" if data.get("fingerprint") else "")
@@ -109,6 +117,10 @@ def describe(path: Path, root: Path | None = None) -> TrainedModel:
 
 def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _integer(value) -> int | None:
+    return int(value) if _number(value) is not None else None
 
 
 def find_trained(root: str | os.PathLike | None = None) -> list[TrainedModel]:

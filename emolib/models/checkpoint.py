@@ -172,20 +172,28 @@ def load_model(path, device="cpu", *, expect_model: str | None = None,
     return model.to(resolve_device(device)).eval(), ckpt
 
 
-def record_evaluation(path, test_metrics: dict, data=None) -> Path:
+def record_evaluation(path, test_metrics: dict, data=None, *, parameters: int | None = None,
+                      best_epoch: int | None = None) -> Path:
     """Add a test evaluation to a saved checkpoint (atomically), so the file says how good it is.
 
-    `test_metrics`: what `emolib.training.evaluate.evaluate` returns (its accuracy and macro_f1 are kept, as
-    metrics ``test_accuracy`` / ``test_macro_f1``). `data`: the data it was trained and tested on, a dict
-    with ``source`` and ``fingerprint`` (e.g. a notebook run's ``run.data``). `emolib models` shows both.
+    `test_metrics`: what `emolib.training.evaluate.evaluate` returns; its accuracy, macro_f1, ece and ms_per_face
+    are kept as metrics ``test_accuracy``, ``test_macro_f1``, ``test_ece`` and ``ms_per_face`` (those it holds).
+    `parameters` (the model's total count) and `best_epoch` (the epoch best.pt holds) go beside them. `data`:
+    the data it was trained and tested on, a dict with ``source`` and ``fingerprint`` (e.g. a notebook run's
+    ``run.data``). `emolib models` shows all of them.
     """
     path = Path(path)
     ckpt = load_checkpoint(path)
-    ckpt["metrics"] = {**(ckpt.get("metrics") or {}),
-                       "test_accuracy": float(test_metrics["accuracy"]),
-                       **({"test_macro_f1": float(test_metrics["macro_f1"])} if "macro_f1" in test_metrics else {})}
+    kept = {name: float(test_metrics[key]) for key, name in _EVALUATION_KEYS.items() if test_metrics.get(key) is not None}
+    kept.update({name: int(v) for name, v in (("parameters", parameters), ("best_epoch", best_epoch)) if v is not None})
+    ckpt["metrics"] = {**(ckpt.get("metrics") or {}), **kept}
     if data is not None:
         ckpt["data"] = {k: to_plain(data[k], f"data[{k!r}]") for k in ("source", "fingerprint", "n") if k in data}
     with atomic_write(path) as f:
         torch.save(ckpt, f)
     return path
+
+
+# evaluate()'s key -> the checkpoint metric `record_evaluation` stores it as
+_EVALUATION_KEYS = {"accuracy": "test_accuracy", "macro_f1": "test_macro_f1", "ece": "test_ece",
+                    "ms_per_face": "ms_per_face"}

@@ -25,6 +25,7 @@ from emolib.core import paths, runtime
 from emolib.core.settings import TrainConfig
 from emolib.data.arrays import FaceArrays
 from emolib.models.transfer import freeze_backbone, unfreeze_last
+from emolib.research import results
 from emolib.research.notebooks import TRAINING_NOTEBOOKS, CNNBaseline, TransferLearning, ViTFinetune
 from emolib.training import evaluate
 from emolib.training.loader import AugmentConfig, FaceLoader
@@ -172,23 +173,26 @@ def train_notebook(cfg, data: FaceArrays, run=None, *, options: dict | None = No
             done.test = evaluate.evaluate(net, data.split("test"), tta=st.tta)
             if run is not None and run.standard_test is not None:
                 done.test_standard = evaluate.evaluate(net, run.standard_test, tta=st.tta)
-            _record_in_checkpoint(out_dir, st.section, done.test, data)
+            _record_in_checkpoint(out_dir, st.section, done, data)
         out.append(done)
     return out
 
 
-def _record_in_checkpoint(out_dir: Path | None, section: dict, test: dict, data: FaceArrays) -> None:
-    """best.pt says its test accuracy and its data (`emolib models` shows them), when the model just
+def _record_in_checkpoint(out_dir: Path | None, section: dict, done: Trained, data: FaceArrays) -> None:
+    """best.pt says its test figures, size, best epoch and data (`emolib models` shows them), when the model just
     tested holds best.pt's weights (fit restored them) and this is the process that writes files."""
     from emolib.models.checkpoint import record_evaluation
     best = Path(out_dir) / "best.pt" if out_dir is not None else None
     if best is None or not best.is_file() or not section.get("restore_best", True) or not runtime.is_main():
         return
-    record_evaluation(best, test, data={"source": data.source, "fingerprint": data.fingerprint, "n": len(data)})
+    record_evaluation(best, done.test, data={"source": data.source, "fingerprint": data.fingerprint, "n": len(data)},
+                      parameters=results.count_parameters(done.model), best_epoch=done.history.get("best_epoch"))
 
 
 def notebook_metrics(cfg, trained: list[Trained]) -> tuple[dict, dict]:
-    """(metrics, headline) as the notebook writes them with `Run.write_metrics` (the CLI writes the same)."""
+    """(metrics, headline) as the notebook writes them with `Run.write_metrics` (the CLI writes the same).
+
+    metrics["results"]: the notebook's rows of the index's results table (`emolib.research.results.result_row`)."""
     if isinstance(cfg, TransferLearning):
         rows = [{"model": t.model_name, "init": t.init, "stage": t.stage, "trainable_params": t.trainable_params,
                  "best_val_acc": t.history["best_metric"], "test_accuracy": t.test["accuracy"],
@@ -201,15 +205,31 @@ def notebook_metrics(cfg, trained: list[Trained]) -> tuple[dict, dict]:
                     **{f"{m}_{i}_test_accuracy_standard_protocol": final[m, i]["test_accuracy_standard_protocol"]
                        for m in cfg.models for i in inits if trained[0].test_standard is not None}}
         histories = {f"{t.name.removesuffix('-head')} stage {t.stage}": t.history for t in trained}
-        return {"stages": rows, "histories": histories}, headline
+        return {"results": _result_rows(cfg, [t for t in trained if t.stage == "2 fine-tune"]), "stages": rows,
+                "histories": histories}, headline
     [t] = trained
-    metrics = {"test": t.test, "history": t.history}
+    metrics = {"results": _result_rows(cfg, trained), "test": t.test, "history": t.history}
     if t.test_standard is not None:
         metrics["test_standard_protocol"] = t.test_standard
     if isinstance(cfg, ViTFinetune):
         metrics["trainable_params"] = t.trainable_params
     return metrics, {"test_accuracy": t.test["accuracy"], "test_macro_f1": t.test["macro_f1"],
                      "test_ece": t.test["ece"], "best_val_accuracy": t.history["best_metric"], **_standard_protocol(t)}
+
+
+def _result_rows(cfg, trained: list[Trained]) -> list[dict]:
+    """The rows of the results table (`emolib.research.results`): one per trained model, 03's at its final stage."""
+    return [results.result_row(model=t.model_name, init=results.init_name(t.model_name, _pretrained(cfg, t)),
+                               test=t.test, classes=t.test["classes"], parameters=results.count_parameters(t.model),
+                               best_epoch=t.history.get("best_epoch"), checkpoint=t.history.get("best_checkpoint"))
+            for t in trained]
+
+
+def _pretrained(cfg, t: Trained) -> bool:
+    """Whether `t` started from pretrained weights: 03 says per run, 04 in its config, 02 trains from scratch."""
+    if t.init is not None:
+        return t.init == "pretrained"
+    return bool(getattr(cfg, "pretrained", False))
 
 
 def _standard_protocol(t: Trained) -> dict:
