@@ -1,6 +1,8 @@
 """reports/index.html: the page a researcher opens first.
 
-One table of every notebook's headline numbers with its profile, data fingerprint, code version and date,
+It opens with the results table: every trained model the published notebooks report (their ``results`` rows,
+`emolib.research.results`), one row each, sortable by clicking a column header (a few lines of inline script).
+Then one table of every notebook's headline numbers with its profile, data fingerprint, code version and date,
 each row beside the HTML report it came from; figure thumbnails linking to the full-size figures; the
 history of runs (one row per `make reproduce`/`make report` call); marks for dry runs and stale reports.
 
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import json
+import os
 import re
 from pathlib import Path
 
 from emolib.core import paths
 from emolib.core.atomic import atomic_write, write_text
-from emolib.research import records
+from emolib.research import records, results
 from emolib.research.notebooks import NOTEBOOKS
 from emolib.research.records import format_number
 
@@ -31,7 +35,35 @@ text-align:left;vertical-align:top}th{background:#f4f4f4}.meta{color:#555;font-s
 border-radius:.3rem;font-size:.8em;font-weight:600}.ok{background:#dfd;color:#050}.stale{background:#fe9;color:#640}
 .dry{background:#fcc;color:#800}.gone{background:#eee;color:#a00}.banner{background:#fcc;color:#600;
 padding:.6rem 1rem;border-radius:.4rem;font-weight:600}.figs a{display:inline-block;margin:.2rem;
-text-align:center;font-size:.8em;color:#444}.figs img{display:block;border:1px solid #ddd;max-height:160px}"""
+text-align:center;font-size:.8em;color:#444}.figs img{display:block;border:1px solid #ddd;max-height:160px}
+th[data-type]{cursor:pointer;white-space:nowrap}th[aria-sort=descending]::after{content:" \\25BC"}
+th[aria-sort=ascending]::after{content:" \\25B2"}"""
+
+# Sorts a table.sortable by the clicked header: numbers (data-type num) largest first on the first click, text A-Z;
+# a second click reverses; cells without a value (data-sort '') stay last either way.
+_SORT_SCRIPT = """<script>
+for (const table of document.querySelectorAll('table.sortable')) {
+  const heads = Array.from(table.tHead.rows[0].cells);
+  heads.forEach((th, col) => {
+    if (!th.dataset.type) return;
+    th.addEventListener('click', () => {
+      const numeric = th.dataset.type === 'num', was = th.getAttribute('aria-sort');
+      const desc = was ? was === 'ascending' : numeric;
+      heads.forEach(h => h.removeAttribute('aria-sort'));
+      th.setAttribute('aria-sort', desc ? 'descending' : 'ascending');
+      const key = row => row.cells[col].dataset.sort ?? row.cells[col].textContent.trim();
+      const rows = Array.from(table.tBodies[0].rows);
+      rows.sort((a, b) => {
+        const x = key(a), y = key(b);
+        if (x === '' || y === '') return (x === '') - (y === '');
+        const c = numeric ? Number(x) - Number(y) : x.localeCompare(y);
+        return desc ? -c : c;
+      });
+      table.tBodies[0].append(...rows);
+    });
+  });
+}
+</script>"""
 
 
 def _esc(v) -> str:
@@ -95,6 +127,75 @@ def _summary_rows(states: dict) -> list[str]:
                     f"{_esc(data.get('fingerprint'))}</span></td><td class='meta'>{_code(rec.get('code_version'))}</td>"
                     f"<td class='meta'>{_esc(rec.get('date'))}</td></tr>")
     return rows
+
+
+# (header, the row's key): the results table's number columns after notebook, model, init, data and classes
+_FIGURE_COLUMNS = (("test accuracy", "test_accuracy"), ("macro-F1", "test_macro_f1"), ("ECE", "test_ece"),
+                   ("parameters", "parameters"), ("ms/face", "ms_per_face"), ("best epoch", "best_epoch"))
+
+
+def _results_table(root: Path, states: dict) -> list[str]:
+    """The page's first table: one row per trained model of every published notebook (its metrics' ``results``)."""
+    rows = []
+    for nb, st in states.items():
+        if st["state"] != "ok":
+            continue
+        run_file = root / "metrics" / f"{nb}.run.json"
+        timing = json.loads(run_file.read_text()) if run_file.is_file() else None
+        data = st["metrics"].get("data") or {}
+        rows += [_result_row(root, nb, st, data, r) for r in results.published_rows(st["metrics"], timing)]
+    if not rows:
+        return ["<p class='meta'>No published notebook reports a trained model yet: <code>make reproduce</code>.</p>"]
+    head = ("<tr><th data-type='text'>notebook</th><th data-type='text'>model</th><th data-type='text'>init</th>"
+            "<th data-type='text'>data</th><th data-type='num'>classes</th>"
+            + "".join(f"<th data-type='num'>{_esc(h)}</th>" for h, _ in _FIGURE_COLUMNS) + "<th>report</th><th>checkpoint</th></tr>")
+    return ["<table id='results' class='sortable'><thead>" + head + "</thead><tbody>", *rows, "</tbody></table>"]
+
+
+def _result_row(root: Path, nb: str, st: dict, data: dict, r: dict) -> str:
+    classes = r["classes"] or []
+    figures = "".join(_number_cell(r[key], _shown(key, r[key])) for _, key in _FIGURE_COLUMNS)
+    return (f"<tr><td data-sort='{_esc(nb)}'>{_key(nb)}{_row_marks(st)}</td><td>{_key(r['model'])}</td>"
+            f"<td>{_esc(r['init'])}</td><td class='meta' data-sort='{_esc(data.get('source'))}'>{_esc(data.get('source'))}"
+            f"<br>fingerprint <span class='num'>{_esc(data.get('fingerprint'))}</span></td>"
+            f"{_number_cell(len(classes), str(len(classes)), title=', '.join(classes))}{figures}"
+            f"<td><a href='html/{nb}.html'>report</a></td><td class='meta'>{_checkpoint_link(root, r['checkpoint'])}</td></tr>")
+
+
+def _number_cell(value, text: str, title: str = "") -> str:
+    sort = "" if value is None else repr(value)
+    hover = f" title='{_esc(title)}'" if title else ""
+    return f"<td class='num' data-sort='{_esc(sort)}'{hover}>{_esc(text)}</td>"
+
+
+def _shown(key: str, value) -> str:
+    if value is None:
+        return "n/a"
+    if key == "parameters":
+        return f"{value:,}"
+    return f"{value:.2f}" if key == "ms_per_face" else format_number(value)
+
+
+def _row_marks(st: dict) -> str:
+    """A results row's dry-run and stale badges, as the notebook's own row shows them (what changed on hover)."""
+    dry = " <span class='badge dry'>dry run</span>" if st["record"].get("kind") == "dry-run" else ""
+    if st["stale"]:
+        dry += f" <span class='badge stale' title='changed since: {_esc(', '.join(st['stale']))}'>stale</span>"
+    return dry
+
+
+def _checkpoint_link(root: Path, name: str | None) -> str:
+    """A link from the page to the checkpoint file under the models root; its short name alone where the file is
+    not on this machine or no relative link reaches it (another drive); "none" for a row with no single checkpoint."""
+    from emolib.models.catalog import candidates
+    if name is None:
+        return "none"
+    found = next((p for p in candidates(name) if p.is_absolute() and p.is_file()), None)
+    try:
+        href = None if found is None else Path(os.path.relpath(found, root)).as_posix()
+    except ValueError:
+        href = None
+    return f"<a href='{_esc(href)}'>{_key(name)}</a>" if href else f"<code>{_key(name)}</code>"
 
 
 def _figures(root: Path, states: dict) -> list[str]:
@@ -162,6 +263,9 @@ def build_index(root: Path | None = None, banner: str = "") -> Path:
                  f"runs from JupyterLab are scratch runs under <code>scratch/</code>. Index built {built}.</p>")
     if dry := _dry_runs(root):
         parts.append(f"<p>Dry runs: {' · '.join(dry)}</p>")
+    parts.append("<h2>Trained models</h2><p class='meta'>Every model a published notebook trained (or combined), "
+                 "on its test split; click a column header to sort by it. Hover a class count for the names.</p>")
+    parts += _results_table(root, states)
     parts.append("<h2>Headline numbers</h2><table><tr><th>notebook</th><th>status</th><th>headline</th>"
                  "<th>profile</th><th>data</th><th>code</th><th>date</th></tr>")
     parts += _summary_rows(states)
@@ -173,5 +277,5 @@ def build_index(root: Path | None = None, banner: str = "") -> Path:
     parts.append("<table><tr><th>date</th><th>profile</th><th>code</th><th>data fingerprint</th>"
                  + "".join(f"<th>{_esc(nb[:2])}</th>" for nb in NOTEBOOKS) + "</tr>" + "".join(rows) + "</table>"
                  if rows else "<p class='meta'>no runs yet</p>")
-    parts.append("</body></html>")
+    parts.append(_SORT_SCRIPT + "</body></html>")
     return write_text(root / "index.html", "\n".join(parts))
