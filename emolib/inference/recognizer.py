@@ -186,12 +186,20 @@ class EmotionRecognizer:
 
     def classify_faces(self, image_bgr: np.ndarray, faces: list) -> list[FaceResult]:
         """A FaceResult per face (same order); every face is classified in one batch."""
-        from emolib.faces.align import crop_faces
         if not faces:
             return []
-        crops = crop_faces(image_bgr, faces, size=self.crop_size, framing=self.framing)
-        probs = self.predict_crops(crops)
-        if probs.shape[1] != len(self.classes):
+        return self.face_results(faces, self.predict_crops(self.face_crops(image_bgr, faces)))
+
+    # classify_faces in two halves, for a caller that batches the crops of several images
+    # (emolib.inference.batch): the crops as predict_crops takes them, and the results of their probabilities.
+    def face_crops(self, image_bgr: np.ndarray, faces: list) -> np.ndarray:
+        """uint8 gray crops (N, S, S) of `faces`, cut with the model's framing at `crop_size`."""
+        from emolib.faces.align import crop_faces
+        return crop_faces(image_bgr, faces, size=self.crop_size, framing=self.framing)
+
+    def face_results(self, faces: list, probs: np.ndarray) -> list[FaceResult]:
+        """A FaceResult per face from its row of `probs` (predict_crops' output for face_crops(image, faces))."""
+        if len(faces) and probs.shape[1] != len(self.classes):
             raise RuntimeError(f"the model outputs {probs.shape[1]} classes but has {len(self.classes)} names")
         return [FaceResult.from_probs(f, dict(zip(self.classes, p.tolist()))) for f, p in zip(faces, probs)]
 
