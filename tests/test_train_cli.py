@@ -58,7 +58,7 @@ def test_trains_like_the_notebook(tmp_path, capsys):
     assert ckpt["model_name"] == "cnn_fer" and ckpt["config"]["epochs"] == 1
     metrics = json.loads((tmp_path / "metrics" / "02_cnn_baseline.json").read_text())
     assert metrics["notebook"] == "02_cnn_baseline" and metrics["profile"] == "smoke"
-    assert set(metrics["metrics"]) == {"test", "history"}
+    assert set(metrics["metrics"]) == {"results", "test", "history"}   # results: the index's results-table row
     assert set(metrics["headline"]) == {"test_accuracy", "test_macro_f1", "test_ece", "best_val_accuracy"}
     assert metrics["metrics"]["history"]["processes"] == 1
 
@@ -91,15 +91,16 @@ def test_out_is_an_argument_not_an_environment_change(tmp_path):
     assert (tmp_path / "metrics" / "02_cnn_baseline.json").is_file() and (tmp_path / "cnn_fer" / "best.pt").is_file()
 
 
-# The child process: only the distributions `emolib train` declares (and what they require) can be imported.
+# The child process: only the distributions `emolib train` declares (and what they require) can be imported, and
+# those named in $LEAN_ALSO (e.g. what an option declares in emolib.cli.train.LOGGER_REQUIRES).
 LEAN = r'''
-import importlib.abc, importlib.metadata as md, json, re, sys
+import importlib.abc, importlib.metadata as md, json, os, re, sys
 from importlib.machinery import PathFinder
 from packaging.requirements import Requirement
 from emolib.cli.train import REQUIRES
 
 norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
-allowed, todo = set(), [norm(n) for n in REQUIRES]
+allowed, todo = set(), [norm(n) for n in (*REQUIRES, *os.environ.get("LEAN_ALSO", "").split())]
 while todo:
     name = todo.pop()
     if name in allowed:
