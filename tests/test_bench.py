@@ -151,3 +151,24 @@ def test_docs_benchmarks_md_is_generated_from_docs_bench_json(tmp_path):
     assert out.read_bytes() == page.read_bytes(), (
         "docs/benchmarks.md differs from what docs/bench.json gives: never edit it by hand; regenerate it with "
         "`.venv/bin/python -m emolib.bench --markdown` (reads docs/bench.json, writes docs/benchmarks.md)")
+
+
+def test_the_folder_figure_compares_both_paths_on_the_photos_it_could_have(no_opencv_doc):
+    """The folder: the cached group photos (here tiny.jpg; messi5.jpg is skipped with its line) and the portraits."""
+    out = no_opencv_doc / "bench.json"
+    assert bench_main.main(["--only", "folder", "--quick", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    info = got["_modules"]["folder"]
+    assert info["figures"] == ["folder_faces_found", "folder_overlap_speedup", "folder_photos_count",
+                               "folder_photos_per_s_one_by_one", "folder_photos_per_s_overlapped"]
+    assert info["inputs"][0] == "tiny.jpg" and info["inputs"][1].startswith("8 portraits 640×480")
+    assert info["skipped"] == [group_photos._unavailable(MESSI)]
+    assert got["folder_photos_count"] == 9 and got["folder_faces_found"] >= 8      # a face a portrait at least
+    assert got["folder_photos_per_s_one_by_one"] > 0 and got["folder_photos_per_s_overlapped"] > 0
+    assert got["folder_overlap_speedup"] == pytest.approx(got["folder_photos_per_s_overlapped"]
+                                                          / got["folder_photos_per_s_one_by_one"])
+    page = render(got)
+    assert "## folder" in page and "Measured on: `tiny.jpg`, `8 portraits 640×480" in page
+    rows = {line.split(" | ")[0][3:-1]: line for line in page.splitlines() if line.startswith("| `")}
+    assert "| ≥ 1.5 on 2 cores |" in rows["folder_overlap_speedup"] and rows["folder_overlap_speedup"].endswith("× |")
+    assert " photos/s |" in rows["folder_photos_per_s_overlapped"]

@@ -81,6 +81,16 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("e2e_live_prefetch_speedup_640x480_*", "the same loop without the worker thread ÷ with it", ""),
     ("e2e_ms_still_1920x1280", "`emolib predict` on a 1920×1280 group photo (6 faces): decode, blazeface_full with "
      "its fine pass (every core), classify every face, draw", ""),
+    # folder
+    ("folder_photos_per_s_one_by_one", "`emolib predict DIR` one file after another (read, detect, classify, next "
+     "file; every core for torch and cv2) on a folder of the group photos and single-face 640×480 portraits; photos "
+     "÷ wall seconds of a pass, best pass", ""),
+    ("folder_photos_per_s_overlapped", "the same folder through `emolib predict`'s pipeline "
+     "(`emolib.inference.batch.overlapped`: files read, decoded and detected by one worker a core while the faces "
+     "of the files before them are classified in one batch)", ""),
+    ("folder_overlap_speedup", "overlapped photos/s ÷ one-by-one photos/s, same run", "≥ 1.5 on 2 cores"),
+    ("folder_photos_count", "photos in the folder (the group photos: above the table)", ""),
+    ("folder_faces_found", "faces both paths found in it (the same, with the same labels, or the module fails)", ""),
     # e2e
     ("e2e_ms_640x480_1face_blazeface", "decode + detect + align + classify + draw, median over a clip of real "
      "faces, one thread each for torch and cv2", "≤ 8 ms"),
