@@ -63,6 +63,10 @@ def describe(hint) -> str:
         return "'auto' | 'cpu' | 'cuda' | 'cuda:<index>'"
     if typing.get_origin(hint) is Literal:
         return " | ".join(repr(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " | ".join(describe(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "").replace("NoneType", "None")
 
 
@@ -130,6 +134,8 @@ class TrainConfig:
     out_dir: str | None = None            # where best.pt and last.pt go; None = write no checkpoints
     resume: bool = False                  # continue from out_dir/last.pt when it exists
     progress: bool = True                 # tqdm bar per epoch
+    # "tensorboard": every epoch's scalars into out_dir/tensorboard/ (needs out_dir and the tensorboard extra)
+    logger: Literal["tensorboard"] | None = None
 
     def __post_init__(self):
         check_field_types(self, "training option")

@@ -35,7 +35,7 @@ from torch import nn
 from emolib.core import progress, runtime
 from emolib.core.settings import TrainConfig
 from emolib.core.spec import stamp_framing
-from emolib.training import ddp
+from emolib.training import ddp, run_files
 from emolib.training.evaluate import hard_labels, run_batches
 from emolib.training.state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
 
@@ -146,6 +146,11 @@ def steps_per_epoch(loader, cfg: TrainConfig) -> int:
     return len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
 
 
+# A shown progress bar's running loss and accuracy are read from the device every this many steps (and at the end):
+# each read waits for the device to finish the queued steps.
+POSTFIX_EVERY = 25
+
+
 def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg: TrainConfig, device: torch.device,
                     *, scheduler=None, desc: str = "") -> dict:
     """One pass over `loader`: forward, loss, backward (scaled), clip, step; `scheduler` steps every batch.
@@ -155,11 +160,15 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
     model.train()
     dtype = runtime.amp_dtype(device, cfg.amp)
     channels_last = cfg.channels_last and device.type == "cuda"
-    loss_sum, correct, seen, lr = 0.0, 0, 0, optimizer.param_groups[0]["lr"]
+    # The running sums stay on the device: reading them (.item()) makes the host wait for the GPU to finish the
+    # step, so it could not queue the next batch meanwhile. float64, as Python's float: the same figures.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen, lr = 0, optimizer.param_groups[0]["lr"]
     batches = loader if cfg.max_batches is None else islice(loader, cfg.max_batches)
     bar = progress.bar(batches, total=steps_per_epoch(loader, cfg),
                        show=cfg.progress and runtime.is_main(), desc=desc, leave=False, dynamic_ncols=True)
-    for x, y in bar:
+    for step, (x, y) in enumerate(bar, 1):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:   # NHWC convolutions are faster on tensor cores (CUDA only)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -177,26 +186,45 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
         if scheduler is not None:
             scheduler.step()
         n = len(y)
-        loss_sum += loss.item() * n
-        correct += (logits.argmax(1) == hard_labels(y)).sum().item()
+        loss_sum += loss.detach().double() * n
+        correct += (logits.argmax(1) == hard_labels(y)).sum()
         seen += n
+        if not bar.disable and step % POSTFIX_EVERY == 0:     # a shown bar reads the sums now and then
+            _show_running_figures(bar, loss_sum, correct, seen)
+    loss_sum, correct = torch.stack([loss_sum, correct.double()]).tolist()    # the epoch's one read
+    if not bar.disable:
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
     bar.close()
     loss_sum, correct, seen = ddp.all_sum([loss_sum, correct, seen], device)
     return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": lr}
 
 
+def _show_running_figures(bar, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
+    loss, right = torch.stack([loss_sum, correct.double()]).tolist()
+    bar.set_postfix(loss=f"{loss / seen:.3f}", acc=f"{right / seen:.3f}")
+
+
 # --------------------------------------------------------------------------- the loop
+
+def train_images_per_epoch(loader, cfg: TrainConfig) -> int:
+    """The training images one epoch shows the model, over every rank (a sharded epoch is padded to a multiple
+    of the ranks, `emolib.training.ddp`); the last batch may be short unless the loader drops it."""
+    world = getattr(loader, "world_size", 1)
+    rows = math.ceil(len(loader.labels) / world) * world
+    return min(rows, steps_per_epoch(loader, cfg) * loader.batch_size * world)
+
 
 def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_groups: list[dict] | None = None,
         classes=None, stop_after: int | None = None,
-        on_epoch_end: Callable[[dict], None] | None = None) -> dict:
+        on_epoch_end: Callable[[dict], None] | None = None, context: dict | None = None) -> dict:
     """Train `model` and return its history (per-epoch lists plus best_epoch, best_metric, ...).
 
     stop_after: end the run after this many completed epochs, exactly as an interruption would
     (checkpoints stay as written; `resume=True` continues). on_epoch_end: called (on every rank) with
     the history after every epoch (live plots); an exception from it, KeyboardInterrupt included,
-    ends the run with last.pt holding the last completed epoch.
+    ends the run with last.pt holding the last completed epoch. With an out_dir, config.yaml (with
+    `context`: what the caller knows, e.g. a notebook's section and overrides) and history.csv go beside
+    the checkpoints, and TensorBoard's scalars with ``cfg.logger`` (`emolib.training.run_files`).
     """
     device = runtime.resolve_device(cfg.device)
     classes = list(classes if classes is not None else train_loader.classes)
@@ -218,7 +246,11 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
         st = TrainState(new_history(cfg))
         if cfg.resume:
             st = restore_resume_state(out_dir, model, optimizer, scheduler, scaler, cfg, classes) or st
-        st.history.update(processes=world, batch_size=cfg.batch_size, global_batch_size=cfg.batch_size * world)
+        files = run_files.RunFiles(out_dir, cfg, device=device, history=st.history, start_epoch=st.start_epoch,
+                                   context=context)
+        st.history.update(processes=world, batch_size=cfg.batch_size, global_batch_size=cfg.batch_size * world,
+                          tensorboard_dir=files.tensorboard_dir)
+        images = train_images_per_epoch(train_loader, cfg)
         net = ddp.wrap(model, device)
         try:
             for epoch in range(st.start_epoch, cfg.epochs):
@@ -229,6 +261,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
                 record = train_one_epoch(net, train_loader, optimizer, criterion, scaler, cfg, device,
                                          scheduler=scheduler if per_batch else None,
                                          desc=f"epoch {epoch + 1}/{cfg.epochs}")
+                record["images_per_s"] = images / (time.perf_counter() - t0)
                 ddp.sync_buffers(model)          # every rank evaluates the weights rank 0 saves
                 val = evaluate_loss(model, val_loader, device, amp=cfg.amp)
                 record.update(val_loss=val["loss"], val_acc=val["acc"], val_macro_f1=val["macro_f1"])
@@ -237,12 +270,15 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
                     scheduler.step(metric) if cfg.scheduler == "plateau" else scheduler.step()
                 record["epoch_time_s"] = time.perf_counter() - t0
                 end_of_epoch(st, record, metric, epoch, model, optimizer, scheduler, scaler, cfg, classes, out_dir)
+                files.epoch_end(st.history)
                 if on_epoch_end is not None:
                     on_epoch_end(st.history)
         except KeyboardInterrupt:
             # last.pt already holds the last completed epoch (writes are atomic); resume=True continues.
             st.history["interrupted"] = True
             raise
+        finally:
+            files.close()
     if cfg.restore_best and st.best_state is not None:
         model.load_state_dict(st.best_state)
     return copy.deepcopy(st.history)

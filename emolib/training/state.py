@@ -41,8 +41,9 @@ def improved(value: float, best: float | None, monitor: str) -> bool:
 
 
 # Options that may differ between a run and its resumption without changing the result.
-RESUME_MAY_CHANGE = {"resume", "progress", "out_dir", "device"}
-HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_time_s")
+RESUME_MAY_CHANGE = {"resume", "progress", "out_dir", "device", "logger"}
+# One value an epoch each. images_per_s: training images (all ranks) per second of the epoch's training pass.
+HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_time_s", "images_per_s")
 
 
 @dataclass
@@ -119,6 +120,8 @@ def restore_resume_state(out_dir: Path, model: nn.Module, optimizer, scheduler, 
     scaler.load_state_dict(state["scaler"])
     st = TrainState(state["history"], state["epoch"], state["bad_epochs"], best_state)
     st.history["resumed_from_epoch"] = st.start_epoch
+    for k in HISTORY_KEYS:      # a key added since last.pt was written: unknown (None) for its epochs
+        st.history.setdefault(k, [None] * len(st.history["train_loss"]))
     world, rank = runtime.world_size(), runtime.rank()
     if state.get("world_size", 1) == world:
         runtime.set_rng_state(state["rng_by_rank"][rank] if world > 1 else state["rng"])
