@@ -3,6 +3,7 @@ fer's output format, and the error when the peer environment is missing. The tim
 import importlib.util
 import math
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -39,6 +40,41 @@ def test_compare_counts_faces_labels_agreement_and_speed(monkeypatch):
     assert got["compared_faces_vs_fer_live_640x480"] == 1 and got["label_agreement_vs_fer_live_640x480"] == 1.0
     assert got["e2e_speedup_vs_fer_live_640x480"] == pytest.approx(50.0 / 5.0)
     assert "right_labels_live_640x480_emolib" not in got          # no expression was labelled on the clip
+
+
+def test_the_portrait_figures_time_a_photo_and_the_folder(monkeypatch, tmp_path):
+    """Portraits: per photo (emolib's still path) and as a folder (the pipeline's wall time a photo), against fer's
+    time a photo; her largest detection is the one compared."""
+    monkeypatch.setattr(peers, "labelled_faces", lambda: LABELLED)
+    items = peers.portrait_items(tmp_path, 2)
+    assert [(i["name"], i["set"]) for i in items] == [("portrait_00.jpg", peers.PORTRAITS),
+                                                      ("portrait_01.jpg", peers.PORTRAITS)]
+    assert cv2.imread(items[0]["path"]).shape == (480, 640, 3)
+    ours = {"portrait_00.jpg": {"ms": 10.0, "faces": [face((100, 100, 300, 300), "happy")]},
+            "portrait_01.jpg": {"ms": 14.0, "faces": [face((100, 100, 300, 300), "happy"), face((0, 0, 9, 9), "sad")]}}
+    theirs = {"portrait_00.jpg": {"ms": 50.0, "faces": [face((110, 110, 290, 290), "happy")]},
+              "portrait_01.jpg": {"ms": 70.0, "faces": [face((110, 110, 290, 290), "sad")]}}
+    got = peers.compare(ours, theirs, items, "fer")
+    assert got["e2e_ms_portraits_640x480_emolib"] == 12.0 and got["e2e_ms_portraits_640x480_fer"] == 60.0
+    assert got["e2e_speedup_vs_fer_portraits_640x480"] == pytest.approx(5.0)
+    assert got["compared_faces_vs_fer_portraits_640x480"] == 2 and got["label_agreement_vs_fer_portraits_640x480"] == 0.5
+    assert not any(k.startswith("right_labels_portraits") for k in got)     # no expression labelled on them
+    folder = peers.folder_figures(4.0, got, "fer")
+    assert folder == {"e2e_ms_portraits_640x480_emolib_folder": 4.0,
+                      "e2e_speedup_vs_fer_portraits_640x480_folder": pytest.approx(15.0)}
+
+
+def test_the_portraits_folder_is_timed_through_the_pipeline(monkeypatch, tmp_path):
+    from emolib.inference import batch
+    items = peers.portrait_items(tmp_path, 3)
+    seen = []
+
+    def overlapped(recognizer, files, workers):
+        seen.append((list(files), workers))
+        return iter(())
+    monkeypatch.setattr(batch, "overlapped", overlapped)
+    assert peers.time_emolib_folder(items + [{"name": "g.jpg", "path": "g.jpg", "set": "group_photos"}], 2) > 0
+    assert len(seen) == 3 and seen[0][0] == [Path(i["path"]) for i in items]    # a warm-up pass, then 2 timed
 
 
 def test_compare_without_a_common_face_gives_no_agreement(monkeypatch):

@@ -7,13 +7,18 @@ Not part of `make bench` or `make test`: `fer` needs TensorFlow, so it lives in 
 Each side goes from a file to labels with its own defaults, as a user gets them:
 - emolib: `EmotionRecognizer().recognize_path` (full-range BlazeFace with its fine pass, the framing of
   fer2013-mini-xception, on ONNX Runtime once `make setup` exported it, else PyTorch) with `emolib
-  predict`'s threads (every core); on the 640×480 clip
+  predict`'s threads (every core) on the group photos and the portraits; on the 640×480 clip
   `EmotionRecognizer.live()` (short-range BlazeFace) on one thread, as `emolib webcam` / `video` run it;
+  and the portraits as one folder through `emolib predict DIR`'s pipeline (emolib.inference.batch.overlapped);
 - fer: `cv2.imread` + `FER().detect_emotions` (Haar cascade, the quantized TFLite model, TensorFlow's
   own thread count), and `FER(use_tflite=False)` (the Keras weights emolib imports) as a second peer.
 Items: the cached group photos of emolib/bench/group_photos.py (21 faces labelled by eye, with their
-expressions) and a 640×480 clip of skimage's astronaut (JPEG frames). Per item the median of `repeats`
-timed calls after one warm-up. ``e2e_speedup_vs_fer`` = fer's total time over the photos / emolib's.
+expressions), a 640×480 clip of skimage's astronaut (JPEG frames) and single-face 640×480 portraits (the frames of
+that clip saved as photos, `portrait_*.jpg`). Per item the median of `repeats` timed calls after one warm-up.
+``e2e_speedup_vs_fer`` = fer's total time over the photos / emolib's; ``e2e_speedup_vs_fer_portraits_640x480``
+the same per portrait (the target: 5 or more, emolib's time a photo at most a fifth of fer's), and
+``..._portraits_640x480_folder`` fer's time a portrait over emolib's on the whole folder (wall time ÷ portraits,
+best of `repeats` passes: what `emolib predict DIR` takes a photo).
 Label agreement: the share of labelled faces that both sides found (matched as in the recall benchmark)
 with the same label; on the clip, of frames where both found her face.
 """
@@ -25,6 +30,7 @@ import json
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -36,6 +42,8 @@ from emolib.faces.detection import LIVE_THREADS, still_threads
 PEERS = {"fer": True, "fer_keras": False}     # name -> use_tflite
 PEER_SCRIPT = Path(__file__).with_name("_fer_peer.py")
 LIVE = "live_640x480"
+PORTRAITS = "portraits_640x480"
+STILL_SETS = ("group_photos", PORTRAITS)        # timed with emolib's still-photo defaults
 
 
 def clip_items(folder: Path, frames: int) -> list[dict]:
@@ -45,6 +53,17 @@ def clip_items(folder: Path, frames: int) -> list[dict]:
         path = folder / f"astronaut_{i:02d}.jpg"
         cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
         items.append({"name": path.name, "path": str(path), "set": LIVE})
+    return items
+
+
+def portrait_items(folder: Path, n: int) -> list[dict]:
+    """`n` single-face 640×480 photos (the clip's frames, saved as portraits) in `folder`."""
+    from emolib.bench.e2e import clip_1face
+    items = []
+    for i, frame in enumerate(clip_1face(n)):
+        path = folder / f"portrait_{i:02d}.jpg"
+        cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        items.append({"name": path.name, "path": str(path), "set": PORTRAITS})
     return items
 
 
@@ -59,15 +78,40 @@ def time_emolib(items: list[dict], repeats: int) -> dict:
     from emolib.inference.recognizer import EmotionRecognizer
 
     out = {}
-    for item_set, make, threads in (("group_photos", EmotionRecognizer, still_threads()),
-                                    (LIVE, EmotionRecognizer.live, LIVE_THREADS)):
+    for item_sets, make, threads in ((STILL_SETS, EmotionRecognizer, still_threads()),
+                                     ((LIVE,), EmotionRecognizer.live, LIVE_THREADS)):
         with cpu_threads(threads):
             recognizer = make().warmup()      # built under its threads: ONNX Runtime's session keeps them
-            for item in (i for i in items if i["set"] == item_set):
+            for item in (i for i in items if i["set"] in item_sets):
                 ms = median_ms(lambda: recognizer.recognize_path(item["path"]), repeats, warmup=1)
                 out[item["name"]] = {"ms": ms, "faces": [{"box": list(r.box), "label": r.label, "probs": r.probs}
                                                          for r in recognizer.recognize_path(item["path"])]}
     return out
+
+
+def time_emolib_folder(items: list[dict], repeats: int) -> float:
+    """Milliseconds a photo of `emolib predict DIR`'s pipeline over the portraits: wall time ÷ photos, best pass."""
+    from emolib.core.runtime import cpu_threads
+    from emolib.inference import batch
+    from emolib.inference.recognizer import EmotionRecognizer
+
+    files = [Path(i["path"]) for i in items if i["set"] == PORTRAITS]
+    with cpu_threads(1):                      # as `emolib predict` builds it for several files
+        recognizer = EmotionRecognizer().warmup()
+    best = float("inf")
+    for i in range(repeats + 1):              # the first pass warms caches and is not counted
+        t0 = time.perf_counter()
+        for _ in batch.overlapped(recognizer, files, workers=still_threads()):
+            pass
+        if i:
+            best = min(best, (time.perf_counter() - t0) * 1000 / len(files))
+    return best
+
+
+def folder_figures(folder_ms: float, figures: dict[str, float], peer: str) -> dict[str, float]:
+    """The portraits as a folder: emolib's ms a photo and the peer's time a portrait ÷ it."""
+    return {f"e2e_ms_{PORTRAITS}_emolib_folder": folder_ms,
+            f"e2e_speedup_vs_{peer}_{PORTRAITS}_folder": figures[f"e2e_ms_{PORTRAITS}_{peer}"] / folder_ms}
 
 
 def run_peer(python: str, items: list[dict], repeats: int, folder: Path) -> dict:
@@ -105,14 +149,14 @@ def labels_by_face(found: list[dict], labelled: list | None) -> dict[int, str]:
 def compare(ours: dict, theirs: dict, items: list[dict], peer: str) -> dict[str, float]:
     """Per item set: mean ms a file for each side, the speed-up (the peer's time / emolib's), faces found, labels
     right by eye (group photos) and the label agreement on the faces both found. Group-photo figures carry
-    no suffix (``e2e_speedup_vs_fer``), the clip's end in ``_live_640x480``."""
+    no suffix (``e2e_speedup_vs_fer``), the clip's end in ``_live_640x480``, the portraits' in ``_portraits_640x480``."""
     labelled = labelled_faces()
     figures: dict[str, float] = {}
-    for item_set in ("group_photos", LIVE):
+    for item_set in ("group_photos", LIVE, PORTRAITS):
         names = [i["name"] for i in items if i["set"] == item_set]
         if not names:
             continue
-        tail = "" if item_set == "group_photos" else f"_{LIVE}"
+        tail = "" if item_set == "group_photos" else f"_{item_set}"
         agree = compared = 0
         found = {"emolib": 0, peer: 0}
         right = {"emolib": 0, peer: 0}
@@ -141,6 +185,7 @@ def main(argv=None) -> int:
     ap.add_argument("--python", required=True, help="the peer environment's interpreter (.venv-peers/bin/python)")
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per file (default 5; the median counts)")
     ap.add_argument("--frames", type=int, default=20, help="frames of the 640×480 clip (default 20)")
+    ap.add_argument("--portraits", type=int, default=20, help="single-face 640×480 portraits (default 20)")
     ap.add_argument("--out", type=Path, default=None, help="output JSON (default reports/bench/peers.json)")
     args = ap.parse_args(argv)
     from emolib.inference.recognizer import EmotionRecognizer
@@ -148,17 +193,22 @@ def main(argv=None) -> int:
     if not photos:
         raise SystemExit("no group photos cached: run `.venv/bin/python -m emolib.bench.group_photos` first")
     with tempfile.TemporaryDirectory() as tmp:
-        items = photos + clip_items(Path(tmp), args.frames)
+        (Path(tmp) / PORTRAITS).mkdir()
+        items = photos + clip_items(Path(tmp), args.frames) + portrait_items(Path(tmp) / PORTRAITS, args.portraits)
         ours = time_emolib(items, args.repeats)
+        folder_ms = time_emolib_folder(items, args.repeats)
         peer = run_peer(args.python, items, args.repeats, Path(tmp))
     figures: dict[str, float] = {}
     for name, theirs in peer["results"].items():
         figures |= compare(ours, theirs, items, name)
+        figures |= folder_figures(folder_ms, figures, name)
     report = {"figures": figures,
               "setup": {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                        "photos": [i["name"] for i in photos], "clip_frames": args.frames, "repeats": args.repeats,
-                        "emolib": f"EmotionRecognizer() on photos ({still_threads()} threads), .live() on the clip "
-                                  f"({LIVE_THREADS}); {EmotionRecognizer().source}",
+                        "photos": [i["name"] for i in photos], "clip_frames": args.frames,
+                        "portraits": args.portraits, "repeats": args.repeats,
+                        "emolib": f"EmotionRecognizer() on photos and portraits ({still_threads()} threads), "
+                                  f".live() on the clip ({LIVE_THREADS}), the portraits' folder overlapped "
+                                  f"({still_threads()} workers); {EmotionRecognizer().source}",
                         "peer": peer["versions"]},
               "per_file": {"emolib": ours, **peer["results"]}}
     out = args.out or paths.reports_dir() / "bench" / "peers.json"
