@@ -14,7 +14,7 @@ EMOLIB_BATCH := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 endif
 export EMOLIB_BATCH
 
-.PHONY: help setup lock git-filter test test-fast lab bench bench-peers clean reproduce report index dry-run FORCE
+.PHONY: help setup lock git-filter test test-fast lab tensorboard bench bench-peers clean reproduce report index dry-run FORCE
 
 help: ## list the targets
 	@# Colour only on a terminal: `make | less` and CI logs get plain text (NO_COLOR=1 turns it off too).
@@ -46,7 +46,7 @@ UV_INSTALL = $(VENV)/bin/uv pip install --quiet --python $(PY) --index-strategy 
 # at the version that was tested; UPGRADE=1 drops them and takes the newest versions pyproject.toml allows.
 lock: ## re-resolve requirements.lock from pyproject.toml at the versions in .venv (UPGRADE=1: newest); then `make setup`
 	@$(PIP) freeze --exclude-editable | grep '==' > $(VENV)/tested-versions.txt
-	@CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --extra dev --strip-extras --allow-unsafe --no-emit-index-url \
+	@CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --extra dev --extra tensorboard --strip-extras --allow-unsafe --no-emit-index-url \
 	  --no-emit-find-links --no-emit-trusted-host --annotation-style line \
 	  $(if $(UPGRADE),--upgrade,--constraint $(VENV)/tested-versions.txt) \
 	  --output-file $(LOCK) pyproject.toml 2> >(grep -v -e BuildBackendWarning -e '^ *$$' -e '^!!' -e '\*\*\*' \
@@ -127,6 +127,14 @@ lab: ## JupyterLab on notebooks/ (kernel `emolib`) at 127.0.0.1:8888 (LAB_IP=0.0
 	echo "JupyterLab: http://$(LAB_IP):$(LAB_PORT)/lab?token=$$token  (Ctrl-C stops it)"; \
 	JUPYTER_TOKEN=$$token exec $(VENV)/bin/jupyter lab --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	  --ServerApp.port_retries=0 --ServerApp.root_dir=notebooks $$root
+
+# Offline: the logs of every run under the models root (training with `logger: tensorboard` writes them into
+# <model folder>/tensorboard/); TensorBoard's own note that TensorFlow is not installed is expected.
+TB_PORT ?= 6006
+tensorboard: ## TensorBoard on the training logs under the models root (LOGDIR=..., TB_PORT=6006; `logger: tensorboard` writes them)
+	@logdir=$${LOGDIR:-$$($(PY) -c 'from emolib.core import paths; print(paths.models_dir())')}; \
+	echo "TensorBoard on $$logdir: http://$(LAB_IP):$(TB_PORT)/  (Ctrl-C stops it)"; \
+	exec $(VENV)/bin/tensorboard --logdir "$$logdir" --host $(LAB_IP) --port $(TB_PORT)
 
 # What it cannot get (messi5.jpg and building.jpg come from Debian's opencv-doc) is skipped with one line.
 bench: ## this machine's speed and recall figures -> reports/bench/bench.json (docs/benchmarks.md: publishing a run)

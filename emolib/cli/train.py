@@ -25,11 +25,15 @@ import yaml
 # test runs the command where nothing else can be imported.
 REQUIRES = ("torch", "torchvision", "numpy", "pyyaml", "pandas", "scikit-learn", "opencv-python", "pillow", "tqdm",
             "kagglehub")
+# What `--logger tensorboard` imports besides: the writer (the optional extra `tensorboard`), and for the test figures
+# at the end of a run (emolib.research.tensorboard_figures) the plotting and Grad-CAM packages.
+LOGGER_REQUIRES = {"tensorboard": ("tensorboard", "matplotlib", "seaborn", "grad-cam")}
 
 EPILOG = """examples:
   emolib train 02 --profile quick
   emolib train 03 --profile quick --set finetune_train.epochs=2 --set device=cpu
   emolib train 02 --out runs/cnn --resume      # continue from runs/cnn/cnn_fer/last.pt
+  emolib train 02 --logger tensorboard         # curves in <checkpoints>/tensorboard/ (`make tensorboard`)
   torchrun --nproc_per_node=2 -m emolib train 02 --profile quick
 
 --set KEY=VALUE takes any key of the notebook's section; a dotted key sets one field of a
@@ -50,6 +54,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="checkpoints in DIR/<model>/, metrics in DIR/metrics/ "
                    "(default: the scratch run folders, models/scratch/<profile>/<notebook>/)")
     p.add_argument("--resume", action="store_true", help="continue each model from its last.pt when it exists")
+    p.add_argument("--logger", choices=("tensorboard", "none"), default=None,
+                   help="tensorboard: every epoch's scalars, then the test confusion matrix and Grad-CAM images, in "
+                        "<model folder>/tensorboard/ (needs: pip install -e .[tensorboard]); default: the profile's "
+                        "train.logger")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="under torchrun: seconds a process waits for the others before failing (default: 300)")
     p.set_defaults(func=cmd_train)
@@ -109,7 +117,7 @@ def cmd_train(args) -> int:
     from emolib.research import profiles, session
     from emolib.research.experiment import notebook_metrics, train_notebook
     from emolib.research.notebooks import TRAINING_NOTEBOOKS
-    from emolib.training import ddp
+    from emolib.training import ddp, tensorboard
     from emolib.training.state import ResumeError
 
     try:
@@ -120,6 +128,11 @@ def cmd_train(args) -> int:
         session.configure(nb, args.profile, overrides)        # usage errors before any process group
     except (profiles.ConfigError, ValueError) as e:
         raise UsageError(str(e)) from None
+    options = {"resume": args.resume}
+    if args.logger is not None:
+        options["logger"] = None if args.logger == "none" else args.logger
+    if options.get("logger") == "tensorboard":
+        tensorboard.require()                                  # before any data is loaded
 
     distributed = runtime.launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1
     out = Path(args.out) if args.out else None
@@ -133,8 +146,7 @@ def cmd_train(args) -> int:
                 cfg, data, run = session.setup(nb, args.profile, overrides, output_root=out)
             backend = f", {dist.get_backend()}" if distributed else ""
             _say(f"{nb}, profile {args.profile}: {runtime.world_size()} process(es){backend}")
-            trained = train_notebook(cfg, data, run, options={"resume": args.resume},
-                                     on_epoch_end=_epoch_line, log=_say)
+            trained = train_notebook(cfg, data, run, options=options, on_epoch_end=_epoch_line, log=_say)
             if runtime.is_main():
                 run.write_metrics(*notebook_metrics(cfg, trained))
                 for t in trained:

@@ -167,7 +167,7 @@ def train_notebook(cfg, data: FaceArrays, run=None, *, options: dict | None = No
         out_dir = run.checkpoint_dir(st.name) if run is not None else None
         history = train_model(net, data, st.section, seed=cfg.seed, device=cfg.device, out_dir=out_dir,
                               augment=cfg.augment, balanced=getattr(cfg, "balanced", False), options=options,
-                              log=log, **fit_kw)
+                              log=log, context=_run_context(run, st), **fit_kw)
         done = Trained(st.name, net.model_name, net, history, out_dir, _trainable(net), st.stage, init=st.init)
         if test:
             done.test = evaluate.evaluate(net, data.split("test"), tta=st.tta)
@@ -175,7 +175,20 @@ def train_notebook(cfg, data: FaceArrays, run=None, *, options: dict | None = No
                 done.test_standard = evaluate.evaluate(net, run.standard_test, tta=st.tta)
             _record_in_checkpoint(out_dir, st.section, done, data)
         out.append(done)
+        if done.test is not None and history.get("tensorboard_dir") and runtime.is_main():
+            from emolib.research import tensorboard_figures  # plots and Grad-CAM: only where a logger is asked for
+            tensorboard_figures.log_test(history["tensorboard_dir"], net, data.split("test"), done.test,
+                                         step=history["completed_epochs"])
     return out
+
+
+def _run_context(run, st: Stage) -> dict | None:
+    """What config.yaml says of a notebook's run beside its training section (`emolib.training.run_files`)."""
+    if run is None:
+        return None
+    return {"notebook": run.notebook, "profile": run.profile, "kind": run.kind, "stage": st.stage, "init": st.init,
+            "data": {k: run.data.get(k) for k in ("source", "fingerprint", "n", "classes")},
+            "overrides": run.overrides, "section": run.config}
 
 
 def _record_in_checkpoint(out_dir: Path | None, section: dict, done: Trained, data: FaceArrays) -> None:
