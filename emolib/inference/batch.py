@@ -141,12 +141,14 @@ def overlapped(recognizer, items: Iterable[Path | ImageReadError], *, workers: i
                 window.append(pool.submit(_detect, recognizer, item, lock))
 
         try:
-            while top_up(0) or window:
+            top_up(0)
+            while window:
                 batch = [window.popleft().result()]          # the next file in order: wait for it
                 while window and window[0].done() and sum(len(d.file.faces) for d in batch) < batch_faces:
                     batch.append(window.popleft().result())
                 top_up(len(batch))                           # the workers go on while this batch is classified
                 yield from _classify(recognizer, batch)
+                top_up(0)
         finally:
             for future in window:
                 future.cancel()
