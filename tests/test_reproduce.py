@@ -1,5 +1,6 @@
 """The research loop's machinery: profile validation, metrics/figures/index writing, the papermill
 runner's failure path, and (slow) `make reproduce PROFILE=smoke` end to end, twice, in Chromium."""
+import csv
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import pytest
 
 from emolib.core import paths
 from emolib.research import notebooks, profiles, records, reporting, runner, session
+from emolib.training.state import HISTORY_KEYS
 
 ROOT = paths.home()
 
@@ -212,6 +214,31 @@ def _render(page: Path, profile_dir: Path) -> str:
     return out.stdout
 
 
+def _assert_run_files_match_the_metrics(models_root: Path, checkpoints: Path, root: Path) -> None:
+    """Every checkpoint folder holds config.yaml and history.csv, and each history.csv is the history of its run in the
+    training notebooks' metrics JSON (timing columns in .run.json), value for value."""
+    folders = {p.parent for p in checkpoints.rglob("best.pt")}
+    assert folders
+    for folder in folders:
+        assert (folder / "config.yaml").is_file() and (folder / "history.csv").is_file(), folder
+    matched = set()
+    for nb in notebooks.TRAINING_NOTEBOOKS:
+        metrics = json.loads((root / "metrics" / f"{nb}.json").read_text())["metrics"]
+        timing = json.loads((root / "metrics" / f"{nb}.run.json").read_text())["timing"]
+        runs = ([(metrics["history"], timing["history"])] if "history" in metrics else
+                [(h, timing["histories"][name]) for name, h in metrics["histories"].items()])
+        for kept, timed in runs:
+            history = {**kept, **timed}
+            folder = Path(history["last_checkpoint"].replace("<models>", str(models_root), 1)).parent
+            with open(folder / "history.csv", newline="") as f:
+                rows = list(csv.DictReader(f))
+            assert [int(r["epoch"]) for r in rows] == list(range(1, history["completed_epochs"] + 1)), folder
+            for k in HISTORY_KEYS:
+                assert [float(r[k]) for r in rows] == history[k], (folder, k)
+            matched.add(folder)
+    assert matched == folders
+
+
 def _make(target_args, env):
     return subprocess.run(["make", "--no-print-directory", *target_args, "PROFILE=smoke"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
@@ -235,6 +262,7 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
         assert re.search(r"Profile</strong>: smoke", page) and "fingerprint" in page and "Date</strong>" in page
         assert list((root / "figures" / nb).glob("*.png")), f"{nb} saved no figure"
     assert (tmp_path / "models" / "smoke" / "02_cnn_baseline" / "cnn_fer" / "best.pt").exists()
+    _assert_run_files_match_the_metrics(tmp_path / "models", tmp_path / "models" / "smoke", root)
     index = (root / "index.html").read_text()
     assert "not run yet" not in index and "not shown" not in index and index.count("badge ok") == 6
     history = [json.loads(line) for line in (root / "history.jsonl").read_text().splitlines()]
