@@ -74,6 +74,7 @@ class ErrorAnalysis(Common):
     runs: list                        # "<notebook>/<model>" runs whose best checkpoints are compared
     pretrained_models: list           # registry models used as they come (e.g. fer2013-mini-xception)
     tta_modes: list                   # test-time augmentations compared: flip, tencrop
+    ensemble: list | Literal["all"]   # models whose mean probability is scored beside them: all, names, [] = none
     cam_method: Literal["gradcam", "gradcam++", "eigencam", "hirescam", "layercam"]
     cam_variants: list                # extra rows of the evidence table: {model, method, layer, eigen_smooth, guided}
     cam_samples: int                  # test faces per model for the Grad-CAM-in-mask score
