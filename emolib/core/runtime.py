@@ -27,7 +27,7 @@ from torch import nn
 from emolib.core.settings import DEVICE_NAME
 
 __all__ = ["resolve_device", "module_device", "seed_everything", "rank_seed", "rng_state", "set_rng_state",
-           "deterministic", "amp_dtype", "autocast", "launched_by_torchrun", "is_distributed", "rank",
+           "deterministic", "to_device", "amp_dtype", "autocast", "launched_by_torchrun", "is_distributed", "rank",
            "local_rank", "world_size", "is_main", "init_distributed", "destroy_distributed",
            "cpu_threads", "DEFAULT_TIMEOUT_S"]
 
@@ -122,14 +122,33 @@ def set_rng_state(state: dict) -> None:
 
 @contextmanager
 def deterministic(device: torch.device):
-    """Deterministic kernels on the CPU (exact resume), restored afterwards; CUDA keeps its fast ones."""
-    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    """Deterministic kernels on the CPU (exact resume); on CUDA the fast ones, cuDNN's autotuned algorithms included
+    (`torch.backends.cudnn.benchmark`: a training run's shapes repeat). Everything is restored afterwards.
+
+    On the CPU, uninitialized memory is not filled with NaN (torch's default under deterministic algorithms, a fill
+    of every new tensor): no emolib kernel reads memory it has not written, so results are the same without it.
+    """
+    fill = torch.utils.deterministic
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              fill.fill_uninitialized_memory, torch.backends.cudnn.benchmark)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
+        fill.fill_uninitialized_memory = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        fill.fill_uninitialized_memory, torch.backends.cudnn.benchmark = before[2], before[3]
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` on `device`. From the CPU to a GPU the copy goes through pinned memory and does not wait: a plain
+    ``.to(device)`` waits until the GPU has finished all the work queued before it."""
+    if device.type != "cuda" or t.device.type != "cpu":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 # --------------------------------------------------------------------------------------------- AMP

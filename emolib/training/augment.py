@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from emolib.core.runtime import to_device
 from emolib.core.settings import check_field_types, from_mapping, type_ok
 
 __all__ = ["AugmentConfig", "augment_batch", "erase"]
@@ -129,19 +130,25 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
         eye = torch.eye(3).expand(n, 3, 3)
         homog = torch.where(do_persp.view(n, 1, 1), homog, eye)
         affine3 = torch.cat([theta, torch.tensor([0.0, 0.0, 1.0]).expand(n, 1, 3)], 1)
-        full = affine3 @ homog                                               # perspective first, then affine
-        grid = F.affine_grid(torch.eye(2, 3).expand(n, 2, 3).to(dev), list(x.shape), align_corners=False)
+        geometry = affine3 @ homog                                           # perspective first, then affine
+    else:
+        geometry = theta
+    # The parameters reach the device in one copy (each copy of its own would be a wait for the device).
+    params = to_device(torch.cat([geometry.flatten(1), bright.view(n, 1), contrast.view(n, 1)], 1), dev)
+    geometry, bright, contrast = params[:, :-2].contiguous().view(geometry.shape), params[:, -2], params[:, -1]
+    if homog is not None:
+        grid = F.affine_grid(torch.eye(2, 3, device=dev).expand(n, 2, 3), list(x.shape), align_corners=False)
         pts = torch.cat([grid, torch.ones_like(grid[..., :1])], -1)          # (n,H,W,3)
-        mapped = pts @ full.to(dev).transpose(1, 2).unsqueeze(1)             # (n,H,W,3)
+        mapped = pts @ geometry.transpose(1, 2).unsqueeze(1)                 # (n,H,W,3)
         grid = mapped[..., :2] / mapped[..., 2:].clamp(min=1e-6)
     else:
-        grid = F.affine_grid(theta.to(dev), list(x.shape), align_corners=False)
+        grid = F.affine_grid(geometry, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     # ColorJitter semantics: brightness scales, contrast blends with the image's mean gray.
-    x = (x * bright.to(dev).view(n, 1, 1, 1)).clamp_(0, 1)
+    x = (x * bright.view(n, 1, 1, 1)).clamp_(0, 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = ((x - mean) * contrast.to(dev).view(n, 1, 1, 1) + mean).clamp_(0, 1)
+    x = ((x - mean) * contrast.view(n, 1, 1, 1) + mean).clamp_(0, 1)
     return x
 
 
@@ -159,6 +166,7 @@ def erase(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
     dev = x.device
     ys = torch.arange(h, device=dev).view(1, h, 1)
     xs = torch.arange(w, device=dev).view(1, 1, w)
-    y0, x0, eh, ew, hit = (t.to(dev).view(n, 1, 1) for t in (y0, x0, eh, ew, hit))
-    box = (ys >= y0) & (ys < y0 + eh) & (xs >= x0) & (xs < x0 + ew) & hit
+    boxes = to_device(torch.stack([y0, x0, eh, ew, hit.float()]), dev)      # one copy to the device
+    y0, x0, eh, ew, hit = (t.view(n, 1, 1) for t in boxes)
+    box = (ys >= y0) & (ys < y0 + eh) & (xs >= x0) & (xs < x0 + ew) & (hit > 0)
     return x.masked_fill(box.unsqueeze(1), 0.0)

@@ -51,14 +51,15 @@ def run_batches(model: nn.Module, loader, device=None, *, forward=None, amp: boo
     try:
         with torch.inference_mode(), autocast(device, amp_dtype(device, amp)):
             for x, y in loader:
-                outputs.append(forward(x.to(device, non_blocking=True)).float().cpu())
-                labels.append(y.cpu())
+                # Kept where they are until the end: a copy to the CPU per batch would wait for the device each time.
+                outputs.append(forward(x.to(device, non_blocking=True)).float())
+                labels.append(y)
     finally:
         model.train(was_training)
     if not outputs:
         return torch.empty(0), torch.empty(0, dtype=torch.int64)
-    labels = torch.cat(labels)
-    return torch.cat(outputs), labels if labels.is_floating_point() else labels.long()
+    labels = torch.cat(labels).cpu()
+    return torch.cat(outputs).cpu(), labels if labels.is_floating_point() else labels.long()
 
 
 def hard_labels(targets: torch.Tensor) -> torch.Tensor:

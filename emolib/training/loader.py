@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from emolib.core.runtime import resolve_device
+from emolib.core.runtime import resolve_device, to_device
 from emolib.core.spec import ModelSpec
 from emolib.data.arrays import FaceArrays
 from emolib.models.preprocess import fit_to_spec, to_unit
@@ -99,17 +99,23 @@ class FaceLoader:
     def __iter__(self):
         g = epoch_generator(self.seed, self.epoch)
         order = self.epoch_indices(g)
+        on_device = to_device(order, self.device)      # one copy an epoch, not one a batch
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size].to(self.device)
-            yield self.make_batch(idx, g), self.batch_targets(idx, g)
+            rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            idx = on_device[rows]
+            yield self.make_batch(idx, g), self.batch_targets(idx, g, cpu_idx=order[rows])
 
-    def batch_targets(self, idx: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
-        """What the loss compares rows `idx` with: their labels, distributions, or labels drawn from those."""
+    def batch_targets(self, idx: torch.Tensor, g: torch.Generator | None = None, *,
+                      cpu_idx: torch.Tensor | None = None) -> torch.Tensor:
+        """What the loss compares rows `idx` with: their labels, distributions, or labels drawn from those.
+
+        cpu_idx: the same rows on the CPU, where the draws of "probability" are made (saves reading `idx` back)."""
         if self.target_mode == "labels":
             return self._labels[idx]
         if self.target_mode == "probability":
             g = g or epoch_generator(self.seed, self.epoch)
-            return torch.multinomial(self._targets[idx.cpu()], 1, generator=g).squeeze(1).to(self.device)
+            rows = cpu_idx if cpu_idx is not None else idx.cpu()
+            return to_device(torch.multinomial(self._targets[rows], 1, generator=g).squeeze(1), self.device)
         return self._targets[idx]
 
     def make_batch(self, idx: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:

@@ -146,20 +146,32 @@ def steps_per_epoch(loader, cfg: TrainConfig) -> int:
     return len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
 
 
+# A shown progress bar's running loss and accuracy are read from the device every this many steps and at the last
+# one: each read waits for the device to finish the queued steps.
+POSTFIX_EVERY = 25
+
+
 def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg: TrainConfig, device: torch.device,
                     *, scheduler=None, desc: str = "") -> dict:
     """One pass over `loader`: forward, loss, backward (scaled), clip, step; `scheduler` steps every batch.
 
-    Returns the epoch's mean training loss and accuracy (over every rank's rows) and the lr of the last step.
+    Returns the epoch's mean training loss and accuracy (over every rank's rows) and the lr of the last step. They
+    are summed on the device and read once, at the end (a shown bar reads them every `POSTFIX_EVERY` steps and at the last one too).
     """
     model.train()
     dtype = runtime.amp_dtype(device, cfg.amp)
     channels_last = cfg.channels_last and device.type == "cuda"
-    loss_sum, correct, seen, lr = 0.0, 0, 0, optimizer.param_groups[0]["lr"]
+    # The running sums stay on the device: reading them (.item()) makes the host wait for the GPU to finish the
+    # step, so it could not queue the next batch meanwhile. float64, as Python's float: the same figures.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen, lr = 0, optimizer.param_groups[0]["lr"]
     batches = loader if cfg.max_batches is None else islice(loader, cfg.max_batches)
-    bar = progress.bar(batches, total=steps_per_epoch(loader, cfg),
-                       show=cfg.progress and runtime.is_main(), desc=desc, leave=False, dynamic_ncols=True)
-    for x, y in bar:
+    total = steps_per_epoch(loader, cfg)
+    bar = progress.bar(batches, total=total, show=cfg.progress and runtime.is_main(), desc=desc, leave=False,
+                       dynamic_ncols=True)
+    shown = not bar.disable            # read now: tqdm disables a bar once its iteration ends
+    for step, (x, y) in enumerate(bar, 1):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:   # NHWC convolutions are faster on tensor cores (CUDA only)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -177,13 +189,20 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
         if scheduler is not None:
             scheduler.step()
         n = len(y)
-        loss_sum += loss.item() * n
-        correct += (logits.argmax(1) == hard_labels(y)).sum().item()
+        loss_sum += loss.detach().double() * n
+        correct += (logits.argmax(1) == hard_labels(y)).sum()
         seen += n
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        if shown and (step % POSTFIX_EVERY == 0 or step == total):     # a shown bar reads the sums now and then
+            _show_running_figures(bar, loss_sum, correct, seen)
+    loss_sum, correct = torch.stack([loss_sum, correct.double()]).tolist()    # the epoch's one read
     bar.close()
     loss_sum, correct, seen = ddp.all_sum([loss_sum, correct, seen], device)
     return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": lr}
+
+
+def _show_running_figures(bar, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
+    loss, right = torch.stack([loss_sum, correct.double()]).tolist()
+    bar.set_postfix(loss=f"{loss / seen:.3f}", acc=f"{right / seen:.3f}")
 
 
 # --------------------------------------------------------------------------- the loop
