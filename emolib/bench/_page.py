@@ -38,6 +38,15 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
      "on the same PNGs", "≥ 5"),
     ("loader_speedup_vs_imagefolder_2workers", "the same against `ImageFolder` with 2 DataLoader workers", ""),
     # train
+    ("train_img_per_s_*_emolib", "training images/s of emolib's loop (`train_one_epoch`: augmented batches from a "
+     "FaceLoader, the recipe's step, bookkeeping) on the quick profile's model of that run, built as its notebook "
+     "builds it, median of timed blocks", ""),
+    ("train_img_per_s_*_bare", "the same step on one pre-made batch (no loader, no bookkeeping), same model and "
+     "shapes", ""),
+    ("train_emolib_vs_bare_ratio_*", "emolib's loop ÷ the bare loop, images/s (`python -m emolib.bench.train "
+     "--device cuda --profile fer2013` measures the GPU recipes: docs/training.md)", "≥ 0.8 on a GPU"),
+    ("eval_img_per_s_*", "images/s of the evaluation pass (`evaluate_loss` at the validation batch) of that run", ""),
+    # train, before the runs above: a whole step (batch to AdamW) of a model alone
     ("train_img_per_s_*", "training images/s at batch 64 with augmentation: a full step (batch, forward, "
      "cross-entropy, backward, AdamW), median step", ""),
     # backends (before classifier: the same prefix)
