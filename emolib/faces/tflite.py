@@ -118,7 +118,13 @@ class NetPool:
                 self._made += 1
 
     def __call__(self, image_bgr: np.ndarray) -> list[np.ndarray]:
-        net = self._free.get()
+        # One more instance when every one is busy: threads that detect files side by side (emolib.inference.batch)
+        # would otherwise wait for each other on photos of one size. At most one per thread that calls at once.
+        try:
+            net = self._free.get_nowait()
+        except queue.Empty:
+            self.reserve(self._made + 1)
+            net = self._free.get()
         try:
             return net(image_bgr)
         finally:
