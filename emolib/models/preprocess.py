@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from emolib.core import runtime
 from emolib.core.spec import ModelSpec
 
 __all__ = ["fit_to_spec", "to_model_input", "to_unit"]
@@ -34,8 +35,9 @@ def fit_to_spec(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
                           antialias=size < max(x.shape[-2:]))
     if spec.channels == 3:
         x = x.expand(-1, 3, -1, -1)
-    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    # pinned, non-blocking copies: a plain tensor made on the GPU waits for the work queued before it
+    mean = runtime.to_device(torch.tensor(spec.mean, dtype=x.dtype), x.device).view(1, -1, 1, 1)
+    std = runtime.to_device(torch.tensor(spec.std, dtype=x.dtype), x.device).view(1, -1, 1, 1)
     return (x - mean) / std
 
 

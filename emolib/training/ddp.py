@@ -80,7 +80,7 @@ class ShardedLoader:
         base = self.loader
         g = _generator(base.seed, base.epoch, self.rank)
         for idx in self.step_rows():
-            idx = idx.to(base.device)
+            idx = runtime.to_device(idx, base.device)
             yield base.make_batch(idx, g), base.batch_targets(idx, g)
 
     def __repr__(self) -> str:
