@@ -4,6 +4,7 @@
     python -m emolib.research.runner params 03 --profile quick --out reports/.params/03_transfer_learning.yaml
     python -m emolib.research.runner index                      # reports/index.html
     python -m emolib.research.runner dry-run --profile fer2013  # every notebook capped -> reports/dry-run/fer2013/
+    python -m emolib.research.runner costs                      # wall and CPU seconds per notebook (emolib.research.costs)
 
 `run` validates the profile's section for the notebook (unknown keys and wrong types stop it before
 a kernel starts), executes the notebook with papermill (kernel ``emolib``, working directory
@@ -38,7 +39,7 @@ import yaml
 
 from emolib.core import paths
 from emolib.core.atomic import replace_tree, write_text
-from emolib.research import dryrun, records
+from emolib.research import costs, dryrun, records
 from emolib.research.dashboard import build_index
 from emolib.research.notebooks import NOTEBOOKS
 from emolib.research.profiles import ConfigError, notebook_name, profile_path, resolve
@@ -122,12 +123,12 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     # What the session reads: figures and metrics go to staging, checkpoints to the kind's root, bars stay off,
     # a dry run's caps reach the session.
     context = {"kind": kind, "output_root": str(stage), "caps": None if caps is None else caps.to_dict()}
-    t0 = time.perf_counter()
-    _execute(nb, source, executed, profile, overrides, context, timeout=timeout, log_output=log_output,
-             dry=caps is not None)
-    seconds = time.perf_counter() - t0
-
+    with costs.measured() as cost:
+        _execute(nb, source, executed, profile, overrides, context, timeout=timeout, log_output=log_output,
+                 dry=caps is not None)
     book = nbformat.read(executed, as_version=4)
+    cost.slowest_cells = costs.slowest_cells(book)
+    costs.record(stage / "metrics" / f"{nb}.run.json", cost)
     if caps is not None:
         _mark_dry_run(book, stage, nb, profile, caps)
     _to_html(book, nb, stage / "html" / f"{nb}.html")
@@ -137,7 +138,8 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     write_params(nb, profile, params_stamp(nb, root))
     _publish(nb, stage, root)
     records.record(nb, profile, kind, root, batch=os.environ.get(BATCH_ENV))   # what the index trusts
-    print(f"{nb}: ran in {seconds:.1f} s ({'DRY RUN of ' if caps else ''}profile {parameters['profile']}) -> "
+    print(f"{nb}: ran in {cost.wall_s:.1f} s, {cost.cpu_s:.1f} s CPU ({'DRY RUN of ' if caps else ''}profile "
+          f"{parameters['profile']}) -> "
           f"{root / 'html' / f'{nb}.html'}")
     return root / "html" / f"{nb}.html"
 
@@ -287,12 +289,16 @@ def main(argv: list[str] | None = None) -> int:
     p_dry = sub.add_parser("dry-run", help="every notebook, training/evaluation capped -> <reports>/dry-run/<profile>/")
     p_dry.add_argument("--profile", default="quick")
     p_dry.add_argument("--log-output", action="store_true", help="echo the notebooks' output while they run")
+    p_costs = sub.add_parser("costs", help="wall and CPU seconds per notebook of the published reports (Markdown)")
+    p_costs.add_argument("--root", type=Path, default=None, help="another reports root (e.g. a dry run's)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             run_notebook(args.notebook, args.profile, timeout=args.timeout, log_output=args.log_output)
         elif args.command == "dry-run":
             dry_run(args.profile, log_output=args.log_output)
+        elif args.command == "costs":
+            print(costs.table(args.root or paths.reports_dir(), NOTEBOOKS))
         elif args.command == "params":
             write_params(args.notebook, args.profile, args.out)
         else:
