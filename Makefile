@@ -62,8 +62,11 @@ git-filter: ## notebooks enter git without outputs: nbstripout as this checkout'
 	  echo "git filter nbstripout: on (.gitattributes applies it to *.ipynb)"; \
 	else echo "git-filter: not a git checkout, nothing to do"; fi
 
-test: ## every test, the slow end-to-end ones included (what CI runs)
-	$(PY) -m pytest
+# The tests run on every core (pytest-xdist; worksteal: an idle worker takes tests a busy one has not started).
+# TEST_JOBS=0 runs them in this process (a debugger, -x); tests/conftest.py gives each worker its share of the cores.
+TEST_JOBS ?= auto
+test: ## every test, the slow end-to-end ones included (what CI runs; TEST_JOBS=0: in one process)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal
 
 test-fast: ## the fast tests only
 	$(PY) -m pytest -m "not slow"

@@ -7,6 +7,18 @@ import os
 
 import pytest
 
+# Under pytest-xdist each worker gets an equal share of the cores for torch's OpenMP threads, set before anything
+# imports torch and inherited by the notebooks and commands the tests start: every worker on every core would
+# spin-wait on the others' threads.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow end-to-end tests first, so that none starts last and keeps one worker busy alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_roots(tmp_path_factory):
