@@ -262,6 +262,9 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
         assert re.search(r"Profile</strong>: smoke", page) and "fingerprint" in page and "Date</strong>" in page
         assert list((root / "figures" / nb).glob("*.png")), f"{nb} saved no figure"
     assert (tmp_path / "models" / "smoke" / "02_cnn_baseline" / "cnn_fer" / "best.pt").exists()
+    ensemble_05 = json.loads(metrics["05_error_analysis"])["metrics"]     # 05's ensemble: rows beside the models
+    assert [row["init"] for row in ensemble_05["results"]] == ["ensemble"] and len(ensemble_05["ensemble"]) == 4
+    assert "ensemble" in ensemble_05["models"] and "ensemble" in ensemble_05["tta_accuracy"]
     _assert_run_files_match_the_metrics(tmp_path / "models", tmp_path / "models" / "smoke", root)
     index = (root / "index.html").read_text()
     assert "not run yet" not in index and "not shown" not in index and index.count("badge ok") == 6
