@@ -67,6 +67,7 @@ def test_evaluate_scores_the_mean_probabilities(nets, faces):
 
 
 def test_tta_rows_reuse_the_members_probabilities(nets, faces):
+    faces = FaceArrays(faces.images[:12], faces.labels[:12], faces.splits[:12], classes=CLASSES)   # ten crops: fewer
     ens = ensemble.build(nets, ["vit_small_48", "mini_xception"], faces)
     plain = {name: evaluate(net, faces) for name, net in ensemble.with_ensemble(nets, ens).items()}
     table = ensemble.tta_accuracy(nets, ens, faces, ["flip", "tencrop"], plain)
@@ -126,3 +127,12 @@ def test_profiles_set_the_ensemble_and_its_type_is_checked(profile, tmp_path):
     bad.write_text("05_error_analysis: {ensemble: cnn_fer}\n")
     with pytest.raises(profiles.ConfigError, match=r"ensemble must be .*'cnn_fer'"):
         profiles.load_section(bad, "05")
+
+
+def test_members_must_output_the_same_classes(faces):
+    five, seven = (models.create("cnn_fer", num_classes=n) for n in (5, 7))
+    five.classes, seven.classes = CLASSES, ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    with pytest.raises(ValueError, match="different classes"):
+        ensemble.Ensemble({"a": five, "b": seven}, 48)
+    with pytest.raises(ValueError, match="two or more models"):
+        ensemble.Ensemble({"a": five}, 48)

@@ -1,7 +1,7 @@
 """Notebook 05's ensemble: the mean of the softmax probabilities of the models it compares.
 
 `Ensemble` is an ``nn.Module`` that `emolib.training.evaluate` runs like any other model, so the ensemble's
-figures, its TTA and its ms/face come from the same code as each single model's. Its ``spec`` asks the loader
+figures and its ms/face come from the same code as each single model's. Its ``spec`` asks the loader
 for the faces as they are (gray, the data's side, scaled to [0, 1], no normalization); its forward hands each
 member those faces through `emolib.models.preprocess.fit_to_spec` with the member's own spec, exactly what
 the loader does for that member alone (one source of truth for preprocessing). It returns log-probabilities,
@@ -53,10 +53,13 @@ class Ensemble(nn.Module):
             raise ValueError(f"an ensemble needs two or more models, got {list(members)}")
         if missing := [name for name, m in members.items() if not isinstance(getattr(m, "spec", None), ModelSpec)]:
             raise ValueError(f"{missing}: an ensemble member needs its .spec (build it with emolib.models.create)")
+        # A checkpoint's model and a restricted pretrained one say what their outputs are; the mean needs them alike.
+        if len(outputs := {tuple(m.classes) for m in members.values() if getattr(m, "classes", None)}) > 1:
+            raise ValueError(f"ensemble members output different classes: {sorted(outputs)}")
         self.names = list(members)
         self.members = nn.ModuleList(members.values())    # a ModuleList: names such as "fer2013-mini-xception" are no attribute
         self.spec = raw_faces_spec(side)
-        self.model_name = "ensemble"
+        self.model_name = ENSEMBLE
 
     def member_probs(self, x: torch.Tensor) -> torch.Tensor:
         """(members, B, C) softmax probabilities of each member for faces `x` as `self.spec` makes them."""
