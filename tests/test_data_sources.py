@@ -158,6 +158,7 @@ def test_empty_split_folder_and_empty_source_are_errors(tmp_path, faces):
 
 def test_cache_hit_and_rebuild_when_source_changes(tmp_path, faces, monkeypatch):
     from emolib.data import sources
+    monkeypatch.setenv("EMOLIB_CACHE", str(tmp_path / "cache"))     # its own: other tests cache FER2013 CSVs too
     path = write_fer_csv(tmp_path / "fer2013.csv", faces)
     calls = []
     monkeypatch.setattr(sources, "read_csv", lambda p: calls.append(p) or read_csv(p))
