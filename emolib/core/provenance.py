@@ -19,7 +19,11 @@ def git_commit() -> str | None:
         sha = git("rev-parse", "HEAD")
         if not sha:
             return None
-        return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+        try:
+            return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+        except subprocess.TimeoutExpired:
+            # A fresh clone's first status runs the notebooks' git filter on each of them: the commit is still known.
+            return sha + " (local changes not checked)"
     except Exception:  # noqa: BLE001 - no git, not a checkout, timeout: the commit is optional
         return None
 

@@ -156,10 +156,17 @@ def _result_row(root: Path, nb: str, st: dict, data: dict, r: dict) -> str:
     classes = r["classes"] or []
     figures = "".join(_number_cell(r[key], _shown(key, r[key])) for _, key in _FIGURE_COLUMNS)
     return (f"<tr><td data-sort='{_esc(nb)}'>{_key(nb)}{_row_marks(st)}</td><td>{_key(r['model'])}</td>"
-            f"<td>{_esc(r['init'])}</td><td class='meta' data-sort='{_esc(data.get('source'))}'>{_esc(data.get('source'))}"
-            f"<br>fingerprint <span class='num'>{_esc(data.get('fingerprint'))}</span></td>"
+            f"<td>{_esc(r['init'])}</td>{_data_cell(data)}"
             f"{_number_cell(len(classes), str(len(classes)), title=', '.join(classes))}{figures}"
             f"<td><a href='html/{nb}.html'>report</a></td><td class='meta'>{_checkpoint_link(root, r['checkpoint'])}</td></tr>")
+
+
+def _data_cell(data: dict) -> str:
+    """The data's kind ("synthetic", "fer2013-csv") over its fingerprint; the whole source on hover (a narrow column)."""
+    source = str(data.get("source"))
+    kind = re.split(r"[(:]", source, maxsplit=1)[0]
+    return (f"<td class='meta' data-sort='{_esc(source)}' title='{_esc(source)}'>{_esc(kind)}<br>"
+            f"<span class='num'>{_esc(data.get('fingerprint'))}</span></td>")
 
 
 def _number_cell(value, text: str, title: str = "") -> str:
