@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from torch import nn
+from tiny_net import TinyNet
 
 from emolib.core import runtime
-from emolib.core.spec import grayscale_spec
 from emolib.data.synthetic import generate
 from emolib.training import run_files
 from emolib.training.ddp import ShardedLoader
@@ -25,17 +24,6 @@ CLASSES = ["happy", "sad", "surprise"]
 def tiny():
     faces = generate(n=600, seed=0).subset(CLASSES)
     return faces.split("train")._take(np.arange(70)), faces.split("val")._take(np.arange(30))
-
-
-class TinyNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(1, 4, 5, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 11 * 11, 3))
-        self.spec = grayscale_spec(48, "net.0")
-        self.model_name = "tiny"
-
-    def forward(self, x):
-        return self.net(x)
 
 
 def _fit(tiny, out, epochs=3, context=None, **kw):

@@ -10,8 +10,9 @@ import pytest
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_run_files import TinyNet, tiny  # noqa: F401 - tiny is a fixture
+from test_run_files import tiny  # noqa: F401 - a fixture
 from test_train_cli import LEAN
+from tiny_net import TinyNet
 
 from emolib.cli.train import LOGGER_REQUIRES
 from emolib.training import tensorboard

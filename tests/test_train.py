@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from tiny_net import TinyNet
 
-from emolib.core.spec import grayscale_spec
 from emolib.data.synthetic import generate
 from emolib.models import create
 from emolib.models.checkpoint import load_checkpoint, load_model
@@ -26,17 +25,6 @@ def small(easy):
     """192 train / 48 val faces: enough rows for a few optimizer steps per epoch."""
     tr, va = easy.split("train"), easy.split("val")
     return tr._take(np.arange(192)), va._take(np.arange(48))
-
-
-class TinyNet(nn.Module):
-    def __init__(self, num_classes=3):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(1, 4, 5, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 11 * 11, num_classes))
-        self.spec = grayscale_spec(48, "net.0")
-        self.model_name = "tiny"
-
-    def forward(self, x):
-        return self.net(x)
 
 
 def loaders(train, val, spec, batch_size=64, augment=None):

@@ -8,28 +8,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_net import TinyNet
 from torch import nn
 from tqdm import tqdm
 
 from emolib.core import progress, runtime
-from emolib.core.spec import grayscale_spec
 from emolib.data.synthetic import generate
 from emolib.training import augment, evaluate, loader, loop
 from emolib.training.loader import AugmentConfig, FaceLoader
 from emolib.training.loop import TrainConfig, train_one_epoch
 
 READS = ("item", "tolist", "__float__", "__int__", "__bool__")
-
-
-class TinyNet(nn.Module):
-    def __init__(self, num_classes=7):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(1, 4, 5, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 11 * 11, num_classes))
-        self.spec = grayscale_spec(48, "net.0")
-        self.model_name = "tiny"
-
-    def forward(self, x):
-        return self.net(x)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +41,7 @@ def _count_reads(monkeypatch) -> list[str]:
 
 def _epoch(faces, cfg, batch_size=4):
     torch.manual_seed(0)
-    model = TinyNet()
+    model = TinyNet(num_classes=7)
     tl = FaceLoader(faces, model.spec, batch_size, train=True, seed=0)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)      # SGD reads no step counter back
     return model, train_one_epoch(model, tl, optimizer, nn.CrossEntropyLoss(), torch.amp.GradScaler("cpu", enabled=False),
@@ -85,7 +74,7 @@ def test_the_figures_are_python_per_step_sums_bit_for_bit(faces):
     """The device-side float64 sums give exactly what `loss.item() * n` summed in Python gave."""
     model, record, _ = _epoch(faces, TrainConfig(progress=False))
     torch.manual_seed(0)
-    ref = TinyNet()
+    ref = TinyNet(num_classes=7)
     tl = FaceLoader(faces, ref.spec, 4, train=True, seed=0)
     optimizer = torch.optim.SGD(ref.parameters(), lr=0.05)
     loss_sum, correct, seen = 0.0, 0, 0
@@ -113,7 +102,7 @@ def test_the_loader_copies_to_the_device_once_an_epoch_and_once_a_batch_per_augm
         return to_device
     monkeypatch.setattr(loader, "to_device", recording("order"))
     monkeypatch.setattr(augment, "to_device", recording("augment"))
-    tl = FaceLoader(faces, TinyNet().spec, 64, train=True, seed=0,
+    tl = FaceLoader(faces, TinyNet(num_classes=7).spec, 64, train=True, seed=0,
                     augment=AugmentConfig(perspective=0.3, erasing=0.5))
     batches = list(tl)
     n = len(faces)
@@ -136,7 +125,7 @@ def test_to_device_pins_and_does_not_wait(monkeypatch):
 
 
 def test_evaluation_reads_its_outputs_once(faces, monkeypatch):
-    model = TinyNet()
+    model = TinyNet(num_classes=7)
     vl = FaceLoader(faces, model.spec, 16)
     assert len(vl) >= 5
     expected = torch.cat([model(x) for x, _ in vl]).detach()

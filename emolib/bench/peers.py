@@ -46,25 +46,24 @@ PORTRAITS = "portraits_640x480"
 STILL_SETS = ("group_photos", PORTRAITS)        # timed with emolib's still-photo defaults
 
 
-def clip_items(folder: Path, frames: int) -> list[dict]:
+def _frame_items(folder: Path, n: int, stem: str, item_set: str) -> list[dict]:
+    """The first `n` frames of the 640×480 single-face clip, saved as JPEG files ``<stem>_NN.jpg`` in `folder`."""
     from emolib.bench.e2e import clip_1face
     items = []
-    for i, frame in enumerate(clip_1face(frames)):
-        path = folder / f"astronaut_{i:02d}.jpg"
+    for i, frame in enumerate(clip_1face(n)):
+        path = folder / f"{stem}_{i:02d}.jpg"
         cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        items.append({"name": path.name, "path": str(path), "set": LIVE})
+        items.append({"name": path.name, "path": str(path), "set": item_set})
     return items
+
+
+def clip_items(folder: Path, frames: int) -> list[dict]:
+    return _frame_items(folder, frames, "astronaut", LIVE)
 
 
 def portrait_items(folder: Path, n: int) -> list[dict]:
     """`n` single-face 640×480 photos (the clip's frames, saved as portraits) in `folder`."""
-    from emolib.bench.e2e import clip_1face
-    items = []
-    for i, frame in enumerate(clip_1face(n)):
-        path = folder / f"portrait_{i:02d}.jpg"
-        cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        items.append({"name": path.name, "path": str(path), "set": PORTRAITS})
-    return items
+    return _frame_items(folder, n, "portrait", PORTRAITS)
 
 
 def photo_items() -> list[dict]:
