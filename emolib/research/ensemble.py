@@ -25,7 +25,7 @@ from emolib.models.preprocess import fit_to_spec
 from emolib.research.profiles import ConfigError
 from emolib.training import evaluate
 
-__all__ = ["ALL", "ENSEMBLE", "Ensemble", "build", "member_names", "notes", "parameter_count", "results_rows",
+__all__ = ["ALL", "ENSEMBLE", "Ensemble", "build", "member_names", "notes", "results_rows",
            "tta_accuracy", "with_ensemble"]
 
 ALL = "all"                       # the profile value for "every compared model"
@@ -119,11 +119,6 @@ def _accuracy(probs: np.ndarray, labels: np.ndarray, classes) -> float:
     return evaluate.metrics_from_probs(probs, labels, classes)["accuracy"]
 
 
-def parameter_count(ensemble: Ensemble) -> int:
-    """The sum of the members' parameter counts (what a reader compares with the single models' counts)."""
-    return sum(p.numel() for m in ensemble.members for p in m.parameters())
-
-
 def label(ensemble: Ensemble) -> str:
     """The ensemble's name in the results table: its members."""
     return f"{ENSEMBLE} ({' + '.join(ensemble.names)})"
@@ -132,11 +127,12 @@ def label(ensemble: Ensemble) -> str:
 def results_rows(ensemble: Ensemble | None, results: dict[str, dict], classes) -> list[dict]:
     """05's rows of the results table (`emolib.research.results.result_row`): the ensemble's, from its evaluate
     dict without TTA (``results[ENSEMBLE]``), with no best epoch and no checkpoint of its own; [] without one."""
-    from emolib.research.results import result_row
+    from emolib.research.results import count_parameters, result_row
     if ensemble is None:
         return []
+    # the module's parameters are its members': their sum, what a reader compares with the single models' counts
     return [result_row(model=label(ensemble), init="ensemble", test=results[ENSEMBLE], classes=classes,
-                       parameters=parameter_count(ensemble), best_epoch=None, checkpoint=None)]
+                       parameters=count_parameters(ensemble), best_epoch=None, checkpoint=None)]
 
 
 def notes(ensemble: Ensemble | None) -> list[str]:
