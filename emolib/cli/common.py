@@ -1,7 +1,7 @@
 """What every `emolib` command shares: the usage error (exit status 2), stderr messages, the recognizer."""
 from __future__ import annotations
 
-import sys
+from emolib.core.quiet import print_stderr
 
 
 class UsageError(Exception):
@@ -9,7 +9,7 @@ class UsageError(Exception):
 
 
 def err(msg: str) -> None:
-    print(f"emolib: {msg}", file=sys.stderr, flush=True)
+    print_stderr(f"emolib: {msg}")    # not into a worker thread's capture of a decoder's messages
 
 
 def recognizer_from_args(args, **kw):

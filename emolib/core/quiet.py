@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from contextlib import contextmanager
 
@@ -48,6 +49,18 @@ def collected_warnings(*categories: type[Warning]):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+# File descriptor 2 is one per process: two threads that swapped it at once (emolib predict's workers decode files
+# side by side) could restore each other's sink and lose stderr for good, and a line written meanwhile would land
+# in a sink. The swap happens under this lock, and `print_stderr` takes it too.
+STDERR_LOCK = threading.RLock()
+
+
+def print_stderr(text: str) -> None:
+    """Print a line on stderr, never into another thread's capture (`captured_native_stderr`)."""
+    with STDERR_LOCK:
+        print(text, file=sys.stderr, flush=True)
+
+
 @contextmanager
 def captured_native_stderr():
     """Capture what C libraries (FFmpeg inside OpenCV, ...) write to file descriptor 2 in the block.
@@ -55,6 +68,13 @@ def captured_native_stderr():
     Yields a list that holds the captured lines when the block ends. Python's own ``sys.stderr``
     is flushed first so nothing of ours is swallowed.
     """
+    with STDERR_LOCK:
+        with _captured_fd2() as lines:
+            yield lines
+
+
+@contextmanager
+def _captured_fd2():
     lines: list[str] = []
     fd = 2      # where C libraries write, whatever sys.stderr is (a notebook kernel forwards fd 2 through a pipe)
     try:
