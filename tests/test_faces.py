@@ -332,6 +332,27 @@ def test_litert_and_opencv_find_the_same_faces(astronaut, name):
         np.testing.assert_allclose(np.stack([f.keypoints for f in a]), np.stack([f.keypoints for f in b]), atol=0.5)
 
 
+def test_litert_input_is_rgb_scaled_to_minus_one_one(astronaut):
+    """The LiteRT runner writes its input in place (no set_tensor): the tensor holds exactly what set_tensor of
+    RGB / 127.5 - 1 held, the outputs are the same, and the pool runs the next photo (no view left behind)."""
+    from emolib.core import assets
+    from emolib.faces.tflite import NetPool
+    pool = NetPool(str(assets.resolve(FULL_RANGE.filename)), [FULL_RANGE.scores_output, FULL_RANGE.boxes_output],
+                   "litert", shape=(224, 288))
+    image = np.ascontiguousarray(astronaut[:224, :288])
+    got = pool(image)
+    net = pool._free.get()
+    expected = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None].astype(np.float32) * (1 / 127.5) - 1.0
+    np.testing.assert_array_equal(net.interpreter.get_tensor(net.input), expected)
+    net.interpreter.set_tensor(net.input, expected)
+    net.interpreter.invoke()
+    for a, i in zip(got, net.outputs):
+        np.testing.assert_array_equal(a, net.interpreter.get_tensor(i))
+    pool._free.put(net)
+    other = pool(np.zeros_like(image))
+    assert not np.array_equal(other[0], got[0])
+
+
 def test_an_unknown_runtime_is_named():
     from emolib.faces import get_detector
     with pytest.raises(ValueError, match="litert, opencv"):

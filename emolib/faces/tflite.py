@@ -69,9 +69,14 @@ class _LiteRT:
         self.outputs = [index[name] for name in outputs]
 
     def __call__(self, image_bgr: np.ndarray) -> list[np.ndarray]:
-        # NHWC, RGB in [-1, 1]
-        x = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)[None].astype(np.float32) * (1 / 127.5) - 1.0
-        self.interpreter.set_tensor(self.input, x)
+        # NHWC, RGB in [-1, 1], written straight into the interpreter's input tensor: the same float32 values as
+        # set_tensor of `rgb * (1 / 127.5) - 1`, without its three temporaries and the copy (on the fine pass's
+        # input that was several times the arithmetic itself). The view must be gone before invoke(), which
+        # refuses to run while numpy holds the interpreter's memory.
+        x = self.interpreter.tensor(self.input)()
+        np.multiply(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), np.float32(1 / 127.5), out=x[0], dtype=np.float32)
+        x -= np.float32(1.0)
+        del x
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self.outputs]
 
