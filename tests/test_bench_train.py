@@ -35,13 +35,14 @@ def test_the_command_line_times_both_loops_and_the_evaluation(tmp_path, capsys):
     got = json.loads(out.read_text())
     [row] = got["runs"]
     assert row["run"] == "02_cnn_fer" and row["batch_size"] == 4 and row["input"] == "1x48x48"
+    assert row["channels_last"] is True          # the quick profile's recipe, on a CPU too
     assert row["emolib_img_per_s"] > 0 and row["bare_img_per_s"] > 0 and row["eval_img_per_s"] > 0
     assert row["emolib_vs_bare"] == row["emolib_img_per_s"] / row["bare_img_per_s"]
     assert row["trainable_params"] == row["total_params"] > 0
     assert row["gpu_util_emolib"] is None and got["gpu_util_missing"] == "no GPU: the run is on cpu"
     assert got["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and got["cudnn_benchmark_in_fit"] is False
     printed = capsys.readouterr().out
-    assert "| 02_cnn_fer | cnn_fer 1x48x48 b4 None |" in printed and "GPU utilisation: no GPU" in printed
+    assert "| 02_cnn_fer | cnn_fer 1x48x48 b4 None channels-last |" in printed and "GPU utilisation: no GPU" in printed
 
 
 def test_make_bench_figures_are_named_by_run(monkeypatch):

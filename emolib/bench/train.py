@@ -111,7 +111,7 @@ def set_up(net: nn.Module, data: FaceArrays, section: dict, cfg, *, scheduler_st
     val_loader = FaceLoader(data.split("val"), net.spec, VAL_BATCH, device=dev)
     runtime.seed_everything(tcfg.seed)
     net.to(dev)
-    if tcfg.channels_last and dev.type == "cuda":
+    if tcfg.channels_last:
         net.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(net, tcfg)
     scheduler = build_scheduler(optimizer, tcfg, scheduler_steps or len(train_loader))
@@ -134,7 +134,7 @@ def premade_batch(s: Setup) -> tuple[torch.Tensor, torch.Tensor]:
     spec, bs = s.model.spec, s.cfg.batch_size
     g = torch.Generator().manual_seed(s.cfg.seed)
     x = torch.randn(bs, spec.channels, spec.input_size, spec.input_size, generator=g).to(s.device)
-    if s.cfg.channels_last and s.device.type == "cuda":
+    if s.cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, s.train_loader.batch_targets(torch.arange(bs, device=s.device))
 
@@ -213,7 +213,7 @@ def describe_run(notebook: str, stage, s: Setup) -> dict:
             "stage": stage.stage, "batch_size": s.cfg.batch_size, "eval_batch_size": s.val_loader.batch_size,
             "input": f"{spec.channels}x{spec.input_size}x{spec.input_size}", "optimizer": s.cfg.optimizer,
             "scheduler": s.cfg.scheduler, "amp_dtype": str(runtime.amp_dtype(s.device, s.cfg.amp)),
-            "channels_last": s.cfg.channels_last and s.device.type == "cuda",
+            "channels_last": s.cfg.channels_last,
             "clip_grad_norm": s.cfg.clip_grad_norm, "trainable_params": trainable,
             "total_params": sum(p.numel() for p in s.model.parameters())}
 

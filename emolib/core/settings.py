@@ -125,9 +125,9 @@ class TrainConfig:
     early_stopping_patience: int | None = None   # epochs without improvement before stopping; None = off
     restore_best: bool = True             # at the end, load the best epoch's weights into the model
     clip_grad_norm: float | None = None
-    # hardware (amp and channels_last take effect on CUDA only; on CPU they are no-ops)
-    amp: bool = False                     # bf16 autocast where supported, else fp16 + GradScaler
-    channels_last: bool = False
+    # hardware
+    amp: bool = False                     # bf16 autocast where supported, else fp16 + GradScaler (CUDA only)
+    channels_last: bool = False           # NHWC weights and batches: faster convolutions on CUDA and on a CPU
     device: Device = "auto"               # auto | cpu | cuda | cuda:<i> (emolib.core.runtime.resolve_device)
     seed: int = 0
     # files

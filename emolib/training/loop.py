@@ -160,7 +160,6 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
     """
     model.train()
     dtype = runtime.amp_dtype(device, cfg.amp)
-    channels_last = cfg.channels_last and device.type == "cuda"
     # The running sums stay on the device: reading them (.item()) makes the host wait for the GPU to finish the
     # step, so it could not queue the next batch meanwhile. float64, as Python's float: the same figures.
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -173,7 +172,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer, criterion, scaler, cfg:
     shown = not bar.disable            # read now: tqdm disables a bar once its iteration ends
     for step, (x, y) in enumerate(bar, 1):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if channels_last:   # NHWC convolutions are faster on tensor cores (CUDA only)
+        if cfg.channels_last:   # NHWC: tensor cores on CUDA, oneDNN's blocked kernels on a CPU
             x = x.contiguous(memory_format=torch.channels_last)
         with runtime.autocast(device, dtype):
             logits = model(x)
@@ -235,7 +234,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
     runtime.seed_everything(cfg.seed if world == 1 else runtime.rank_seed(cfg.seed, runtime.rank()))
     with runtime.deterministic(device):
         model.to(device)
-        if cfg.channels_last and device.type == "cuda":
+        if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
         train_loader, val_loader = ddp.shard(train_loader), ddp.shard(val_loader)
         optimizer = build_optimizer(model, cfg, param_groups)
