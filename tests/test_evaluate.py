@@ -8,7 +8,15 @@ from torch import nn
 
 from emolib.core.spec import grayscale_spec
 from emolib.data.arrays import FaceArrays
-from emolib.training.evaluate import calibration, evaluate, metrics_from_probs, most_confused_pairs, predict
+from emolib.training.evaluate import (
+    _as_loader,
+    calibration,
+    evaluate,
+    metrics_from_probs,
+    most_confused_pairs,
+    predict,
+    run_batches,
+)
 
 CLASSES = ["happy", "sad", "neutral"]
 
@@ -148,3 +156,28 @@ def test_evaluate_arrays_end_to_end():
     assert out["classes"] == CLASSES and out["n"] == 40 and out["tta"] == "flip"
     assert out["ms_per_face"] > 0
     json.dumps(out, allow_nan=False)
+
+
+def test_predict_runs_nhwc_on_the_cpu_and_leaves_the_model_as_it_was():
+    """predict evaluates with channels-last weights (oneDNN's faster kernels), gives the NCHW probabilities to
+    float rounding, and hands the model back in its layout, with the same parameter objects (an optimizer's)."""
+    from emolib.data.synthetic import generate
+    from emolib.models import create
+    from emolib.models.inference import is_channels_last
+    torch.manual_seed(0)
+    net = create("cnn_fer", num_classes=7).eval()
+    faces = generate(n=120, seed=0).split("test")
+    conv = net.features[1][0]
+    params = [id(p) for p in net.parameters()]
+    layouts = []
+    hook = conv.register_forward_pre_hook(lambda m, a: layouts.append(m.weight.is_contiguous(memory_format=torch.channels_last)))
+    probs, _ = predict(net, faces)
+    hook.remove()
+    assert layouts and all(layouts) and not is_channels_last(net) and conv.weight.is_contiguous()
+    assert [id(p) for p in net.parameters()] == params
+    # the same pass in NCHW, through predict's own preprocessing
+    plain = torch.softmax(run_batches(net, _as_loader(net, faces, 256, torch.device("cpu")))[0], 1).numpy()
+    assert np.allclose(probs, plain, atol=1e-5)
+    net.to(memory_format=torch.channels_last)             # a model already NHWC stays so
+    predict(net, faces)
+    assert is_channels_last(net)

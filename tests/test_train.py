@@ -188,8 +188,8 @@ def test_resume_refuses_a_changed_recipe(small, tmp_path):
 
 def test_channels_last_trains_nhwc_on_the_cpu_to_the_same_figures(small, tmp_path):
     """channels_last is a memory layout, not a recipe: on a CPU too the batches and weights go NHWC (oneDNN's faster
-    kernels), the figures follow the NCHW run's (its sums round otherwise, and the difference grows step by step),
-    and the checkpoint loads into a plain model."""
+    kernels), an epoch's figures follow the NCHW run's (its sums round otherwise, and the difference grows step by
+    step), and the checkpoint loads into a plain model."""
     train, val = small
     runs, layouts = {}, []
     for cl in (False, True):
@@ -198,15 +198,14 @@ def test_channels_last_trains_nhwc_on_the_cpu_to_the_same_figures(small, tmp_pat
         hook = model.features[1][0].register_forward_pre_hook(     # 32 channels in (a gray batch is both layouts)
             lambda m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
         tl, vl = loaders(train, val, model.spec)
-        cfg = TrainConfig(epochs=2, lr=3e-3, out_dir=str(tmp_path / str(cl)), progress=False, channels_last=cl)
+        cfg = TrainConfig(epochs=1, lr=3e-3, out_dir=str(tmp_path / str(cl)), progress=False, channels_last=cl)
         runs[cl] = fit(model, tl, vl, cfg)
         hook.remove()
         seen, layouts[:] = set(layouts[:len(tl)]), []
         assert seen == {cl}, f"channels_last={cl}: training batches in NHWC {seen}"
         assert model.features[1][0].weight.is_contiguous(memory_format=torch.channels_last) == cl
     for k in ("train_loss", "val_loss"):
-        assert runs[True][k][0] == pytest.approx(runs[False][k][0], rel=2e-3), k
-        assert runs[True][k] == pytest.approx(runs[False][k], rel=2e-2), k
+        assert runs[True][k] == pytest.approx(runs[False][k], rel=5e-3), k
     loaded, _ = load_model(tmp_path / "True" / "best.pt")
     x = next(iter(FaceLoader(val, loaded.spec, 16)))[0]
     assert loaded(x).shape == (16, 3)

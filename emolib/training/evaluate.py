@@ -27,6 +27,7 @@ from torch import nn
 
 from emolib.core.runtime import amp_dtype, autocast, module_device, resolve_device
 from emolib.data.arrays import FaceArrays
+from emolib.models.inference import channels_last_on_cpu
 
 TTA_MODES = (None, "flip", "tencrop")
 ECE_BINS = 15
@@ -107,7 +108,8 @@ def predict(model: nn.Module, data, *, tta: str | None = None, batch_size: int =
         raise ValueError(f"unknown tta {tta!r}; choose from {TTA_MODES}")
     device = resolve_device(device) if device is not None else module_device(model)
     loader = _as_loader(model, data, batch_size, device)
-    probs, labels = run_batches(model, loader, device, forward=lambda x: _tta_logits_to_probs(model, x, tta))
+    with channels_last_on_cpu(model):
+        probs, labels = run_batches(model, loader, device, forward=lambda x: _tta_logits_to_probs(model, x, tta))
     if not len(labels):
         raise ValueError("predict got an empty dataset")
     return probs.numpy(), hard_labels(labels).numpy().astype(np.int64)
