@@ -211,6 +211,14 @@ def test_channels_last_trains_nhwc_on_the_cpu_to_the_same_figures(small, tmp_pat
     assert loaded(x).shape == (16, 3)
 
 
+def test_a_model_torch_cannot_train_channels_last_on_the_cpu_is_refused_with_the_way_out(small):
+    train, val = small
+    model = create("mini_xception", num_classes=3)
+    tl, vl = loaders(train, val, model.spec)
+    with pytest.raises(ValueError, match="MiniXception cannot train channels-last on a CPU.*channels_last: false"):
+        fit(model, tl, vl, TrainConfig(epochs=1, progress=False, channels_last=True, device="cpu"))
+
+
 def test_best_and_last_checkpoints(small, tmp_path):
     train, val = small
     torch.manual_seed(0)

@@ -29,6 +29,7 @@ from emolib.cam.maps import METHODS, as_model_input, compute_cam, eval_mode, map
 from emolib.core.runtime import module_device
 from emolib.core.settings import check_field_types, from_mapping
 from emolib.models import untrained_like
+from emolib.models.inference import channels_last_on_cpu
 
 __all__ = ["CamVariant", "deletion_auc", "deletion_curve", "evidence_row", "evidence_score", "evidence_table", "mask_area_share",
            "mask_energy_share", "mask_share_ceiling"]
@@ -120,7 +121,7 @@ def deletion_curve(model: nn.Module, inputs, cams: np.ndarray, steps: int = 10, 
     device = module_device(model)
     n_pix = side[0] * side[1]
     curves = []
-    with eval_mode(model):
+    with eval_mode(model), channels_last_on_cpu(model):      # forward passes only: NHWC is faster on a CPU
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
             base = _blurred(xb) if baseline == "blur" else xb.mean(dim=(1, 2, 3), keepdim=True).expand_as(xb)

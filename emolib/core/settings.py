@@ -127,7 +127,8 @@ class TrainConfig:
     clip_grad_norm: float | None = None
     # hardware
     amp: bool = False                     # bf16 autocast where supported, else fp16 + GradScaler (CUDA only)
-    channels_last: bool = False           # NHWC weights and batches: faster convolutions on CUDA and on a CPU
+    channels_last: bool = False           # NHWC weights and batches: faster convolutions on CUDA and on a CPU (not
+                                          # mini_xception on a CPU: torch crashes, see MiniXception)
     device: Device = "auto"               # auto | cpu | cuda | cuda:<i> (emolib.core.runtime.resolve_device)
     seed: int = 0
     # files

@@ -71,7 +71,8 @@ def channels_last_on_cpu(model: nn.Module):
 
     oneDNN's NHWC kernels evaluate a batch of 256 faces on one core 1.5× (cnn_fer), 1.2× (mobilenet_v2) and 2.6×
     (fer2013-mini-xception) faster than NCHW; a gray batch is the same in both layouts, so the weights decide. The
-    parameters stay the same objects (an optimizer's references hold)."""
+    parameters stay the same objects (an optimizer's references hold). For forward passes: Grad-CAM's backward keeps
+    NCHW, as mini_xception's must (`MiniXception.cpu_channels_last`)."""
     convert = module_device(model).type == "cpu" and not is_channels_last(model)
     if convert:
         model.to(memory_format=torch.channels_last)

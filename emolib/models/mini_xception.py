@@ -76,6 +76,9 @@ class XceptionModule(nn.Module):
 
 class MiniXception(nn.Module):
     widths = (16, 32, 64, 128)
+    # torch 2.14's oneDNN crashes the process (a segfault) in the backward of blocks.0's 1×1 stride-2 shortcut conv
+    # (8 channels in, 60×60) with channels-last weights on an AVX-512 CPU; `fit` refuses channels_last there.
+    cpu_channels_last = False
     head_names = ("head",)
     stage_names = ("stem", "blocks.0", "blocks.1", "blocks.2", "blocks.3")
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import torch
 from torch import nn
 
 from emolib import models
@@ -277,9 +276,6 @@ def compared_models(cfg, run, classes, device: str) -> dict[str, nn.Module]:
     for m in cfg.pretrained_models:
         net, own_classes, _ = load_classifier(m, device)
         nets[m] = restrict_classes(net, classes, own_classes)
-    if runtime.resolve_device(device).type == "cpu":     # 05 only evaluates them: NHWC is faster (channels_last_on_cpu)
-        for net in nets.values():
-            net.to(memory_format=torch.channels_last)
     return nets
 
 

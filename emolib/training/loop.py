@@ -227,6 +227,9 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
     the checkpoints, and TensorBoard's scalars with ``cfg.logger`` (`emolib.training.run_files`).
     """
     device = runtime.resolve_device(cfg.device)
+    if cfg.channels_last and device.type == "cpu" and not getattr(model, "cpu_channels_last", True):
+        raise ValueError(f"{type(model).__name__} cannot train channels-last on a CPU (torch crashes in its backward, "
+                         "see the model's cpu_channels_last): set channels_last: false")
     classes = list(classes if classes is not None else train_loader.classes)
     stamp_framing(model, train_loader)     # the checkpoint crops photos as its training faces were framed
     out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
