@@ -36,9 +36,10 @@ setup: ## fresh machine: .venv with the locked versions (requirements.lock), emo
 
 # uv installs the lock (pinned in it too) several times faster than pip: wheels unpacked in parallel. Bytecode is
 # compiled at install: where PYTHONDONTWRITEBYTECODE is set (CI machines, containers) Python never caches what it
-# compiles, and every process (each notebook's kernel, each test's subprocess) compiled torch's sources again, ~6 s
-# of CPU each. uv ignores pip's configuration, so the indexes and wheel folders pip is configured with (pip.conf,
-# PIP_* variables) are passed on, and every index is searched for the pinned version, as pip does.
+# compiles, and every process (each notebook's kernel, each test's subprocess) compiled torch's sources again
+# (docs/reproduce.md, "Where the minutes go"). uv ignores pip's configuration, so the indexes and wheel folders pip
+# is configured with (pip.conf, PIP_* variables) are passed on, and every index is searched for the pinned version,
+# as pip does.
 UV_SOURCES = $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -nE "s/^[^.]*\.(index-url|extra-index-url|find-links)='(.*)'$$/\1 \2/p" | \
   awk '{ for (i = 2; i <= NF; i++) if (!seen[$$1 " " $$i]++) printf " --%s %s", $$1, $$i }')
 UV_INSTALL = $(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) --index-strategy unsafe-best-match \
