@@ -70,9 +70,9 @@ def channels_last_on_cpu(model: nn.Module):
     """`model` with its 4-D weights channels-last for the block when it sits on a CPU, laid out as before after it.
 
     oneDNN's NHWC kernels evaluate convolutions and max-pooling faster than NCHW on a CPU (docs/reproduce.md, "Where
-    the minutes go"); a gray batch is the same in both layouts, so the weights decide. The
-    parameters stay the same objects (an optimizer's references hold). For forward passes: Grad-CAM's backward keeps
-    NCHW, as mini_xception's must (`MiniXception.cpu_channels_last`)."""
+    the minutes go"); a gray batch is the same in both layouts, so the weights decide. The parameters stay the same
+    objects (an optimizer's references hold). For forward passes: Grad-CAM's backward keeps NCHW, as mini_xception's
+    must (`MiniXception.cpu_channels_last`)."""
     convert = module_device(model).type == "cpu" and not is_channels_last(model)
     if convert:
         model.to(memory_format=torch.channels_last)
