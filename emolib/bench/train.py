@@ -47,6 +47,7 @@ from emolib.training.loop import (
     build_optimizer,
     build_scheduler,
     evaluate_loss,
+    place_for_training,
     scheduler_steps_per_batch,
     train_one_epoch,
 )
@@ -110,9 +111,7 @@ def set_up(net: nn.Module, data: FaceArrays, section: dict, cfg, *, scheduler_st
                               balanced=getattr(cfg, "balanced", False))
     val_loader = FaceLoader(data.split("val"), net.spec, VAL_BATCH, device=dev)
     runtime.seed_everything(tcfg.seed)
-    net.to(dev)
-    if tcfg.channels_last:
-        net.to(memory_format=torch.channels_last)
+    place_for_training(net, tcfg, dev)
     optimizer = build_optimizer(net, tcfg)
     scheduler = build_scheduler(optimizer, tcfg, scheduler_steps or len(train_loader))
     criterion = build_criterion(tcfg, train_loader, dev)

@@ -40,7 +40,7 @@ from emolib.training.evaluate import hard_labels, run_batches
 from emolib.training.state import TrainState, end_of_epoch, monitor_mode, new_history, restore_resume_state
 
 __all__ = ["TrainConfig", "fit", "train_one_epoch", "evaluate_loss", "restore_resume_state", "build_optimizer",
-           "build_scheduler", "build_criterion", "MultiTargetLoss", "scheduler_steps_per_batch"]
+           "build_scheduler", "build_criterion", "MultiTargetLoss", "place_for_training", "scheduler_steps_per_batch"]
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -95,6 +95,18 @@ def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=monitor_mode(cfg.monitor),
                                                           factor=cfg.plateau_factor, patience=cfg.plateau_patience)
     return None
+
+
+def place_for_training(model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
+    """In place: `model` on `device`, its weights channels-last when `cfg.channels_last` (the batches follow in
+    `train_one_epoch`). A model marked ``cpu_channels_last = False`` is refused that on a CPU, where torch crashes
+    in its backward (MiniXception), with the way out."""
+    if cfg.channels_last and device.type == "cpu" and not getattr(model, "cpu_channels_last", True):
+        raise ValueError(f"{type(model).__name__} cannot train channels-last on a CPU (torch crashes in its backward, "
+                         "see the model's cpu_channels_last): set channels_last: false")
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
 
 
 def scheduler_steps_per_batch(cfg: TrainConfig) -> bool:
@@ -227,18 +239,13 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, param_g
     the checkpoints, and TensorBoard's scalars with ``cfg.logger`` (`emolib.training.run_files`).
     """
     device = runtime.resolve_device(cfg.device)
-    if cfg.channels_last and device.type == "cpu" and not getattr(model, "cpu_channels_last", True):
-        raise ValueError(f"{type(model).__name__} cannot train channels-last on a CPU (torch crashes in its backward, "
-                         "see the model's cpu_channels_last): set channels_last: false")
     classes = list(classes if classes is not None else train_loader.classes)
     stamp_framing(model, train_loader)     # the checkpoint crops photos as its training faces were framed
     out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
     world = runtime.world_size()
     runtime.seed_everything(cfg.seed if world == 1 else runtime.rank_seed(cfg.seed, runtime.rank()))
     with runtime.deterministic(device):
-        model.to(device)
-        if cfg.channels_last:
-            model.to(memory_format=torch.channels_last)
+        place_for_training(model, cfg, device)
         train_loader, val_loader = ddp.shard(train_loader), ddp.shard(val_loader)
         optimizer = build_optimizer(model, cfg, param_groups)
         scheduler = build_scheduler(optimizer, cfg, steps_per_epoch(train_loader, cfg))
