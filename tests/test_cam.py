@@ -1,4 +1,6 @@
 """Grad-CAM machinery: hooks released, shapes and ranges per model family, the two measures."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -193,6 +195,19 @@ def test_guided_saliency_needs_relus():
     x = to_model_input(torch.from_numpy(_faces(2)), model.spec)
     with pytest.raises(ValueError, match="needs nn.ReLU"):
         cam.guided_saliency(model, x)
+
+
+def test_guided_saliency_of_a_batch_is_the_librarys_image_by_image():
+    """One backward pass per batch gives each image the gradient pytorch-grad-cam's model computes for it alone."""
+    from pytorch_grad_cam import GuidedBackpropReLUModel
+    torch.manual_seed(0)
+    model = models.create("cnn_fer").eval()
+    x = to_model_input(torch.from_numpy(_faces(6)), model.spec)
+    targets = np.array([0, 3, 6, 1, 1, 5])
+    reference = GuidedBackpropReLUModel(copy.deepcopy(model), device="cpu")
+    alone = np.stack([np.abs(reference(x[i:i + 1].clone(), target_category=int(t))).max(axis=-1)
+                      for i, t in enumerate(targets)])
+    np.testing.assert_allclose(cam.guided_saliency(model, x, targets, batch_size=4), alone, rtol=1e-4, atol=1e-7)
 
 
 def test_map_grid():

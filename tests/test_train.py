@@ -59,6 +59,27 @@ def test_optimizer_skips_frozen_parameters():
         {((3, 484), 0.1), ((3,), 0.0)}
 
 
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_the_fused_optimizer_steps_as_the_for_loop_one(name):
+    """build_optimizer fuses the update on a CPU; three steps land where torch's per-tensor loop lands."""
+    torch.manual_seed(0)
+    model, twin = TinyNet(), TinyNet()
+    twin.load_state_dict(model.state_dict())
+    cfg = TrainConfig(optimizer=name, lr=0.01, weight_decay=0.1, momentum=0.9, nesterov=True)
+    fused = build_optimizer(model, cfg)
+    assert fused.defaults["fused"] is True
+    loop = build_optimizer(twin, cfg)
+    for group in loop.param_groups:
+        group["fused"], group["foreach"] = False, False
+    for step in range(3):
+        grads = [torch.randn_like(p) for p in model.parameters()]
+        for net, opt in ((model, fused), (twin, loop)):
+            for p, g in zip(net.parameters(), grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b)
 # --------------------------------------------------------------------------- learning
 
 @pytest.mark.slow

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, GuidedBackpropReLUModel, HiResCAM, LayerCAM
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUasModule
+from pytorch_grad_cam.utils.find_layers import replace_all_layer_type_recursive
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
@@ -152,19 +154,25 @@ def guided_saliency(model: nn.Module, x: torch.Tensor, targets=None, batch_size:
 
     `x` is a preprocessed (N,C,H,W) model input; `targets` None means the predicted classes.
     Guided backpropagation changes how gradients pass the ``nn.ReLU`` modules, so a model without
-    any is refused. pytorch-grad-cam's implementation swaps every ReLU for a guided one and back,
-    leaving one shared ``nn.ReLU`` in all their places, so it runs on a copy: the caller's model
-    keeps its own modules (which Grad-CAM hooks by name).
+    any is refused. It runs on a copy whose ReLUs are pytorch-grad-cam's guided ones: the caller's
+    model keeps its own modules (which Grad-CAM hooks by name). The library's
+    ``GuidedBackpropReLUModel`` backpropagates one image per call; here a batch's summed target scores
+    are backpropagated at once, which gives every image its own gradient (in eval mode no layer mixes
+    the images of a batch).
     """
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         raise ValueError(f"guided backpropagation needs nn.ReLU activations; "
                          f"{getattr(model, 'model_name', type(model).__name__)} has none")
     targets = _predict(model, x, batch_size) if targets is None else np.asarray(targets, dtype=np.int64)
     twin = copy.deepcopy(model).eval().requires_grad_(False)    # input gradients only: no weight gradients
-    guided = GuidedBackpropReLUModel(twin, device=module_device(twin))
-    # The library backpropagates the first image's score only: one image per call.
-    grads = [guided(x[i:i + 1].clone(), target_category=int(t)) for i, t in enumerate(targets)]
-    return np.abs(np.stack(grads)).max(axis=-1).astype(np.float32) if grads else np.zeros((0, *x.shape[-2:]), np.float32)
+    replace_all_layer_type_recursive(twin, nn.ReLU, GuidedBackpropReLUasModule())
+    device, grads = module_device(twin), []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device).requires_grad_(True)
+        tb = torch.as_tensor(targets[start:start + batch_size], device=device)
+        score = twin(xb).gather(1, tb[:, None]).sum()
+        grads.append(torch.autograd.grad(score, xb)[0].abs().amax(dim=1).cpu())
+    return torch.cat(grads).numpy().astype(np.float32) if grads else np.zeros((0, *x.shape[-2:]), np.float32)
 
 
 def overlay(image_gray_uint8: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
