@@ -64,7 +64,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, param_groups: list[dict]
     if not param_groups:
         raise ValueError("the model has no trainable parameters (everything has requires_grad=False)")
     # One fused kernel updates every tensor at once; the default for-loop launches a few ops per parameter tensor,
-    # which on a CPU costs a small net a noticeable share of its step (docs/training.md, "The optimizer step").
+    # a noticeable share of a small net's step on a CPU (docs/training.md, TrainConfig).
     fused = next(iter(param_groups[0]["params"])).device.type in ("cpu", "cuda")
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
