@@ -144,6 +144,25 @@ def test_figure_names_read_as_units():
     assert describe("classifier_faces_per_s_bs1_cnn_fer_onnx")[0].startswith("the same model exported")
 
 
+def test_the_peers_run_is_the_pages_last_section_with_its_own_machine(tmp_path):
+    peers = {"figures": {"e2e_speedup_vs_fer_portraits_640x480": 2.53, "e2e_speedup_vs_fer": 5.29,
+                         "e2e_ms_portraits_640x480_emolib": 16.3, "label_agreement_vs_fer": 0.875},
+             "setup": {"emolib": "EmotionRecognizer()", "peer": {"fer": "25.10.3", "tensorflow": "2.21.0"},
+                       "photos": ["messi5.jpg"], "clip_frames": 20, "portraits": 20, "repeats": 5},
+             "machine": {"cpu": "Peer CPU", "cpu_capability": "AVX2", "commit": "def456", "wall_s": 95.0}}
+    (tmp_path / "bench.json").write_text(json.dumps(SMALL))
+    (tmp_path / "peers.json").write_text(json.dumps(peers))
+    assert bench_main.main(["--markdown", str(tmp_path / "bench.json"), "--out", str(tmp_path / "page.md")]) == 0
+    page = (tmp_path / "page.md").read_text()
+    assert page.startswith(render(SMALL)) and "## peers" not in render(SMALL)
+    section = page[page.index("## peers"):]
+    for text in ("| CPU | Peer CPU |", "| commit | `def456` |", "fer 25.10.3, tensorflow 2.21.0", "`messi5.jpg`",
+                 "| `e2e_speedup_vs_fer_portraits_640x480` | `fer`'s time ÷ emolib's per single-face 640×480 portrait, "
+                 "file in, labels out | ≥ 5 | 2.53× |", "| 16.3 ms |", "| `e2e_speedup_vs_fer` |"):
+        assert text in section, text
+    assert "cp reports/bench/peers.json docs/peers.json" in page
+
+
 def test_docs_benchmarks_md_is_generated_from_docs_bench_json(tmp_path):
     source, page = paths.home() / "docs" / "bench.json", paths.home() / "docs" / "benchmarks.md"
     out = tmp_path / "benchmarks.md"

@@ -7,12 +7,9 @@ skipped with one line; one that fails is reported, the others still run, and the
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib
 import json
-import os
 import pkgutil
-import platform
 import time
 import traceback
 from pathlib import Path
@@ -21,46 +18,15 @@ import torch
 
 from emolib import bench as bench_pkg
 from emolib.bench import Skipped
+from emolib.bench._machine import load_average, machine
 from emolib.bench._page import render
-from emolib.core import paths, provenance
+from emolib.core import paths
 
 SEPARATE = {"peers"}      # `make bench-peers`: needs its own environment (TensorFlow for the `fer` package)
 
 
 def docs_json() -> Path:
     return paths.home() / "docs" / "bench.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> float | None:
-    """The 1-minute load average: other processes on the cores disturb every figure."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
-
-
-def machine(wall_s: float, quick: bool, only: list[str] | None, load_at_start: float | None = None) -> dict:
-    """The machine and the code a run measured: the page's header."""
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:                               # not on macOS
-        affinity = os.cpu_count()
-    return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_count": os.cpu_count(), "cpu_affinity": affinity, "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "emolib": provenance.__version__,
-            "commit": provenance.git_commit(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "wall_s": round(wall_s, 1), "quick": quick, "only": only,
-            "load_avg_at_start": load_at_start, "load_avg_at_end": load_average()}
 
 
 def module_names() -> list[str]:
@@ -95,10 +61,14 @@ def run_module(name: str, quick: bool) -> tuple[dict[str, float], dict]:
 
 
 def write_markdown(source: Path, out: Path) -> None:
+    """The page of `source`, with the peers.json beside it (a `make bench-peers` run) when there is one."""
     data = json.loads(source.read_text(encoding="utf-8"))
+    peers_json = source.with_name("peers.json")
+    peers = json.loads(peers_json.read_text(encoding="utf-8")) if peers_json.is_file() else None
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(data), encoding="utf-8")
-    print(f"[bench] wrote {paths.shown(out)} from {paths.shown(source)}")
+    out.write_text(render(data, peers), encoding="utf-8")
+    print(f"[bench] wrote {paths.shown(out)} from {paths.shown(source)}"
+          + (f" and {paths.shown(peers_json)}" if peers else ""))
 
 
 def main(argv=None) -> int:

@@ -108,6 +108,24 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("e2e_faces_found_640x480_*", "faces found per frame, mean over the clip", ""),
     ("e2e_stage_ms_640x480_*", "one stage of the default pipeline, median per frame", ""),
     ("e2e_fps_640x480_1face_blazeface", "frames per second of the default pipeline (1000 ÷ its ms)", ""),
+    # peers (`make bench-peers`: docs/peers.json); a peer is `fer` (its TFLite model) or `fer_keras`
+    ("e2e_speedup_vs_*_portraits_640x480_folder", "the peer's time a portrait ÷ emolib's on the portraits as one "
+     "folder (`emolib predict DIR`'s overlapped pipeline)", ""),
+    ("e2e_speedup_vs_fer_portraits_640x480", "`fer`'s time ÷ emolib's per single-face 640×480 portrait, file in, "
+     "labels out", "≥ 5"),
+    ("e2e_speedup_vs_*_portraits_640x480", "the peer's time ÷ emolib's per single-face 640×480 portrait", ""),
+    ("e2e_speedup_vs_*_live_640x480", "the peer's time ÷ emolib's per frame of the 640×480 clip (emolib: `.live()`)",
+     ""),
+    ("e2e_speedup_vs_fer", "`fer`'s time ÷ emolib's over the group photos, file in, labels out", "≥ 5"),
+    ("e2e_speedup_vs_*", "the peer's time ÷ emolib's over the group photos", ""),
+    ("e2e_ms_*_emolib_folder", "emolib's wall time ÷ portraits for the folder, best pass", ""),
+    ("e2e_ms_group_photos_*", "time per group photo, file in, labels out, mean of the files' medians", ""),
+    ("e2e_ms_live_640x480_*", "time per frame of the clip, mean of the frames' medians", ""),
+    ("e2e_ms_portraits_640x480_*", "time per portrait, mean of the files' medians", ""),
+    ("faces_found_*", "faces found (on the group photos: labelled faces matched; elsewhere one a file)", ""),
+    ("right_labels_*", "labelled faces of the group photos given the expression read by eye", ""),
+    ("compared_faces_vs_*", "faces both found: what the label agreement is a share of", ""),
+    ("label_agreement_vs_*", "share of those faces given the same label by both", ""),
 )
 
 UNITS = ((re.compile(r"speedup|ratio|_onnx_vs_torch_"), "×"), (re.compile(r"_ms(_|$)"), " ms"),
@@ -164,8 +182,8 @@ def _header(machine: dict) -> list[str]:
     return ["| machine | |", "|---|---|", *(f"| {k} | {_cell(str(v))} |" for k, v in rows)]
 
 
-def render(data: dict) -> str:
-    """The Markdown page of one bench JSON."""
+def render(data: dict, peers: dict | None = None) -> str:
+    """The Markdown page of one bench JSON, with a `make bench-peers` JSON (its own run) as its last section."""
     figures = {k: v for k, v in data.items() if not k.startswith("_")}
     modules = data.get("_modules", {})
     lines = ["# Benchmarks", "",
@@ -179,7 +197,9 @@ def render(data: dict) -> str:
              "```bash",
              "make bench                                  # this machine's figures -> reports/bench/bench.json",
              "cp reports/bench/bench.json docs/bench.json",
-             f".venv/bin/{REFRESH}      # docs/bench.json -> docs/benchmarks.md",
+             "make bench-peers                            # emolib against `fer` -> reports/bench/peers.json",
+             "cp reports/bench/peers.json docs/peers.json",
+             f".venv/bin/{REFRESH}      # docs/bench.json and docs/peers.json -> docs/benchmarks.md",
              "```", ""]
     listed: set[str] = set()
     for name in sorted(modules):
@@ -199,7 +219,23 @@ def render(data: dict) -> str:
     rest = sorted(set(figures) - listed)
     if rest:
         lines += ["## Other figures", ""] + _table(rest, figures) + [""]
+    if peers is not None:
+        lines += _peers_section(peers)
     return "\n".join(lines)
+
+
+def _peers_section(peers: dict) -> list[str]:
+    setup, versions = peers.get("setup", {}), peers.get("setup", {}).get("peer", {})
+    peer = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+    return ["## peers", "",
+            "`make bench-peers` (`emolib/bench/peers.py`, which says how each figure is counted), a run of its own "
+            "([peers.json](peers.json)):", "",
+            *_header(peers.get("machine", {})), "",
+            f"emolib: {_cell(setup.get('emolib', '?'))}. The peer: {_cell(peer)}. Items: the group photos "
+            f"({', '.join(f'`{p}`' for p in setup.get('photos', []))}), a {setup.get('clip_frames', '?')}-frame "
+            f"640×480 clip and {setup.get('portraits', '?')} single-face 640×480 portraits; "
+            f"{setup.get('repeats', '?')} timed calls a file, the median counts.", "",
+            *_table(sorted(peers.get("figures", {})), peers.get("figures", {})), ""]
 
 
 def _table(names: list[str], figures: dict) -> list[str]:

