@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from emolib.bench import _gpu_util
+from emolib.bench import _gpu_util, _machine
 from emolib.bench import train as bench_train
 from emolib.core import runtime
 from emolib.research import experiment
@@ -41,6 +41,7 @@ def test_the_command_line_times_both_loops_and_the_evaluation(tmp_path, capsys):
     assert row["trainable_params"] == row["total_params"] > 0
     assert row["gpu_util_emolib"] is None and got["gpu_util_missing"] == "no GPU: the run is on cpu"
     assert got["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and got["cudnn_benchmark_in_fit"] is False
+    assert got["device_name"] == _machine.cpu_model()
     printed = capsys.readouterr().out
     assert "| 02_cnn_fer | cnn_fer 1x48x48 b4 None channels-last |" in printed and "GPU utilisation: no GPU" in printed
 

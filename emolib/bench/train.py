@@ -257,7 +257,7 @@ def measure_profile(profile: str = "quick", device: str = "cpu", plan: Plan = Pl
 def _device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
-    from emolib.bench.__main__ import cpu_model
+    from emolib.bench._machine import cpu_model
     return cpu_model()
 
 
