@@ -122,7 +122,7 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("e2e_ms_group_photos_*", "time per group photo, file in, labels out, mean of the files' medians", ""),
     ("e2e_ms_live_640x480_*", "time per frame of the clip, mean of the frames' medians", ""),
     ("e2e_ms_portraits_640x480_*", "time per portrait, mean of the files' medians", ""),
-    ("faces_found_*", "faces found (on the group photos: labelled faces matched; elsewhere one a file)", ""),
+    ("faces_found_*", "faces found (on the group photos: labelled faces matched; elsewhere: files with a face found)", ""),
     ("right_labels_*", "labelled faces of the group photos given the expression read by eye", ""),
     ("compared_faces_vs_*", "faces both found: what the label agreement is a share of", ""),
     ("label_agreement_vs_*", "share of those faces given the same label by both", ""),
