@@ -225,8 +225,8 @@ def render(data: dict, peers: dict | None = None) -> str:
 
 
 def _peers_section(peers: dict) -> list[str]:
-    setup, versions = peers.get("setup", {}), peers.get("setup", {}).get("peer", {})
-    peer = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+    setup = peers.get("setup", {})
+    peer = ", ".join(f"{k} {v}" for k, v in sorted(setup.get("peer", {}).items()))
     return ["## peers", "",
             "`make bench-peers` (`emolib/bench/peers.py`, which says how each figure is counted), a run of its own "
             "([peers.json](peers.json)):", "",

@@ -217,7 +217,7 @@ def main(argv=None) -> int:
                                   f".live() on the clip ({LIVE_THREADS}), the portraits' folder overlapped "
                                   f"({still_threads()} workers); {EmotionRecognizer().source}",
                         "peer": peer["versions"]},
-              "machine": machine(time.perf_counter() - start, False, None, load_at_start),
+              "machine": machine(time.perf_counter() - start, quick=False, only=None, load_at_start=load_at_start),
               "per_file": {"emolib": ours, **peer["results"]}}
     out = args.out or paths.reports_dir() / "bench" / "peers.json"
     out.parent.mkdir(parents=True, exist_ok=True)
