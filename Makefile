@@ -58,10 +58,14 @@ lock: ## re-resolve requirements.lock from pyproject.toml at the versions in .ve
 
 git-filter: ## notebooks enter git without outputs: nbstripout as this checkout's git filter (`make setup` runs it)
 	@# Also without the kernel's language_info, which JupyterLab writes on every save (papermill reads the kernelspec).
+	@# Then the index is refreshed once: a fresh clone's notebooks are as new as its index, so until then every
+	@# `git status` runs the filter on each of them, and the status check behind each report's code version
+	@# (emolib.core.provenance) would run out of time in every notebook of a first `make reproduce`.
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 	  nbs='"$(abspath $(PY))" -m nbstripout --keep-id --extra-keys metadata.language_info'; \
 	  git config filter.nbstripout.clean "$$nbs" && git config filter.nbstripout.smudge cat && \
 	  git config filter.nbstripout.required true && git config diff.ipynb.textconv "$$nbs -t" && \
+	  { git update-index -q --refresh >/dev/null || true; } && \
 	  echo "git filter nbstripout: on (.gitattributes applies it to *.ipynb)"; \
 	else echo "git-filter: not a git checkout, nothing to do"; fi
 
