@@ -211,18 +211,26 @@ def test_committed_notebooks_have_no_outputs():
     assert _git("check-attr", "filter", "--", files[0]).stdout.strip().endswith("filter: nbstripout")
 
 
+def _throwaway_repo(repo: Path, *files: str) -> None:
+    """A new git repository at `repo` holding this checkout's Makefile and .gitattributes, and `files` (not added)."""
+    (repo / "notebooks").mkdir(parents=True)
+    for name in ("Makefile", ".gitattributes", *files):
+        shutil.copy(ROOT / name, repo / name)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+
+
+def _make_git_filter(repo: Path, timeout: int = 60) -> None:
+    out = subprocess.run(["make", "--no-print-directory", "git-filter", f"VENV={os.path.realpath(ROOT / '.venv')}"],
+                         cwd=repo, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0 and "nbstripout: on" in out.stdout, out.stdout + out.stderr
+
+
 def test_the_git_filter_strips_outputs_and_keeps_ids_and_tags(tmp_path):
     """What `make git-filter` (part of `make setup`) configures, in a throwaway repository."""
     import nbformat
     repo = tmp_path / "repo"
-    (repo / "notebooks").mkdir(parents=True)
-    shutil.copy(ROOT / "Makefile", repo / "Makefile")
-    shutil.copy(ROOT / ".gitattributes", repo / ".gitattributes")
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    venv = Path(os.path.realpath(ROOT / ".venv"))
-    out = subprocess.run(["make", "--no-print-directory", "git-filter", f"VENV={venv}"], cwd=repo,
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "nbstripout: on" in out.stdout, out.stdout + out.stderr
+    _throwaway_repo(repo)
+    _make_git_filter(repo)
     book = nbformat.read(ROOT / "notebooks" / "02_cnn_baseline.ipynb", as_version=4)
     cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="trained 20 epochs\n")]
@@ -242,22 +250,13 @@ def test_after_git_filter_a_fresh_clones_status_runs_no_filter(tmp_path):
     runs the filter on every notebook at each `git status` (seconds each time, and the status check behind a report's
     code version runs out of time) until the index is refreshed: `make git-filter` refreshes it."""
     origin, clone = tmp_path / "origin", tmp_path / "clone"
-    (origin / "notebooks").mkdir(parents=True)
-    for name in ("Makefile", ".gitattributes", "notebooks/01_data_exploration.ipynb"):
-        shutil.copy(ROOT / name, origin / name)
-    subprocess.run(["git", "init", "-q", str(origin)], check=True)
-    venv = Path(os.path.realpath(ROOT / ".venv"))
-
-    def git_filter(repo):
-        out = subprocess.run(["make", "--no-print-directory", "git-filter", f"VENV={venv}"], cwd=repo,
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stdout + out.stderr
-    git_filter(origin)                  # the notebook is committed as the filter leaves it, as in this repository
+    _throwaway_repo(origin, "notebooks/01_data_exploration.ipynb")
+    _make_git_filter(origin)           # the notebook is committed as the filter leaves it, as in this repository
     _git("add", ".", cwd=origin)
     assert _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one", cwd=origin).returncode == 0
     subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
     time.sleep(1.1)          # `make setup` installs for a while before it configures the filter
-    git_filter(clone)
+    _make_git_filter(clone, timeout=120)      # the refresh runs the filter on the notebook
     log = tmp_path / "filter-ran"
     _git("config", "filter.nbstripout.clean", f"sh -c 'echo ran >> {log}; cat'", cwd=clone)
     status = _git("status", "--porcelain", "--untracked-files=no", cwd=clone)

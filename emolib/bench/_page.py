@@ -225,7 +225,7 @@ def render(data: dict, peers: dict | None = None) -> str:
 
 
 def _peers_section(peers: dict) -> list[str]:
-    setup = peers.get("setup", {})
+    setup, figures = peers.get("setup", {}), peers.get("figures", {})
     peer = ", ".join(f"{k} {v}" for k, v in sorted(setup.get("peer", {}).items()))
     return ["## peers", "",
             "`make bench-peers` (`emolib/bench/peers.py`, which says how each figure is counted), a run of its own "
@@ -235,7 +235,7 @@ def _peers_section(peers: dict) -> list[str]:
             f"({', '.join(f'`{p}`' for p in setup.get('photos', []))}), a {setup.get('clip_frames', '?')}-frame "
             f"640×480 clip and {setup.get('portraits', '?')} single-face 640×480 portraits; "
             f"{setup.get('repeats', '?')} timed calls a file, the median counts.", "",
-            *_table(sorted(peers.get("figures", {})), peers.get("figures", {})), ""]
+            *_table(sorted(figures), figures), ""]
 
 
 def _table(names: list[str], figures: dict) -> list[str]:

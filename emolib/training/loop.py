@@ -65,7 +65,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, param_groups: list[dict]
         raise ValueError("the model has no trainable parameters (everything has requires_grad=False)")
     # One fused kernel updates every tensor at once; the default for-loop launches a few ops per parameter tensor,
     # a noticeable share of a small net's step on a CPU (docs/training.md, TrainConfig).
-    fused = next(iter(param_groups[0]["params"])).device.type in ("cpu", "cuda")
+    fused = param_groups[0]["params"][0].device.type in ("cpu", "cuda")
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum,
