@@ -92,7 +92,15 @@ REPORTS := $(or $(shell test -x $(PY) && $(PY) -c 'from emolib.core import paths
 EMOLIB_SRC := $(shell find emolib -name '*.py' -not -path '*/__pycache__/*' -not -path 'emolib/cli/*' -not -path 'emolib/bench/*')
 NB ?=
 
-reproduce: $(REPORTS)/index.html ## run every notebook for PROFILE (default quick) -> reports/index.html; reruns only what changed
+# Notebooks that do not read each other's reports run side by side, JOBS at a time (default: one per core), each
+# kernel on its share of the cores: one torch thread per core spends no CPU keeping threads in step, so the
+# same work costs less CPU and less wall time (docs/reproduce.md, "Where the minutes go"). JOBS=1: one at a time.
+CORES := $(shell nproc 2>/dev/null || echo 1)
+JOBS ?= $(CORES)
+NB_THREADS = $(shell echo $$(( $(CORES) / $(JOBS) > 1 ? $(CORES) / $(JOBS) : 1 )))
+
+reproduce: ## run every notebook for PROFILE (default quick) -> reports/index.html, JOBS side by side; reruns only what changed
+	@$(MAKE) --no-print-directory -j$(JOBS) $(REPORTS)/index.html
 
 report: ## rerun one notebook now, e.g. `make report NB=03` (PROFILE=quick), then the index
 	@test -n "$(NB)" || { echo "usage: make report NB=03 [PROFILE=quick]"; exit 2; }
@@ -114,7 +122,7 @@ $(REPORTS)/index.html: $(NOTEBOOKS:%=$(REPORTS)/html/%.html) FORCE
 .SECONDEXPANSION:
 $(REPORTS)/html/%.html: notebooks/%.ipynb $(REPORTS)/.params/%.yaml $(EMOLIB_SRC) \
     $$(wildcard params/studies/$(PROFILE)/$$(firstword $$(subst _, ,$$*))_*.json)
-	$(PY) -m emolib.research.runner run $* --profile $(PROFILE)
+	$(PY) -m emolib.research.runner run $* --profile $(PROFILE) --threads $(NB_THREADS)
 
 # 05 analyses the training notebooks' checkpoints; 06 demos the best of them where the profile says `model: best`.
 $(patsubst %,$(REPORTS)/html/%.html,$(call notebooks,reads-checkpoints)): \

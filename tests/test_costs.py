@@ -30,12 +30,12 @@ def test_record_adds_the_cost_to_run_json_and_the_table_sums_it(tmp_path):
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     for nb, wall, cpu in [("01_a", 10.0, 15.0), ("02_b", 20.0, 35.5)]:
-        (metrics / f"{nb}.run.json").write_text(json.dumps({"notebook": nb, "timing": {}}))
+        (metrics / f"{nb}.run.json").write_text(json.dumps({"notebook": nb, "timing": {}, "torch_threads": 1}))
         costs.record(metrics / f"{nb}.run.json", costs.Cost(wall, cpu, [{"cell": 3, "seconds": 9.0, "first_line": "x()"}]))
     costs.record(metrics / "03_none.run.json", costs.Cost(1.0, 1.0))          # no metrics written: nothing to add to
     assert not (metrics / "03_none.run.json").exists()
     run = json.loads((metrics / "02_b.run.json").read_text())
     assert run["timing"] == {} and run["cost"]["cpu_s"] == 35.5
     text = costs.table(tmp_path, ["01_a", "02_b", "03_none"])
-    assert "| 02_b | 20 | 36 | cell 3 (9 s): `x()` |" in text and "| 03_none | - | - | not measured |" in text
-    assert text.splitlines()[-1] == "| total | 30 | 50 | |"
+    assert "| 02_b | 20 | 36 | 1 | cell 3 (9 s): `x()` |" in text and "| 03_none | - | - | - | not measured |" in text
+    assert text.splitlines()[-1] == "| total | 30 | 50 | | |"

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -34,6 +35,20 @@ def test_shipped_profiles_validate_for_every_notebook(profile):
         section = profiles.load_section(profile, nb)
         assert section["profile"] == profile
         assert {"source", "seed", "device"} <= set(section)        # common is merged in
+
+
+def test_what_make_runs_before_each_notebook_checks_profiles_without_torch(tmp_path):
+    """`runner params` (make, before every notebook; the index checks the same way) checks every section, nested ones
+    included, in a process that never imports torch: it would cost each call seconds of CPU."""
+    script = ("import sys\nfrom emolib.research import runner\n"
+              f"runner.main(['params', '05', '--profile', 'quick', '--out', {str(tmp_path / 'stamp.yaml')!r}])\n"
+              "print(sorted({'torch', 'pytorch_grad_cam'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.splitlines()[-1] == "[]", out.stdout + out.stderr
+    assert "cam_variants" in (tmp_path / "stamp.yaml").read_text()
+    from emolib import cam
+    from emolib.core.settings import CAM_METHODS
+    assert sorted(cam.METHODS) == sorted(CAM_METHODS)     # the names profiles check are the classes 05 runs
 
 
 def test_section_overrides_common_and_unknowns_are_errors(tmp_path):
@@ -248,7 +263,8 @@ def _make(target_args, env):
 def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     env = {**os.environ, "EMOLIB_REPORTS": str(tmp_path / "reports"), "EMOLIB_MODELS": str(tmp_path / "models")}
     env.pop(session.RUNNER_ENV, None)
-    first = _make(["reproduce"], env)
+    first_jobs = "2"
+    first = _make(["reproduce", f"JOBS={first_jobs}"], env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     root = tmp_path / "reports"
     metrics = {nb: (root / "metrics" / f"{nb}.json").read_bytes() for nb in notebooks.NOTEBOOKS}
@@ -269,7 +285,16 @@ def test_make_reproduce_smoke_twice_identical_and_browsable(tmp_path):
     index = (root / "index.html").read_text()
     assert "not run yet" not in index and "not shown" not in index and index.count("badge ok") == 6
     history = [json.loads(line) for line in (root / "history.jsonl").read_text().splitlines()]
-    assert [r["notebook"] for r in history] == list(notebooks.NOTEBOOKS) and len({r["batch"] for r in history}) == 1
+    ran = [r["notebook"] for r in history]          # side by side, so in the order they finished
+    assert sorted(ran) == list(notebooks.NOTEBOOKS) and len({r["batch"] for r in history}) == 1
+    # A notebook that reads the training notebooks' checkpoints starts only after all of them have finished.
+    readers = [n.name for n in notebooks.NOTEBOOK_TABLE if n.reads_checkpoints]
+    assert max(map(ran.index, notebooks.TRAINING_NOTEBOOKS)) < min(map(ran.index, readers))
+    # JOBS notebooks at a time (default: one per core), each kernel on its share of the cores, as its page says.
+    threads = max(1, len(os.sched_getaffinity(0)) // int(first_jobs))
+    for nb in notebooks.NOTEBOOKS:
+        assert json.loads((root / "metrics" / f"{nb}.run.json").read_text())["torch_threads"] == threads
+        assert f"CPU threads</strong>: {threads} (torch)" in (root / "html" / f"{nb}.html").read_text(encoding="utf-8")
 
     # Nothing changed: make reruns nothing. Then everything again: identical metrics files.
     again = _make(["reproduce"], env)

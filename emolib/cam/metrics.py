@@ -16,7 +16,6 @@ Kept apart from the methods (`emolib.cam.maps`), as pytorch-grad-cam keeps its m
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -25,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from emolib.cam.maps import METHODS, as_model_input, compute_cam, eval_mode, map_grid
+from emolib.cam.maps import as_model_input, compute_cam, eval_mode, map_grid
 from emolib.core.runtime import module_device
-from emolib.core.settings import check_field_types, from_mapping
+from emolib.core.settings import CamVariant
 from emolib.models import untrained_like
 from emolib.models.inference import channels_last_on_cpu
 
@@ -148,41 +147,6 @@ def deletion_auc(fractions: np.ndarray, confidences: np.ndarray) -> np.ndarray:
     f = np.asarray(fractions, dtype=np.float64)
     c = np.asarray(confidences, dtype=np.float64)
     return ((c[..., 1:] + c[..., :-1]) / 2 * np.diff(f)).sum(axis=-1)
-
-
-@dataclass(frozen=True)
-class CamVariant:
-    """One way of making a model's maps: a row of notebook 05's evidence table (profiles write it
-    as a mapping: ``{model: cnn_fer, method: hirescam, layer: features.1.2, guided: true}``)."""
-    model: str                        # a model of the comparison (its run or registry name)
-    method: str = "gradcam"           # a key of METHODS
-    layer: str | None = None          # dotted module path; None = the model's spec.target_layer
-    eigen_smooth: bool = False        # first principal component only
-    guided: bool = False              # Guided Grad-CAM: times the guided-backpropagation saliency
-
-    def __post_init__(self):
-        check_field_types(self, "CAM variant option")
-        if self.method not in METHODS:
-            raise ValueError(f"unknown CAM method {self.method!r}; choose from {sorted(METHODS)}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CamVariant":
-        """Build from a profile's mapping; unknown keys are an error (a typo must not pass silently)."""
-        if not isinstance(d, dict):
-            raise TypeError(f"a CAM variant is a mapping like {{model: cnn_fer, method: hirescam}}, got {d!r}")
-        if "model" not in d:
-            raise ValueError(f"a CAM variant needs a model: {d!r}")
-        return from_mapping(cls, d, "CAM variant option")
-
-    @property
-    def options(self) -> dict:
-        """The keyword arguments of `compute_cam` this variant stands for."""
-        return {"method": self.method, "layer": self.layer, "eigen_smooth": self.eigen_smooth, "guided": self.guided}
-
-    def label(self, model: nn.Module) -> str:
-        """E.g. ``cnn_fer/guided hirescam/features.3.2``: model, method (with its options), layer."""
-        method = ("guided " if self.guided else "") + self.method + ("+eigen-smooth" if self.eigen_smooth else "")
-        return f"{self.model}/{method}/{self.layer or model.spec.target_layer}"
 
 
 def evidence_row(model: nn.Module, faces: np.ndarray, targets, variant: CamVariant, masks: np.ndarray | None = None,

@@ -1,8 +1,10 @@
-"""Settings dataclasses and their one validation: `TrainConfig`, and the checks every setting shares.
+"""Settings dataclasses and their one validation: `TrainConfig`, `AugmentConfig`, `CamVariant`, and the checks
+every setting shares.
 
-Pure Python (no torch, no other emolib module), so `emolib.research.profiles` can check a profile's nested
-``train`` sections with the real class, and `emolib.training.loop` and `emolib.core.runtime` build on it,
-without an import cycle.
+Pure Python (no torch, no other emolib module), so `emolib.research.profiles` checks a profile's nested
+``train``, ``augment`` and ``cam_variants`` sections with the real classes without importing torch (make checks the
+profile before every notebook, and the index checks it again), and `emolib.training`, `emolib.cam` and
+`emolib.core.runtime` build on it without an import cycle.
 
 The checks: `type_ok` (does a value fit an annotation), `check_field_types` (every field of a
 settings dataclass), `from_mapping` (unknown keys are errors that name them), `describe` (an
@@ -17,7 +19,8 @@ import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Mapping
 
-__all__ = ["Device", "DEVICE_NAME", "TrainConfig", "type_ok", "describe", "from_mapping", "check_field_types"]
+__all__ = ["Device", "DEVICE_NAME", "TrainConfig", "AugmentConfig", "CamVariant", "CAM_METHODS", "type_ok", "describe",
+           "from_mapping", "check_field_types"]
 
 # "auto", "cpu", "cuda" or "cuda:<index>"; emolib.core.runtime.resolve_device turns one into a torch.device.
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -156,3 +159,91 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class AugmentConfig:
+    """The training augmentation (a profile's ``augment`` section); `emolib.training.augment` applies it."""
+    hflip: float = 0.5                             # probability of a horizontal flip
+    rotate_deg: float = 10.0                       # rotation uniform in [-rotate_deg, rotate_deg]
+    crop_scale: tuple[float, float] = (0.8, 1.0)   # RandomResizedCrop area range (aspect 3/4..4/3)
+    brightness: float = 0.2                        # ColorJitter brightness: factor in [1-b, 1+b]
+    contrast: float = 0.2                          # ColorJitter contrast: factor in [1-c, 1+c]
+    perspective: float = 0.0                       # RandomPerspective distortion_scale (applied with p=0.5)
+    erasing: float = 0.0                           # RandomErasing probability (scale .02-.33, ratio .3-3.3, value 0)
+
+    def __post_init__(self):
+        check_field_types(self, "augmentation option")     # as TrainConfig: "0.5" or True is not a float
+        if len(self.crop_scale) != 2 or not all(type_ok(v, float) for v in self.crop_scale):
+            raise TypeError(f"augmentation option 'crop_scale': expected two numbers (lo, hi), got {self.crop_scale!r}")
+        self.crop_scale = tuple(float(v) for v in self.crop_scale)
+        lo, hi = self.crop_scale
+        if not (0 < lo <= hi <= 1):
+            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
+        for name in ("hflip", "erasing"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
+        for name in ("rotate_deg", "brightness", "contrast", "perspective"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.brightness >= 1 or self.contrast >= 1 or self.perspective > 1:
+            raise ValueError("brightness and contrast must be < 1 and perspective <= 1")
+
+    @classmethod
+    def none(cls) -> "AugmentConfig":
+        """No augmentation at all (the identity)."""
+        return cls(hflip=0.0, rotate_deg=0.0, crop_scale=(1.0, 1.0), brightness=0.0, contrast=0.0,
+                   perspective=0.0, erasing=0.0)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "AugmentConfig":
+        """Build from a params section; unknown keys are an error (a typo must not pass silently)."""
+        return from_mapping(cls, d or {}, "augmentation option")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["crop_scale"] = list(self.crop_scale)
+        return d
+
+    @property
+    def is_identity(self) -> bool:
+        return self == AugmentConfig.none()
+
+
+# pytorch-grad-cam's methods by the names profiles use; emolib.cam.METHODS maps each to its class.
+CAM_METHODS = ("gradcam", "gradcam++", "eigencam", "hirescam", "layercam")
+
+
+@dataclass(frozen=True)
+class CamVariant:
+    """One way of making a model's maps: a row of notebook 05's evidence table (profiles write it
+    as a mapping: ``{model: cnn_fer, method: hirescam, layer: features.1.2, guided: true}``)."""
+    model: str                        # a model of the comparison (its run or registry name)
+    method: str = "gradcam"           # one of CAM_METHODS (emolib.cam.METHODS)
+    layer: str | None = None          # dotted module path; None = the model's spec.target_layer
+    eigen_smooth: bool = False        # first principal component only
+    guided: bool = False              # Guided Grad-CAM: times the guided-backpropagation saliency
+
+    def __post_init__(self):
+        check_field_types(self, "CAM variant option")
+        if self.method not in CAM_METHODS:
+            raise ValueError(f"unknown CAM method {self.method!r}; choose from {sorted(CAM_METHODS)}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CamVariant":
+        """Build from a profile's mapping; unknown keys are an error (a typo must not pass silently)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a CAM variant is a mapping like {{model: cnn_fer, method: hirescam}}, got {d!r}")
+        if "model" not in d:
+            raise ValueError(f"a CAM variant needs a model: {d!r}")
+        return from_mapping(cls, d, "CAM variant option")
+
+    @property
+    def options(self) -> dict:
+        """The keyword arguments of `compute_cam` this variant stands for."""
+        return {"method": self.method, "layer": self.layer, "eigen_smooth": self.eigen_smooth, "guided": self.guided}
+
+    def label(self, model) -> str:
+        """E.g. ``cnn_fer/guided hirescam/features.3.2``: model, method (with its options), layer."""
+        method = ("guided " if self.guided else "") + self.method + ("+eigen-smooth" if self.eigen_smooth else "")
+        return f"{self.model}/{method}/{self.layer or model.spec.target_layer}"

@@ -68,13 +68,14 @@ def table(root: Path, notebooks) -> str:
     rows, wall, cpu = [], 0.0, 0.0
     for nb in notebooks:
         path = Path(root) / "metrics" / f"{nb}.run.json"
-        cost = json.loads(path.read_text()).get("cost") if path.exists() else None
+        run = json.loads(path.read_text()) if path.exists() else {}
+        cost = run.get("cost")
         if cost is None:
-            rows.append(f"| {nb} | - | - | not measured |")
+            rows.append(f"| {nb} | - | - | - | not measured |")
             continue
         wall, cpu = wall + cost["wall_s"], cpu + cost["cpu_s"]
         top = cost["slowest_cells"][0] if cost["slowest_cells"] else None
         where = f"cell {top['cell']} ({top['seconds']:.0f} s): `{top['first_line']}`" if top else ""
-        rows.append(f"| {nb} | {cost['wall_s']:.0f} | {cost['cpu_s']:.0f} | {where} |")
-    return "\n".join(["| notebook | wall s | CPU s | slowest cell |", "|---|---|---|---|", *rows,
-                      f"| total | {wall:.0f} | {cpu:.0f} | |"])
+        rows.append(f"| {nb} | {cost['wall_s']:.0f} | {cost['cpu_s']:.0f} | {run.get('torch_threads', '-')} | {where} |")
+    return "\n".join(["| notebook | wall s | CPU s | threads | slowest cell |", "|---|---|---|---|---|", *rows,
+                      f"| total | {wall:.0f} | {cpu:.0f} | | |"])

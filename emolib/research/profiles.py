@@ -11,9 +11,8 @@ A profile file looks like::
 
 Every notebook has a schema (`emolib.research.notebooks`: a dataclass of the common fields plus its own). Unknown keys and
 wrong types are errors that name the file, the section and the key; nested ``train`` and
-``augment`` sections are checked by `emolib.core.settings.TrainConfig` and
-`emolib.training.augment.AugmentConfig` themselves, and each row of ``cam_variants`` by
-`emolib.cam.CamVariant`. A notebook's parameters cell names only the profile and its explicit
+``augment`` sections are checked by `emolib.core.settings.TrainConfig` and `AugmentConfig` themselves, and each
+row of ``cam_variants`` by `emolib.core.settings.CamVariant` (torch-free: make checks profiles often). A notebook's parameters cell names only the profile and its explicit
 overrides; `resolve` turns them into the complete parameters, the same way for the runner (which checks
 them before a kernel starts) and for JupyterLab, so an interactive run is the profile's experiment
 unless an override says otherwise.
@@ -30,7 +29,7 @@ import yaml
 
 from emolib.core import paths
 from emolib.core.errors import EmolibError
-from emolib.core.settings import TrainConfig, describe, type_ok
+from emolib.core.settings import AugmentConfig, CamVariant, TrainConfig, describe, type_ok
 from emolib.research.notebooks import COMMON_DEFAULTS, NOTEBOOKS, SCHEMAS, Common
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
@@ -42,21 +41,10 @@ class ConfigError(EmolibError, ValueError):
     """A profile or a notebook's parameters that do not fit the schema; the message says where."""
 
 
-# Nested sections checked by their own dataclass: TrainConfig lives in the torch-free emolib.core.settings;
-# the others live beside torch code and are imported when a profile is checked (`make` reads profiles often).
-def _augment_config():
-    from emolib.training.augment import AugmentConfig
-    return AugmentConfig
-
-
-def _cam_variant():
-    from emolib.cam import CamVariant
-    return CamVariant
-
-
-NESTED = {"train": TrainConfig, "head_train": TrainConfig, "finetune_train": TrainConfig, "augment": _augment_config}
+# Nested sections checked by their own dataclass, all in the torch-free emolib.core.settings.
+NESTED = {"train": TrainConfig, "head_train": TrainConfig, "finetune_train": TrainConfig, "augment": AugmentConfig}
 # Lists whose every item is such a section.
-NESTED_LISTS = {"cam_variants": _cam_variant}
+NESTED_LISTS = {"cam_variants": CamVariant}
 
 
 def notebook_name(name: str) -> str:
@@ -78,13 +66,9 @@ def field_names(notebook: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- checks
 
-def _nested_class(schema):
-    return schema if isinstance(schema, type) else schema()
-
-
 def _check_nested(schema, value, where: str) -> None:
     try:
-        _nested_class(schema).from_dict(value)
+        schema.from_dict(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
 

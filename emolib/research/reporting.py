@@ -95,6 +95,12 @@ def _portable(obj):
     return obj
 
 
+def torch_threads() -> int:
+    # imported here, not at the top: the runner and the index use this module without torch
+    import torch
+    return torch.get_num_threads()
+
+
 def _write_json(path: Path, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
@@ -117,6 +123,8 @@ class Run:
     checkpoints: Path | None = None
     caps: Caps | None = None                     # a dry run's (emolib.research.dryrun)
     headless: bool = False                       # run by the runner: no progress bars
+    # torch's CPU threads: a CPU run's exact figures depend on them (the order of its sums)
+    threads: int = field(default_factory=torch_threads)
     # near_duplicates: drop_from_eval: the standard protocol's whole test split, evaluated beside the de-duplicated one
     standard_test: object = field(default=None, repr=False)
 
@@ -144,6 +152,7 @@ class Run:
                 f"Data: {self.data.get('source') or 'n/a'} | fingerprint {self.data.get('fingerprint') or 'n/a'}"
                 f" | {self.data.get('n', 'n/a')} images",
                 f"Code: emolib {self.code_version}",
+                f"CPU threads: {self.threads} (torch)",
                 f"Date: {self.date}"]
 
     def _repr_markdown_(self) -> str:
@@ -258,7 +267,8 @@ class Run:
             "config": _portable(self.config), "headline": head, "metrics": kept,
             "figures": sorted(self.figures)})
         _write_json(root / f"{self.notebook}.run.json", {
-            "notebook": self.notebook, "date": self.date, "code_version": self.code_version, "timing": timing})
+            "notebook": self.notebook, "date": self.date, "code_version": self.code_version, "timing": timing,
+            "torch_threads": self.threads})
         rows = "\n".join(f"| {k} | {format_number(v)} |" for k, v in head.items())
         shown = _portable(paths.reports_root(self.kind, self.profile) / "metrics" / f"{self.notebook}.json")
         return MarkdownText(f"**Headline numbers** ({shown})\n\n| metric | value |\n|---|---|\n{rows}")

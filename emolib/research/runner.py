@@ -98,8 +98,11 @@ def _kernel_env(values: dict):
 
 
 def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None = None, log_output: bool = False,
-                 caps: dryrun.Caps | None = None) -> Path:
+                 caps: dryrun.Caps | None = None, threads: int | None = None) -> Path:
     """Execute one notebook for `profile` and publish its report; returns <root>/html/<nb>.html.
+
+    `threads`: the kernel's torch threads (``OMP_NUM_THREADS``; default: torch's, one per core). `make reproduce`
+    runs notebooks side by side and gives each its share of the cores (docs/reproduce.md).
 
     `caps`: a dry run (`dry_run`): the kind of run is ``dry-run`` (its own reports and checkpoints
     roots), the training sections and sample counts are capped through ``overrides``, the kernel gets the
@@ -123,8 +126,11 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     # What the session reads: figures and metrics go to staging, checkpoints to the kind's root, bars stay off,
     # a dry run's caps reach the session.
     context = {"kind": kind, "output_root": str(stage), "caps": None if caps is None else caps.to_dict()}
+    env = {RUNNER_ENV: json.dumps(context), **HEADLESS_ENV}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)       # torch reads it as it starts (and sizes MKL's pool with it)
     with costs.measured() as cost:
-        _execute(nb, source, executed, profile, overrides, context, timeout=timeout, log_output=log_output,
+        _execute(nb, source, executed, profile, overrides, env, timeout=timeout, log_output=log_output,
                  dry=caps is not None)
     book = nbformat.read(executed, as_version=4)
     cost.slowest_cells = costs.slowest_cells(book)
@@ -144,13 +150,13 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     return root / "html" / f"{nb}.html"
 
 
-def _execute(nb: str, source: Path, executed: Path, profile: str, overrides: dict, context: dict, *,
+def _execute(nb: str, source: Path, executed: Path, profile: str, overrides: dict, env: dict, *,
              timeout: int | None, log_output: bool, dry: bool) -> None:
-    """papermill runs `source` into `executed` in a kernel that gets the run's `context`; NotebookFailed on an error."""
+    """papermill runs `source` into `executed` in a kernel started with `env` set; NotebookFailed on an error."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
     try:
-        with _kernel_env({RUNNER_ENV: json.dumps(context), **HEADLESS_ENV}):
+        with _kernel_env(env):
             # The notebook reads its section itself (emolib.research.session); the runner names the profile and
             # clears any overrides a committed parameters cell might hold: a published report is the profile.
             papermill.execute_notebook(str(source), str(executed),
@@ -280,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--profile", default="quick", help="params/<profile>.yaml (default: quick)")
     p_run.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     p_run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
+    p_run.add_argument("--threads", type=int, default=None, help="the kernel's torch threads (default: one per core)")
     p_params = sub.add_parser("params", help="write a notebook's profile section to a file if it changed")
     p_params.add_argument("notebook")
     p_params.add_argument("--profile", default="quick")
@@ -294,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            run_notebook(args.notebook, args.profile, timeout=args.timeout, log_output=args.log_output)
+            run_notebook(args.notebook, args.profile, timeout=args.timeout, log_output=args.log_output,
+                         threads=args.threads)
         elif args.command == "dry-run":
             dry_run(args.profile, log_output=args.log_output)
         elif args.command == "costs":

@@ -9,63 +9,14 @@ from the CPU ``torch.Generator`` the caller passes, so a batch is a pure functio
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
 from emolib.core.runtime import to_device
-from emolib.core.settings import check_field_types, from_mapping, type_ok
+from emolib.core.settings import AugmentConfig
 
 __all__ = ["AugmentConfig", "augment_batch", "erase"]
-
-
-@dataclass
-class AugmentConfig:
-    hflip: float = 0.5                             # probability of a horizontal flip
-    rotate_deg: float = 10.0                       # rotation uniform in [-rotate_deg, rotate_deg]
-    crop_scale: tuple[float, float] = (0.8, 1.0)   # RandomResizedCrop area range (aspect 3/4..4/3)
-    brightness: float = 0.2                        # ColorJitter brightness: factor in [1-b, 1+b]
-    contrast: float = 0.2                          # ColorJitter contrast: factor in [1-c, 1+c]
-    perspective: float = 0.0                       # RandomPerspective distortion_scale (applied with p=0.5)
-    erasing: float = 0.0                           # RandomErasing probability (scale .02-.33, ratio .3-3.3, value 0)
-
-    def __post_init__(self):
-        check_field_types(self, "augmentation option")     # as TrainConfig: "0.5" or True is not a float
-        if len(self.crop_scale) != 2 or not all(type_ok(v, float) for v in self.crop_scale):
-            raise TypeError(f"augmentation option 'crop_scale': expected two numbers (lo, hi), got {self.crop_scale!r}")
-        self.crop_scale = tuple(float(v) for v in self.crop_scale)
-        lo, hi = self.crop_scale
-        if not (0 < lo <= hi <= 1):
-            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
-        for name in ("hflip", "erasing"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
-        for name in ("rotate_deg", "brightness", "contrast", "perspective"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.brightness >= 1 or self.contrast >= 1 or self.perspective > 1:
-            raise ValueError("brightness and contrast must be < 1 and perspective <= 1")
-
-    @classmethod
-    def none(cls) -> "AugmentConfig":
-        """No augmentation at all (the identity)."""
-        return cls(hflip=0.0, rotate_deg=0.0, crop_scale=(1.0, 1.0), brightness=0.0, contrast=0.0,
-                   perspective=0.0, erasing=0.0)
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "AugmentConfig":
-        """Build from a params section; unknown keys are an error (a typo must not pass silently)."""
-        return from_mapping(cls, d or {}, "augmentation option")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["crop_scale"] = list(self.crop_scale)
-        return d
-
-    @property
-    def is_identity(self) -> bool:
-        return self == AugmentConfig.none()
 
 
 def _uniform(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
