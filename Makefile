@@ -92,11 +92,13 @@ REPORTS := $(or $(shell test -x $(PY) && $(PY) -c 'from emolib.core import paths
 EMOLIB_SRC := $(shell find emolib -name '*.py' -not -path '*/__pycache__/*' -not -path 'emolib/cli/*' -not -path 'emolib/bench/*')
 NB ?=
 
-# Notebooks that do not read each other's reports run side by side, JOBS at a time (default: one per core), each
-# kernel on its share of the cores: one torch thread per core spends no CPU keeping threads in step, so the
-# same work costs less CPU and less wall time (docs/reproduce.md, "Where the minutes go"). JOBS=1: one at a time.
+# Notebooks that do not read each other's checkpoints run side by side, JOBS at a time (default: one per core, at
+# most as many as can run at once), each kernel on its share of the cores: a torch thread per core spends no CPU
+# keeping threads in step, so the same work costs less CPU (docs/reproduce.md, "Where the minutes go").
+# JOBS=1: one at a time, each on every core.
 CORES := $(shell nproc 2>/dev/null || echo 1)
-JOBS ?= $(CORES)
+WIDTH := $(words $(filter-out $(call notebooks,reads-checkpoints),$(NOTEBOOKS)))
+JOBS ?= $(shell echo $$(( $(WIDTH) < 1 ? 1 : ($(CORES) < $(WIDTH) ? $(CORES) : $(WIDTH)) )))
 NB_THREADS = $(shell echo $$(( $(CORES) / $(JOBS) > 1 ? $(CORES) / $(JOBS) : 1 )))
 
 reproduce: ## run every notebook for PROFILE (default quick) -> reports/index.html, JOBS side by side; reruns only what changed

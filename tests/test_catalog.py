@@ -7,7 +7,8 @@ import torch
 
 from emolib import models
 from emolib.cli import main
-from emolib.models.catalog import candidates, find_trained, short_name
+from emolib.core.paths import candidates, short_name
+from emolib.models.catalog import find_trained
 from emolib.models.checkpoint import load_checkpoint, record_evaluation, save_checkpoint
 
 FIVE = ["angry", "fear", "happy", "sad", "neutral"]

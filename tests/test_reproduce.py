@@ -38,9 +38,10 @@ def test_shipped_profiles_validate_for_every_notebook(profile):
 
 
 def test_what_make_runs_before_each_notebook_checks_profiles_without_torch(tmp_path):
-    """`runner params` (make, before every notebook; the index checks the same way) checks every section, nested ones
-    included, in a process that never imports torch: it would cost each call seconds of CPU."""
-    script = ("import sys\nfrom emolib.research import runner\n"
+    """`runner params` (make, before every notebook) checks every section, nested ones included, and the index reads
+    the reports, in a process that never imports torch: it would cost each call seconds of CPU."""
+    script = ("import sys\nfrom emolib.research import dashboard, results, runner\n"
+              "results.checkpoint_name('quick/02_cnn_baseline/cnn_fer'), dashboard._checkpoint_link(dashboard.Path('.'), 'x')\n"
               f"runner.main(['params', '05', '--profile', 'quick', '--out', {str(tmp_path / 'stamp.yaml')!r}])\n"
               "print(sorted({'torch', 'pytorch_grad_cam'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

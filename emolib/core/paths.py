@@ -106,3 +106,26 @@ def checkpoints_root(kind: str, profile: str) -> Path:
     """Where this kind's training runs write <notebook>/<model>/best.pt."""
     _check_kind(kind, profile)
     return models_dir() / profile if kind == "published" else models_dir() / kind / profile
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+# Training writes <models>/<profile>/<notebook>/<model>/best.pt (emolib.models.catalog lists them); a checkpoint's
+# short name is that path under the models root without /best.pt, e.g. quick/02_cnn_baseline/cnn_fer.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+BEST = "best.pt"
+
+
+def short_name(path: Path, root: Path | None = None) -> str:
+    """``root/quick/02_cnn_baseline/cnn_fer/best.pt`` -> ``quick/02_cnn_baseline/cnn_fer``."""
+    rel = Path(path).resolve().relative_to((root or models_dir()).resolve())
+    return (rel.parent if rel.name == BEST else rel.with_suffix("")).as_posix()
+
+
+def candidates(name: str) -> list[Path]:
+    """The files a ``--model`` value may mean, in order: the path itself, then (for a relative name) the
+    models root's file of that name, with a checkpoint suffix, or a short name's ``best.pt``."""
+    out = [Path(name)]
+    if not Path(name).is_absolute():
+        root = models_dir()
+        out += [root / name] + [root / (name + s) for s in CHECKPOINT_SUFFIXES] + [root / name / BEST]
+    return out

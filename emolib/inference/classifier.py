@@ -13,8 +13,8 @@ from typing import NamedTuple
 from torch import nn
 
 from emolib.core.labels import EMOTIONS
+from emolib.core.paths import CHECKPOINT_SUFFIXES
 from emolib.core.runtime import resolve_device
-from emolib.models.catalog import CHECKPOINT_SUFFIXES
 
 DEFAULT_MODEL = "fer2013-mini-xception"
 
@@ -43,7 +43,7 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
     or an nn.Module with ``.spec`` (then `classes` gives its class names, default the seven emotions).
     """
     from emolib.core import paths
-    from emolib.models import catalog, checkpoint
+    from emolib.models import checkpoint
 
     device = resolve_device(device)
     if isinstance(model, nn.Module):
@@ -53,7 +53,7 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
         return Classifier(model.to(device).eval(), tuple(names), getattr(model, "model_name", type(model).__name__))
 
     name = str(model)
-    for path in catalog.candidates(name):           # a path, a file in models/, or a short name
+    for path in paths.candidates(name):           # a path, a file in models/, or a short name
         if path.is_file():
             net, ckpt = checkpoint.load_model(path, device=device)
             return Classifier(net, tuple(ckpt["classes"]), f"checkpoint {path}")

@@ -32,9 +32,9 @@ def emoji_for(label: str) -> str:
 def _cached_onnx(model) -> Path | None:
     """The up-to-date ONNX export of pretrained model `model` that `emolib assets` made (emolib.inference.onnx_cache), unless
     `model` names a checkpoint (which `load_classifier` would load first)."""
+    from emolib.core import paths
     from emolib.inference import onnx_cache
-    from emolib.models import catalog
-    if not isinstance(model, str) or any(p.is_file() for p in catalog.candidates(model)):
+    if not isinstance(model, str) or any(p.is_file() for p in paths.candidates(model)):
         return None
     return onnx_cache.cached(model)
 

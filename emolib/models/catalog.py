@@ -3,7 +3,7 @@
 Training writes ``<models>/<profile>/<notebook>/<model>/best.pt`` (``dry-run/`` and ``scratch/`` runs one
 level deeper: see `emolib.core.runs`). A checkpoint's short name is its path under the models root without
 ``/best.pt`` (or without its suffix), e.g. ``quick/02_cnn_baseline/cnn_fer``; `--model` accepts it
-(`candidates` is the one rule for turning a ``--model`` value into files to try).
+(`emolib.core.paths.candidates` is the one rule for turning a ``--model`` value into files to try).
 
 Listing reads each checkpoint's metadata with a memory-mapped ``torch.load`` (weights_only), so even a
 500 MB checkpoint costs milliseconds; the weights are never read.
@@ -15,9 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from emolib.core import paths
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-BEST = "best.pt"
+from emolib.core.paths import BEST, CHECKPOINT_SUFFIXES, short_name
 
 
 @dataclass
@@ -44,22 +42,6 @@ class TrainedModel:
         d = asdict(self)
         d["classes"] = list(self.classes)
         return d
-
-
-def short_name(path: Path, root: Path | None = None) -> str:
-    """``root/quick/02_cnn_baseline/cnn_fer/best.pt`` -> ``quick/02_cnn_baseline/cnn_fer``."""
-    rel = Path(path).resolve().relative_to((root or paths.models_dir()).resolve())
-    return (rel.parent if rel.name == BEST else rel.with_suffix("")).as_posix()
-
-
-def candidates(name: str) -> list[Path]:
-    """The files a ``--model`` value may mean, in order: the path itself, then (for a relative name) the
-    models root's file of that name, with a checkpoint suffix, or a short name's ``best.pt``."""
-    out = [Path(name)]
-    if not Path(name).is_absolute():
-        root = paths.models_dir()
-        out += [root / name] + [root / (name + s) for s in CHECKPOINT_SUFFIXES] + [root / name / BEST]
-    return out
 
 
 def _layout(rel: Path) -> tuple[str | None, str | None]:

@@ -194,10 +194,9 @@ def _row_marks(st: dict) -> str:
 def _checkpoint_link(root: Path, name: str | None) -> str:
     """A link from the page to the checkpoint file under the models root; its short name alone where the file is
     not on this machine or no relative link reaches it (another drive); "none" for a row with no single checkpoint."""
-    from emolib.models.catalog import candidates
     if name is None:
         return "none"
-    found = next((p for p in candidates(name) if p.is_absolute() and p.is_file()), None)
+    found = next((p for p in paths.candidates(name) if p.is_absolute() and p.is_file()), None)
     try:
         href = None if found is None else Path(os.path.relpath(found, root)).as_posix()
     except ValueError:

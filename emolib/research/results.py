@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from emolib.core import paths
+
 if TYPE_CHECKING:                # the index reads rows without importing torch
     from torch import nn
 
@@ -46,13 +48,12 @@ def _number(value) -> float | None:
 
 
 def checkpoint_name(path: str | os.PathLike | None) -> str | None:
-    """A checkpoint's short name (`emolib.models.catalog.short_name`) when it lies under the models root; else the
+    """A checkpoint's short name (`emolib.core.paths.short_name`) when it lies under the models root; else the
     path as given (a run written elsewhere, e.g. `emolib train --out`, or a name that already is a short name)."""
-    from emolib.models.catalog import short_name
     if path is None:
         return None
     try:
-        return short_name(Path(path))
+        return paths.short_name(Path(path))
     except ValueError:
         return str(path)
 
