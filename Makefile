@@ -92,17 +92,14 @@ REPORTS := $(or $(shell test -x $(PY) && $(PY) -c 'from emolib.core import paths
 EMOLIB_SRC := $(shell find emolib -name '*.py' -not -path '*/__pycache__/*' -not -path 'emolib/cli/*' -not -path 'emolib/bench/*')
 NB ?=
 
-# Notebooks that do not read each other's checkpoints run side by side, JOBS at a time (default: one per core, at
-# most as many as can run at once), each kernel on its share of the cores: a torch thread per core spends no CPU
-# keeping threads in step, so the same work costs less CPU (docs/reproduce.md, "Where the minutes go").
-# JOBS=1: one at a time, each on every core.
-CORES := $(shell nproc 2>/dev/null || echo 1)
-WIDTH := $(words $(filter-out $(call notebooks,reads-checkpoints),$(NOTEBOOKS)))
-JOBS ?= $(shell echo $$(( $(WIDTH) < 1 ? 1 : ($(CORES) < $(WIDTH) ? $(CORES) : $(WIDTH)) )))
-NB_THREADS = $(shell echo $$(( $(CORES) / $(JOBS) > 1 ? $(CORES) / $(JOBS) : 1 )))
+# Notebooks run side by side, JOBS at a time, each kernel on its share of the cores (NB_THREADS torch threads). Default
+# (`runner jobs`): one per core, at most as many as can run at once, one where the profile trains on a GPU; it costs
+# less CPU than one after another on every core (docs/reproduce.md, "Where the minutes go"). JOBS=1: one at a time.
+JOBS ?= $(shell $(PY) -m emolib.research.runner jobs --profile $(PROFILE))
+NB_THREADS = $(shell n=$$(nproc); echo $$(( n / $(JOBS) > 1 ? n / $(JOBS) : 1 )))
 
 reproduce: ## run every notebook for PROFILE (default quick) -> reports/index.html, JOBS side by side; reruns only what changed
-	@$(MAKE) --no-print-directory -j$(JOBS) $(REPORTS)/index.html
+	@jobs=$(JOBS) && test -n "$$jobs" && $(MAKE) --no-print-directory -j$$jobs JOBS=$$jobs $(REPORTS)/index.html
 
 report: ## rerun one notebook now, e.g. `make report NB=03` (PROFILE=quick), then the index
 	@test -n "$(NB)" || { echo "usage: make report NB=03 [PROFILE=quick]"; exit 2; }

@@ -227,6 +227,24 @@ def _publish(nb: str, stage: Path, root: Path | None = None) -> None:
     shutil.rmtree(stage, ignore_errors=True)
 
 
+def side_by_side(profile: str, cores: int | None = None) -> int:
+    """How many notebooks `make reproduce` runs at once by default: one per core, at most as many as can run at once
+    (those that read no other notebook's checkpoints); one where the profile trains on a GPU, which they would share.
+
+    One torch thread per core spends no CPU keeping threads in step: the notebooks side by side, each on its share
+    of the cores, cost less CPU than one after another on every core (docs/reproduce.md, "Where the minutes go")."""
+    from emolib.research.notebooks import NOTEBOOK_TABLE
+    devices = {resolve(n.name, profile)["device"] for n in NOTEBOOK_TABLE}
+    if any(d.startswith("cuda") for d in devices):
+        return 1
+    if "auto" in devices:
+        from emolib.core.runtime import resolve_device      # torch: only for a profile that may use a GPU
+        if resolve_device("auto").type != "cpu":
+            return 1
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, min(cores, sum(not n.reads_checkpoints for n in NOTEBOOK_TABLE)))
+
+
 def write_params(notebook: str, profile: str, out: Path) -> bool:
     """Write the notebook's validated section to `out` if it differs from what is there; True if written."""
     nb = notebook_name(notebook)
@@ -291,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     p_params.add_argument("notebook")
     p_params.add_argument("--profile", default="quick")
     p_params.add_argument("--out", required=True, type=Path)
+    p_jobs = sub.add_parser("jobs", help="how many notebooks make reproduce runs at once by default (side_by_side)")
+    p_jobs.add_argument("--profile", default="quick")
     p_index = sub.add_parser("index", help="rebuild reports/index.html")
     p_index.add_argument("--root", type=Path, default=None, help="another reports root (e.g. a dry run's)")
     p_dry = sub.add_parser("dry-run", help="every notebook, training/evaluation capped -> <reports>/dry-run/<profile>/")
@@ -309,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             print(costs.table(args.root or paths.reports_dir(), NOTEBOOKS))
         elif args.command == "params":
             write_params(args.notebook, args.profile, args.out)
+        elif args.command == "jobs":
+            print(side_by_side(args.profile))
         else:
             print(build_index(args.root))
     except ConfigError as e:
