@@ -1,6 +1,7 @@
 """Run the notebooks headless and publish their reports (what `make reproduce` calls).
 
-    python -m emolib.research.runner run 03 --profile quick     # papermill -> HTML -> reports/
+    python -m emolib.research.runner run 03 --profile quick     # papermill -> HTML -> reports/ (--threads N: torch's)
+    python -m emolib.research.runner jobs --profile quick       # how many notebooks make reproduce runs at once
     python -m emolib.research.runner params 03 --profile quick --out reports/.params/03_transfer_learning.yaml
     python -m emolib.research.runner index                      # reports/index.html
     python -m emolib.research.runner dry-run --profile fer2013  # every notebook capped -> reports/dry-run/fer2013/
@@ -41,7 +42,7 @@ from emolib.core import paths
 from emolib.core.atomic import replace_tree, write_text
 from emolib.research import costs, dryrun, records
 from emolib.research.dashboard import build_index
-from emolib.research.notebooks import NOTEBOOKS
+from emolib.research.notebooks import NOTEBOOK_TABLE, NOTEBOOKS
 from emolib.research.profiles import ConfigError, notebook_name, profile_path, resolve
 from emolib.research.session import RUNNER_ENV
 
@@ -233,12 +234,12 @@ def side_by_side(profile: str, cores: int | None = None) -> int:
 
     One torch thread per core spends no CPU keeping threads in step: the notebooks side by side, each on its share
     of the cores, cost less CPU than one after another on every core (docs/reproduce.md, "Where the minutes go")."""
-    from emolib.research.notebooks import NOTEBOOK_TABLE
     devices = {resolve(n.name, profile)["device"] for n in NOTEBOOK_TABLE}
     if any(d.startswith("cuda") for d in devices):
         return 1
     if "auto" in devices:
-        from emolib.core.runtime import resolve_device      # torch: only for a profile that may use a GPU
+        # torch: imported only for a profile that may use a GPU
+        from emolib.core.runtime import resolve_device
         if resolve_device("auto").type != "cpu":
             return 1
     cores = cores or len(os.sched_getaffinity(0))
@@ -296,6 +297,12 @@ def publish(notebook: str, profile: str, overrides: dict | None) -> Path:
     return html
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emolib.research.runner", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -304,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--profile", default="quick", help="params/<profile>.yaml (default: quick)")
     p_run.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     p_run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
-    p_run.add_argument("--threads", type=int, default=None, help="the kernel's torch threads (default: one per core)")
+    p_run.add_argument("--threads", type=_positive, default=None, help="the kernel's torch threads (default: one per core)")
     p_params = sub.add_parser("params", help="write a notebook's profile section to a file if it changed")
     p_params.add_argument("notebook")
     p_params.add_argument("--profile", default="quick")
