@@ -55,15 +55,15 @@ def test_what_make_runs_before_each_notebook_checks_profiles_without_torch(tmp_p
 
 def test_make_runs_notebooks_side_by_side_on_a_cpu_and_one_at_a_time_on_a_gpu(tmp_path, monkeypatch):
     # 01-04 read no other notebook's checkpoints: at most four at once, one per core
-    assert [runner.side_by_side("smoke", cores=n) for n in (1, 2, 3, 8)] == [1, 2, 3, 4]
+    assert [profiles.side_by_side("smoke", cores=n) for n in (1, 2, 3, 8)] == [1, 2, 3, 4]
     smoke = (paths.params_dir() / "smoke.yaml").read_text()
     assert smoke.count("device: cpu") == 1
     (tmp_path / "gpu").mkdir(), (tmp_path / "auto").mkdir()
     gpu = _profile(tmp_path / "gpu", smoke.replace("device: cpu", "device: 'cuda:0'"))
-    assert runner.side_by_side(gpu, cores=8) == 1                   # they would share one GPU
+    assert profiles.side_by_side(gpu, cores=8) == 1                   # they would share one GPU
     auto = _profile(tmp_path / "auto", smoke.replace("device: cpu", "device: auto"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert runner.side_by_side(auto, cores=2) == 2                  # auto on a machine without a GPU: its CPU
+    assert profiles.side_by_side(auto, cores=2) == 2                  # auto on a machine without a GPU: its CPU
 
 
 def test_section_overrides_common_and_unknowns_are_errors(tmp_path):

@@ -19,6 +19,7 @@ unless an override says otherwise.
 """
 from __future__ import annotations
 
+import os
 import re
 import typing
 from dataclasses import fields
@@ -30,7 +31,7 @@ import yaml
 from emolib.core import paths
 from emolib.core.errors import EmolibError
 from emolib.core.settings import AugmentConfig, CamVariant, TrainConfig, describe, type_ok
-from emolib.research.notebooks import COMMON_DEFAULTS, NOTEBOOKS, SCHEMAS, Common
+from emolib.research.notebooks import COMMON_DEFAULTS, NOTEBOOK_TABLE, NOTEBOOKS, SCHEMAS, Common
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
            "resolve", "schema", "validate"]
@@ -192,3 +193,22 @@ def resolve(notebook: str, profile: str, overrides: Mapping[str, Any] | None = N
         values[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else value
     where = f"{profile_path(profile)} [{nb}]" + (f" with overrides {sorted(overrides)}" if overrides else "")
     return check(nb, values, where=where)
+
+
+def side_by_side(profile: str, cores: int | None = None) -> int:
+    """How many notebooks `make reproduce` runs at once by default (`runner jobs`): one per core, at most as many as
+    can run at once (those that read no other notebook's checkpoints); one where the profile trains on a GPU, which
+    they would share.
+
+    One torch thread per core spends no CPU keeping threads in step: the notebooks side by side, each on its share
+    of the cores, cost less CPU than one after another on every core (docs/reproduce.md, "Where the minutes go")."""
+    devices = {resolve(n.name, profile)["device"] for n in NOTEBOOK_TABLE}
+    if any(d.startswith("cuda") for d in devices):
+        return 1
+    if "auto" in devices:
+        # torch: imported only for a profile that may use a GPU
+        from emolib.core.runtime import resolve_device
+        if resolve_device("auto").type != "cpu":
+            return 1
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, min(cores, sum(not n.reads_checkpoints for n in NOTEBOOK_TABLE)))

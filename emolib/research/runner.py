@@ -42,8 +42,8 @@ from emolib.core import paths
 from emolib.core.atomic import replace_tree, write_text
 from emolib.research import costs, dryrun, records
 from emolib.research.dashboard import build_index
-from emolib.research.notebooks import NOTEBOOK_TABLE, NOTEBOOKS
-from emolib.research.profiles import ConfigError, notebook_name, profile_path, resolve
+from emolib.research.notebooks import NOTEBOOKS
+from emolib.research.profiles import ConfigError, notebook_name, profile_path, resolve, side_by_side
 from emolib.research.session import RUNNER_ENV
 
 KERNEL = "emolib"
@@ -102,8 +102,7 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
                  caps: dryrun.Caps | None = None, threads: int | None = None) -> Path:
     """Execute one notebook for `profile` and publish its report; returns <root>/html/<nb>.html.
 
-    `threads`: the kernel's torch threads (``OMP_NUM_THREADS``; default: torch's, one per core). `make reproduce`
-    runs notebooks side by side and gives each its share of the cores (docs/reproduce.md).
+    `threads`: the kernel's torch threads (``OMP_NUM_THREADS``; default: one per core; `profiles.side_by_side`).
 
     `caps`: a dry run (`dry_run`): the kind of run is ``dry-run`` (its own reports and checkpoints
     roots), the training sections and sample counts are capped through ``overrides``, the kernel gets the
@@ -111,6 +110,8 @@ def run_notebook(notebook: str, profile: str = "quick", *, timeout: int | None =
     import nbformat
 
     nb = notebook_name(notebook)
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
     kind = "published" if caps is None else "dry-run"
     overrides = {} if caps is None else dryrun.cap_overrides(nb, resolve(nb, profile), caps)
     parameters = resolve(nb, profile, overrides)     # complete and checked before a kernel starts
@@ -228,24 +229,6 @@ def _publish(nb: str, stage: Path, root: Path | None = None) -> None:
     shutil.rmtree(stage, ignore_errors=True)
 
 
-def side_by_side(profile: str, cores: int | None = None) -> int:
-    """How many notebooks `make reproduce` runs at once by default: one per core, at most as many as can run at once
-    (those that read no other notebook's checkpoints); one where the profile trains on a GPU, which they would share.
-
-    One torch thread per core spends no CPU keeping threads in step: the notebooks side by side, each on its share
-    of the cores, cost less CPU than one after another on every core (docs/reproduce.md, "Where the minutes go")."""
-    devices = {resolve(n.name, profile)["device"] for n in NOTEBOOK_TABLE}
-    if any(d.startswith("cuda") for d in devices):
-        return 1
-    if "auto" in devices:
-        # torch: imported only for a profile that may use a GPU
-        from emolib.core.runtime import resolve_device
-        if resolve_device("auto").type != "cpu":
-            return 1
-    cores = cores or len(os.sched_getaffinity(0))
-    return max(1, min(cores, sum(not n.reads_checkpoints for n in NOTEBOOK_TABLE)))
-
-
 def write_params(notebook: str, profile: str, out: Path) -> bool:
     """Write the notebook's validated section to `out` if it differs from what is there; True if written."""
     nb = notebook_name(notebook)
@@ -297,12 +280,6 @@ def publish(notebook: str, profile: str, overrides: dict | None) -> Path:
     return html
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emolib.research.runner", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -311,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--profile", default="quick", help="params/<profile>.yaml (default: quick)")
     p_run.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     p_run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
-    p_run.add_argument("--threads", type=_positive, default=None, help="the kernel's torch threads (default: one per core)")
+    p_run.add_argument("--threads", type=int, default=None, help="the kernel's torch threads (default: one per core)")
     p_params = sub.add_parser("params", help="write a notebook's profile section to a file if it changed")
     p_params.add_argument("notebook")
     p_params.add_argument("--profile", default="quick")
