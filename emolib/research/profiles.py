@@ -10,12 +10,13 @@ A profile file looks like::
       train: {epochs: 6, lr: 0.001}
 
 Every notebook has a schema (`emolib.research.notebooks`: a dataclass of the common fields plus its own). Unknown keys and
-wrong types are errors that name the file, the section and the key; nested ``train`` and
-``augment`` sections are checked by `emolib.core.settings.TrainConfig` and `AugmentConfig` themselves, and each
-row of ``cam_variants`` by `emolib.core.settings.CamVariant` (torch-free: make checks profiles often). A notebook's parameters cell names only the profile and its explicit
-overrides; `resolve` turns them into the complete parameters, the same way for the runner (which checks
-them before a kernel starts) and for JupyterLab, so an interactive run is the profile's experiment
-unless an override says otherwise.
+wrong types are errors that name the file, the section and the key; nested ``train`` and ``augment`` sections are
+checked by `emolib.core.settings.TrainConfig` and `AugmentConfig` themselves, and each row of ``cam_variants`` by
+`emolib.core.settings.CamVariant` (torch-free: make checks profiles often). A notebook's parameters cell names only
+the profile and its explicit overrides; `resolve` turns them into the complete parameters, the same way for the
+runner (which checks them before a kernel starts) and for JupyterLab, so an interactive run is the profile's
+experiment unless an override says otherwise. `side_by_side`: how many notebooks of a profile `make reproduce` runs
+at once.
 """
 from __future__ import annotations
 
