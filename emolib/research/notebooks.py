@@ -44,7 +44,7 @@ class DataExploration(Common):
 class CNNBaseline(Common):
     model: str                        # a registry name (emolib.models.list_models())
     train: dict                       # emolib.training.loop.TrainConfig fields
-    augment: dict                     # emolib.training.augment.AugmentConfig fields
+    augment: dict                     # emolib.core.settings.AugmentConfig fields
     balanced: bool                    # class-balanced sampling of the training rows
     tta: str | None                   # test-time augmentation for the test metrics: None | flip | tencrop
 

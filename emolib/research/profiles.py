@@ -35,7 +35,7 @@ from emolib.core.settings import AugmentConfig, CamVariant, TrainConfig, describ
 from emolib.research.notebooks import COMMON_DEFAULTS, NOTEBOOK_TABLE, NOTEBOOKS, SCHEMAS, Common
 
 __all__ = ["ConfigError", "NOTEBOOKS", "SCHEMAS", "load_profile", "load_section", "notebook_name",
-           "resolve", "schema", "validate"]
+           "resolve", "schema", "side_by_side", "validate"]
 
 
 
