@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 from torch import nn
 
+from emolib.core import paths
 from emolib.core.labels import EMOTIONS
-from emolib.core.paths import CHECKPOINT_SUFFIXES
 from emolib.core.runtime import resolve_device
 
 DEFAULT_MODEL = "fer2013-mini-xception"
@@ -42,7 +42,6 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
     suffix); a registered model whose pretrained weights classify emotions ("fer2013-mini-xception");
     or an nn.Module with ``.spec`` (then `classes` gives its class names, default the seven emotions).
     """
-    from emolib.core import paths
     from emolib.models import checkpoint
 
     device = resolve_device(device)
@@ -53,7 +52,7 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
         return Classifier(model.to(device).eval(), tuple(names), getattr(model, "model_name", type(model).__name__))
 
     name = str(model)
-    for path in paths.candidates(name):           # a path, a file in models/, or a short name
+    for path in paths.candidates(name):        # a path, a file in models/, or a short name
         if path.is_file():
             net, ckpt = checkpoint.load_model(path, device=device)
             return Classifier(net, tuple(ckpt["classes"]), f"checkpoint {path}")
@@ -70,7 +69,7 @@ def load_classifier(model: str | os.PathLike | nn.Module = DEFAULT_MODEL, device
         raise ValueError(f"model {name!r} has no emotion-trained weights of its own: pass a checkpoint "
                          f"trained with it (a path, or a name in {paths.models_dir()}), or use "
                          f"{', '.join(repr(m) for m in emotion_models)}")
-    if Path(name).suffix in CHECKPOINT_SUFFIXES or os.sep in name:
+    if Path(name).suffix in paths.CHECKPOINT_SUFFIXES or os.sep in name:
         raise FileNotFoundError(f"checkpoint {name} does not exist (also looked in {paths.models_dir()})")
     raise ValueError(f"unknown model {name!r}: not a checkpoint file, not a checkpoint in "
                      f"{paths.models_dir()}, and not a pretrained emotion model "
@@ -97,7 +96,6 @@ def resolve_backend(backend: str, model) -> str:
 
 def onnx_path(model: str | os.PathLike) -> Path:
     """An .onnx path as given, or found in `paths.models_dir()` when it is not a file here."""
-    from emolib.core import paths
     path = Path(model)
     if path.is_file() or path.is_absolute():
         return path
